@@ -1,0 +1,1 @@
+"""The loyalty asset graph, one module per stage."""

@@ -1,0 +1,25 @@
+
+from dagster import AssetExecutionContext, Config, MaterializeResult
+from pydantic import Field
+
+from karte_assets.assets.common import daily_asset, for_each_day, rows_metadata
+from karte_assets.assets.events import raw_events
+from karte_assets.resources.warehouse import Warehouse
+
+
+class ActivityConfig(Config):
+    session_gap_minutes: int = Field(
+        default=30, ge=1, description="Minutes without an event after which a user's next event starts a new session."
+    )
+
+
+@daily_asset(deps=[raw_events], kinds={"duckdb"})
+def user_daily_activity(
+    context: AssetExecutionContext, config: ActivityConfig, warehouse: Warehouse
+) -> MaterializeResult:
+    """One row per user active that day: events per type, sessions and revenue, aggregated in the warehouse."""
+    params = {"session_gap_seconds": config.session_gap_minutes * 60}
+    rows = for_each_day(
+        context, lambda day: warehouse.replace_partition("user_daily_activity", day, "user_daily_activity", params)
+    )
+    return MaterializeResult(metadata=rows_metadata(rows))

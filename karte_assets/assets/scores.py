@@ -1,0 +1,68 @@
+
+import datetime as dt
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from pydantic import Field
+
+from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
+from karte_assets.assets.features import user_features
+from karte_assets.assets.training import loyalty_model
+from karte_assets.resources.model_store import ModelStore
+from karte_assets.resources.warehouse import Warehouse
+from karte_assets.tiers import assign_tiers
+from karte_assets.training.loyalty import BASELINE_FEATURE
+
+# Before the first model exists the audience is still ranked, by the baseline the model must beat.
+BASELINE_VERSION = f"baseline:{BASELINE_FEATURE}"
+
+
+class ScoresConfig(Config):
+    tier_a_share: float = Field(default=0.10, ge=0, le=1, description="Share of the audience, the most loyal, that gets tier A.")
+    tier_b_share: float = Field(default=0.20, ge=0, le=1, description="Share of the audience, next after tier A, that gets tier B.")
+
+
+def baseline_scores(features: pd.DataFrame) -> np.ndarray:
+    """Percentile rank of recent purchase count, in (0, 1]."""
+    return features[BASELINE_FEATURE].fillna(0).rank(pct=True, method="average").to_numpy()
+
+
+@daily_asset(deps=[user_features, loyalty_model], kinds={"duckdb", "lightgbm"})
+def loyalty_scores(
+    context: AssetExecutionContext, config: ScoresConfig, warehouse: Warehouse, model_store: ModelStore
+) -> MaterializeResult:
+    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them."""
+    boosters: dict[str, lgb.Booster] = {}
+    newest: dict[str, object] = {}
+
+    def score(day: dt.date) -> int:
+        features = warehouse.query("scoring_features", {"partition_date": day})
+        model = warehouse.query("latest_model", {"partition_date": day})
+        if model.empty:
+            version, scores = BASELINE_VERSION, baseline_scores(features)
+        else:
+            version = model["model_version"].iloc[0]
+            if version not in boosters:
+                boosters[version] = lgb.Booster(model_str=model_store.read_model(model["model_uri"].iloc[0]))
+            booster = boosters[version]
+            scores = booster.predict(features[booster.feature_name()]) if len(features) else np.array([])
+        table = assign_tiers(features["user_id"], scores, config.tier_a_share, config.tier_b_share)
+        table["model_version"] = version
+        newest.update(day=day, table=table, version=version)
+        return warehouse.replace_partition_with_rows("loyalty_scores", day, table)
+
+    rows = for_each_day(context, score)
+    table: pd.DataFrame = newest["table"]
+    tiers = table["coupon_tier"].value_counts().rename_axis("coupon_tier").reset_index(name="users")
+    quantiles = table["loyal_score"].quantile([0.1, 0.5, 0.9]) if len(table) else pd.Series(dtype=float)
+    return MaterializeResult(
+        metadata={
+            **rows_metadata(rows),
+            "model_version": MetadataValue.text(newest["version"]),
+            "tier_counts": MetadataValue.md(markdown_table(tiers)),
+            "score_quantiles": MetadataValue.json({f"p{int(q * 100)}": float(v) for q, v in quantiles.items()}),
+            "preview": MetadataValue.md(markdown_table(table.head(10))),
+        }
+    )

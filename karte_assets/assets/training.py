@@ -1,0 +1,187 @@
+
+import datetime as dt
+import hashlib
+import json
+
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from pydantic import Field
+
+from karte_assets.assets.activity import user_daily_activity
+from karte_assets.assets.common import daily_asset, first_partition_day, for_each_day, markdown_table, rows_metadata
+from karte_assets.assets.features import user_features
+from karte_assets.resources.model_store import ModelStore
+from karte_assets.resources.trainer import Trainer, TrainingJob
+from karte_assets.resources.warehouse import Warehouse
+from karte_assets.training.loyalty import snapshot_dates
+
+
+class TrainingSetConfig(Config):
+    horizon_days: int = Field(default=28, ge=1, description="Label: the user purchases within this many days after the snapshot.")
+    snapshot_every_days: int = Field(default=7, ge=1, description="Days between two labelled snapshots.")
+    max_snapshots: int = Field(default=8, ge=2, description="At most this many snapshots, the newest first.")
+    min_history_days: int = Field(
+        default=14, ge=0, description="No snapshot earlier than this many days after the first day of history."
+    )
+
+
+@daily_asset(deps=[user_features, user_daily_activity], kinds={"duckdb"})
+def loyalty_training_set(
+    context: AssetExecutionContext, config: TrainingSetConfig, warehouse: Warehouse
+) -> MaterializeResult:
+    """Labelled snapshots for the day's model: users' features on day s, label = purchased in (s, s + horizon], s + horizon <= day."""
+
+    def build(day: dt.date) -> int:
+        window = snapshot_dates(
+            day, first_partition_day(), config.horizon_days, config.snapshot_every_days,
+            config.max_snapshots, config.min_history_days,
+        )
+        if window is None:
+            context.log.info(f"{day}: history too short for a labelled snapshot; the partition is empty")
+            # An inverted window selects nothing, and still records the day as materialised.
+            last = day - dt.timedelta(days=config.horizon_days)
+            window = (last + dt.timedelta(days=1), last)
+        params = {
+            "first_snapshot_date": window[0],
+            "last_snapshot_date": window[1],
+            "snapshot_every_days": config.snapshot_every_days,
+            "horizon_days": config.horizon_days,
+        }
+        return warehouse.replace_partition("loyalty_training_set", day, "loyalty_training_set", params)
+
+    rows = for_each_day(context, build)
+    summary = warehouse.query("training_set_summary", {"partition_date": max(rows)})
+    return MaterializeResult(
+        metadata={**rows_metadata(rows), "snapshots": MetadataValue.md(markdown_table(summary))}
+    )
+
+
+class ModelConfig(Config):
+    num_leaves: int = Field(default=31, ge=2, description="LightGBM num_leaves.")
+    learning_rate: float = Field(default=0.05, gt=0, description="LightGBM learning_rate.")
+    min_data_in_leaf: int = Field(default=50, ge=1, description="LightGBM min_data_in_leaf.")
+    feature_fraction: float = Field(default=0.9, gt=0, le=1, description="LightGBM feature_fraction.")
+    lambda_l2: float = Field(default=1.0, ge=0, description="LightGBM lambda_l2.")
+    num_boost_round: int = Field(default=400, ge=1, description="Most boosting rounds.")
+    early_stopping_rounds: int = Field(default=30, ge=1, description="Stop when validation AUC has not improved for this many rounds.")
+    num_threads: int = Field(default=2, ge=1, description="LightGBM threads; fixed so that a model is reproducible.")
+    seed: int = Field(default=7, description="LightGBM seed.")
+    device_type: str = Field(default="cpu", description='"cpu", or "gpu" for the OpenCL GPU learner.')
+
+    def lightgbm_params(self) -> dict[str, object]:
+        params = self.model_dump(exclude={"num_boost_round", "early_stopping_rounds"})
+        return {**params, "deterministic": True, "force_row_wise": True}
+
+
+def why_not_trainable(summary: pd.DataFrame) -> str | None:
+    """Why the training set summarised by ``summary`` cannot give a validated model, or None."""
+    if summary.empty:
+        return "no labelled snapshot yet: the history is shorter than min_history_days + horizon_days"
+    horizon = int(summary["horizon_days"].max())
+    newest = summary["snapshot_date"].max()
+    validation = summary[summary["snapshot_date"] == newest]
+    train = summary[summary["snapshot_date"] <= newest - pd.Timedelta(days=horizon)]
+    if train.empty:
+        return f"no training snapshot {horizon} days before the validation snapshot {newest:%Y-%m-%d} yet"
+    for name, part in (("training", train), ("validation", validation)):
+        positives, rows = int(part["positives"].sum()), int(part["rows"].sum())
+        if positives == 0 or positives == rows:
+            return f"the {name} snapshots have only one label class ({positives} of {rows} positive)"
+    return None
+
+
+def model_version(day: dt.date, model_text: str) -> str:
+    # Named by content: retraining the same data gives the same version, and nothing is overwritten.
+    return f"loyalty-{day:%Y%m%d}-{hashlib.sha256(model_text.encode()).hexdigest()[:10]}"
+
+
+@daily_asset(deps=[loyalty_training_set], kinds={"lightgbm"})
+def loyalty_model(
+    context: AssetExecutionContext,
+    config: ModelConfig,
+    warehouse: Warehouse,
+    trainer: Trainer,
+    model_store: ModelStore,
+) -> MaterializeResult:
+    """LightGBM model of the day, trained through the trainer resource and validated on a later time slice than it learns from."""
+    warehouse.ensure_table("loyalty_model_table")
+    reports: dict[dt.date, dict] = {}
+
+    def train(day: dt.date) -> int:
+        summary = warehouse.query("training_set_summary", {"partition_date": day})
+        reason = why_not_trainable(summary)
+        if reason:
+            context.log.info(f"{day}: no model trained: {reason}")
+            row = {"status": "skipped", "note": reason}
+        else:
+            job_key = f"{context.run_id}/{day}"
+            try:
+                job = TrainingJob(
+                    partition_date=day.isoformat(),
+                    data_uri=model_store.stage_training_data(job_key, warehouse.query_arrow("training_data", {"partition_date": day})),
+                    model_uri=model_store.staged_model_uri(job_key),
+                    horizon_days=int(summary["horizon_days"].max()),
+                    lightgbm_params=config.lightgbm_params(),
+                    num_boost_round=config.num_boost_round,
+                    early_stopping_rounds=config.early_stopping_rounds,
+                )
+                outcome = trainer.train(context, job)
+                version = model_version(day, model_store.read_model(job.model_uri))
+                uri = model_store.publish(job_key, version)
+            finally:
+                model_store.discard_staging(job_key)
+            metrics = dict(outcome.metrics)
+            row = {
+                "status": "trained",
+                "model_version": version,
+                "model_uri": uri,
+                **{key: metrics[key] for key in ("validation_auc", "baseline_auc", "train_rows", "validation_rows", "best_iteration")},
+            }
+            reports[day] = {
+                "metrics": metrics,
+                "feature_importance": dict(outcome.feature_importance),
+                "model_version": version,
+                "model_uri": uri,
+            }
+        row = {"note": None, "model_version": None, "model_uri": None, **row, "trained_at": pd.Timestamp.utcnow().tz_localize(None)}
+        warehouse.replace_partition_with_rows("loyalty_model", day, pd.DataFrame([row]))
+        return 1 if row["status"] == "trained" else 0
+
+    trained = for_each_day(context, train)
+    return MaterializeResult(metadata=model_metadata(trained, reports, config))
+
+
+def model_metadata(trained: dict[dt.date, int], reports: dict[dt.date, dict], config: ModelConfig) -> dict[str, object]:
+    metadata: dict[str, object] = {
+        "days": MetadataValue.int(len(trained)),
+        "models_trained": MetadataValue.int(sum(trained.values())),
+        "lightgbm_params": MetadataValue.json(config.lightgbm_params()),
+    }
+    if not reports:
+        metadata["note"] = MetadataValue.text("no day of this run had enough labelled history to train a model")
+        return metadata
+    newest = max(reports)
+    metrics = reports[newest]["metrics"]
+    importance = pd.DataFrame(
+        sorted(reports[newest]["feature_importance"].items(), key=lambda item: -item[1])[:15],
+        columns=["feature", "gain"],
+    )
+    metadata.update(
+        {
+            "model_day": MetadataValue.text(str(newest)),
+            "model_version": MetadataValue.text(reports[newest]["model_version"]),
+            "model_uri": MetadataValue.path(reports[newest]["model_uri"]),
+            "validation_auc": MetadataValue.float(metrics["validation_auc"]),
+            "baseline_auc": MetadataValue.float(metrics["baseline_auc"]),
+            "baseline": MetadataValue.text(f"ranking by {metrics['baseline']}"),
+            "metrics": MetadataValue.json(json.loads(json.dumps(metrics, default=str))),
+            "feature_importance": MetadataValue.md(markdown_table(importance, "{:,.1f}")),
+        }
+    )
+    if len(reports) > 1:
+        per_day = pd.DataFrame(
+            [(day, r["metrics"]["validation_auc"], r["metrics"]["baseline_auc"]) for day, r in sorted(reports.items())],
+            columns=["day", "validation_auc", "baseline_auc"],
+        )
+        metadata["auc_per_day"] = MetadataValue.md(markdown_table(per_day))
+    return metadata

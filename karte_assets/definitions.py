@@ -1,0 +1,51 @@
+"""The code location: the loyalty asset graph, its automation, and resources for the environment."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from karte_assets.assets.activity import user_daily_activity
+from karte_assets.assets.events import raw_events
+from karte_assets.assets.features import user_features
+from karte_assets.assets.profile import user_profile
+from karte_assets.assets.scores import loyalty_scores
+from karte_assets.assets.training import loyalty_model, loyalty_training_set
+from karte_assets.automation.schedules import daily_refresh_schedule, loyalty_daily_job
+from karte_assets.automation.sensors import run_status_publisher
+from karte_assets.resources.model_store import LocalModelStore
+from karte_assets.resources.status import JsonLinesStatusPublisher
+from karte_assets.resources.trainer import SubprocessTrainer
+from karte_assets.resources.warehouse import DuckDBWarehouse
+from karte_assets.settings import Settings, current_settings
+
+ASSETS = [
+    raw_events,
+    user_daily_activity,
+    user_profile,
+    user_features,
+    loyalty_training_set,
+    loyalty_model,
+    loyalty_scores,
+]
+
+
+def local_resources(settings: Settings) -> dict[str, object]:
+    """The embedded defaults: everything under $KARTE_HOME, nothing needs an account."""
+    return {
+        "warehouse": DuckDBWarehouse(path=str(settings.warehouse_path)),
+        "trainer": SubprocessTrainer(),
+        "model_store": LocalModelStore(root=str(settings.home / "models")),
+        "status": JsonLinesStatusPublisher(path=str(settings.home / "status.jsonl")),
+    }
+
+
+defs = Definitions(
+    assets=ASSETS,
+    jobs=[loyalty_daily_job],
+    schedules=[daily_refresh_schedule],
+    sensors=[run_status_publisher],
+    resources=local_resources(current_settings()),
+    # The work happens in the warehouse and the trainer; one process per run keeps the steps of a
+    # long backfill from paying a process start each, and serialises them on the DuckDB file.
+    executor=in_process_executor,
+)

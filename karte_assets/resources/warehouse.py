@@ -1,0 +1,167 @@
+"""The warehouse seam: where tables live and the feature SQL runs.
+
+Every write replaces one day partition of one table inside a transaction, so a re-run never
+duplicates rows and a failed write leaves the previous contents of that partition in place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+from dagster import ConfigurableResource
+
+from karte_assets.sql import bind, duckdb_sql
+
+Rows = pd.DataFrame | pa.Table | pa.RecordBatchReader
+# Every partition write is logged in the same transaction, so an empty partition still counts
+# as materialised and one can see when each was last written.
+_PARTITION_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS partition_log (
+  table_name VARCHAR, partition_date DATE, row_count BIGINT, written_at TIMESTAMP,
+  PRIMARY KEY (table_name, partition_date)
+)"""
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def checked_identifier(name: str) -> str:
+    """``name`` if it is a plain SQL identifier; identifiers cannot be query parameters."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a valid table name")
+    return name
+
+
+class Warehouse(ConfigurableResource, ABC):
+    """Runs the named queries of ``karte_assets/sql`` and owns every table's day partitions."""
+
+    @abstractmethod
+    def ensure_table(self, ddl_name: str) -> None:
+        """Create a declared table (``sql/<ddl_name>.sql``) if it does not exist yet."""
+
+    @abstractmethod
+    def replace_partition(
+        self, table: str, day: dt.date, query_name: str, params: Mapping[str, object] = {}
+    ) -> int:
+        """Atomically replace ``table``'s partition ``day`` with the rows of a named query."""
+
+    @abstractmethod
+    def replace_partition_with_rows(self, table: str, day: dt.date, rows: Rows) -> int:
+        """Atomically replace ``table``'s partition ``day`` with rows computed outside SQL."""
+
+    @abstractmethod
+    def query(self, query_name: str, params: Mapping[str, object] = {}) -> pd.DataFrame:
+        """The result of a named query, for small results (summaries, one day's scores)."""
+
+    @abstractmethod
+    def query_arrow(self, query_name: str, params: Mapping[str, object] = {}) -> pa.Table:
+        """The result of a named query as Arrow, for handing data to another process."""
+
+    @abstractmethod
+    def partition_exists(self, table: str, day: dt.date) -> bool:
+        """Whether ``table`` has a materialised partition ``day`` (possibly with zero rows)."""
+
+
+class DuckDBWarehouse(Warehouse):
+    """The local default: one DuckDB file; each table has a ``partition_date`` column.
+
+    Connections are opened per operation so that other processes (a second run, a notebook) can
+    take their turn; a file locked by another process is waited for, up to a limit.
+    """
+
+    path: str
+    lock_timeout_seconds: float = 600.0
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        while True:
+            try:
+                connection = duckdb.connect(self.path)
+                break
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
+        try:
+            # Timestamps are stored as UTC; naive timestamps in source files are read as UTC.
+            connection.execute("SET TimeZone = 'UTC'")
+            connection.execute(_PARTITION_LOG_DDL)
+            yield connection
+        finally:
+            connection.close()
+
+    def ensure_table(self, ddl_name: str) -> None:
+        with self.connect() as connection:
+            connection.execute(duckdb_sql(ddl_name))
+
+    def replace_partition(self, table, day, query_name, params={}):
+        select = duckdb_sql(query_name)
+        bound = {**bind(query_name, {**params, "partition_date": day}), "partition_date": day}
+        with self.connect() as connection:
+            return _replace(connection, table, select, bound)
+
+    def replace_partition_with_rows(self, table, day, rows):
+        with self.connect() as connection:
+            connection.register("incoming_rows", rows)
+            return _replace(connection, table, "SELECT * FROM incoming_rows", {"partition_date": day})
+
+    def query(self, query_name, params={}):
+        with self.connect() as connection:
+            return connection.execute(duckdb_sql(query_name), bind(query_name, params)).df()
+
+    def query_arrow(self, query_name, params={}):
+        with self.connect() as connection:
+            return connection.execute(duckdb_sql(query_name), bind(query_name, params)).to_arrow_table()
+
+    def partition_exists(self, table, day):
+        with self.connect() as connection:
+            found = connection.execute(
+                "SELECT 1 FROM partition_log WHERE table_name = $table AND partition_date = $day",
+                {"table": table, "day": day},
+            ).fetchone()
+        return found is not None
+
+
+def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = $table",
+            {"table": table},
+        ).fetchone()[0]
+    )
+
+
+def _replace(
+    connection: duckdb.DuckDBPyConnection, table: str, select: str, params: Mapping[str, object]
+) -> int:
+    target = checked_identifier(table)
+    day = {"partition_date": params["partition_date"]}
+    stamped = f"SELECT CAST($partition_date AS DATE) AS partition_date, q.* FROM ({select}) AS q"
+    connection.begin()
+    try:
+        if _table_exists(connection, table):
+            connection.execute(f"DELETE FROM {target} WHERE partition_date = $partition_date", day)
+            connection.execute(f"INSERT INTO {target} BY NAME {stamped}", params)
+        else:
+            connection.execute(f"CREATE TABLE {target} AS {stamped}", params)
+        rows = connection.execute(
+            f"SELECT count(*) FROM {target} WHERE partition_date = $partition_date", day
+        ).fetchone()[0]
+        connection.execute(
+            "INSERT OR REPLACE INTO partition_log VALUES ($table, $day, $rows, now()::TIMESTAMP)",
+            {"table": table, "day": day["partition_date"], "rows": rows},
+        )
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    return int(rows)

@@ -1,0 +1,50 @@
+"""The feature SQL: written once in BigQuery Standard SQL, transpiled with sqlglot for DuckDB.
+
+Queries live in ``karte_assets/sql/<name>.sql`` and take values only as ``@name`` query
+parameters; identifiers never come from user input.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+
+@functools.cache
+def bigquery_sql(name: str) -> str:
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise FileNotFoundError(f"no query named {name!r} (looked for {path})")
+    return path.read_text()
+
+
+@functools.cache
+def duckdb_sql(name: str) -> str:
+    statement = sqlglot.parse_one(bigquery_sql(name), read="bigquery")
+    # DuckDB tables are not partitioned or clustered; the properties only matter to BigQuery.
+    for prop in list(statement.find_all(exp.PartitionedByProperty, exp.ClusterProperty)):
+        prop.pop()
+    # BigQuery's COUNTIF gives INT64, DuckDB's COUNT_IF a 128-bit integer: count a CASE instead.
+    for count_if in list(statement.find_all(exp.CountIf)):
+        count_if.replace(exp.Count(this=exp.If(this=count_if.this.copy(), true=exp.Literal.number(1))))
+    return statement.sql(dialect="duckdb", pretty=True)
+
+
+@functools.cache
+def parameter_names(name: str) -> frozenset[str]:
+    statement = sqlglot.parse_one(bigquery_sql(name), read="bigquery")
+    return frozenset(parameter.name for parameter in statement.find_all(exp.Parameter))
+
+
+def bind(name: str, params: dict[str, object]) -> dict[str, object]:
+    """The parameters the query ``name`` uses, taken from ``params``; a missing one is an error."""
+    wanted = parameter_names(name)
+    missing = wanted - params.keys()
+    if missing:
+        raise KeyError(f"query {name!r} needs parameters {sorted(missing)}")
+    return {key: params[key] for key in wanted}

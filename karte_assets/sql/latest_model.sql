@@ -1,0 +1,6 @@
+-- The newest model trained for a day up to @partition_date.
+SELECT partition_date, model_version, model_uri
+FROM loyalty_model
+WHERE partition_date <= @partition_date AND status = 'trained'
+ORDER BY partition_date DESC
+LIMIT 1

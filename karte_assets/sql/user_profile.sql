@@ -1,0 +1,23 @@
+-- user_profile[D] = user_profile[D-1] (+) user_daily_activity[D]: reads two days, never all history.
+WITH previous AS (
+  SELECT * FROM user_profile WHERE partition_date = DATE_SUB(@partition_date, INTERVAL 1 DAY)
+),
+today AS (
+  SELECT * FROM user_daily_activity WHERE partition_date = @partition_date
+)
+SELECT
+  COALESCE(t.user_id, p.user_id) AS user_id,
+  COALESCE(p.first_seen_date, @partition_date) AS first_seen_date,
+  IF(t.user_id IS NULL, p.last_seen_date, @partition_date) AS last_seen_date,
+  COALESCE(p.first_purchase_date, IF(t.purchases > 0, @partition_date, NULL)) AS first_purchase_date,
+  IF(t.purchases > 0, @partition_date, p.last_purchase_date) AS last_purchase_date,
+  COALESCE(p.active_days, 0) + IF(t.user_id IS NULL, 0, 1) AS active_days,
+  COALESCE(p.events, 0) + COALESCE(t.events, 0) AS events,
+  COALESCE(p.sessions, 0) + COALESCE(t.sessions, 0) AS sessions,
+  COALESCE(p.views, 0) + COALESCE(t.views, 0) AS views,
+  COALESCE(p.clicks, 0) + COALESCE(t.clicks, 0) AS clicks,
+  COALESCE(p.carts, 0) + COALESCE(t.carts, 0) AS carts,
+  COALESCE(p.purchases, 0) + COALESCE(t.purchases, 0) AS purchases,
+  COALESCE(p.revenue, 0) + COALESCE(t.revenue, 0) AS revenue
+FROM previous AS p
+FULL OUTER JOIN today AS t ON p.user_id = t.user_id

@@ -1,0 +1,19 @@
+-- Lifetime state per user, carried from one day to the next (declared, since user_profile reads itself).
+CREATE TABLE IF NOT EXISTS user_profile (
+  partition_date DATE,
+  user_id STRING,
+  first_seen_date DATE,
+  last_seen_date DATE,
+  first_purchase_date DATE,
+  last_purchase_date DATE,
+  active_days INT64,
+  events INT64,
+  sessions INT64,
+  views INT64,
+  clicks INT64,
+  carts INT64,
+  purchases INT64,
+  revenue FLOAT64
+)
+PARTITION BY partition_date
+CLUSTER BY user_id
