@@ -24,7 +24,7 @@ def day_window(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
     zone = ZoneInfo(timezone)
     start = dt.datetime.combine(day, dt.time(), zone)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
-    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
 def partition_days(context: AssetExecutionContext) -> list[dt.date]:

@@ -88,8 +88,11 @@ def _cohort(world: SyntheticWorld, arrival: datetime.date, day: datetime.date) -
     # Conversion rises with engagement, but noisily: engagement alone is a weak buy signal.
     mean_p = _sigmoid(-1.5 + 0.5 * z0 + 0.6 * rng.standard_normal(n))
     propensity = rng.beta(6.0 * mean_p, 6.0 * (1.0 - mean_p))
-    propensity = np.select([kind == WINDOW_SHOPPER, kind == DORMANT_BUYER],
-                           [0.03 * propensity, 0.6 + 0.4 * propensity], propensity)
+    propensity = np.select(
+        [kind == WINDOW_SHOPPER, kind == DORMANT_BUYER],
+        [0.03 * propensity, 0.6 + 0.4 * propensity],
+        propensity,
+    )
     z = z0 + np.select([kind == WINDOW_SHOPPER, kind == DORMANT_BUYER], [1.0, -1.0], 0.0)
     # Exponential (memoryless) churn, centred so the mean stays mean_lifetime_days for z ~ N(0,1).
     lifetime = rng.exponential(world.mean_lifetime_days * np.exp(0.4 * z - 0.08), n)
@@ -99,12 +102,16 @@ def _cohort(world: SyntheticWorld, arrival: datetime.date, day: datetime.date) -
     phase = rng.integers(0, period)
     alive = (day - arrival).days < lifetime
     return {  # one entry per alive user; (arrival, k) = (arrival day index, rank in cohort) is the id
-        "arrival": np.full(n, (arrival - world.start).days)[alive], "k": np.arange(n)[alive],
-        "kind": kind[alive], "age": np.full(n, (day - arrival).days)[alive],
+        "arrival": np.full(n, (arrival - world.start).days)[alive],
+        "k": np.arange(n)[alive],
+        "kind": kind[alive],
+        "age": np.full(n, (day - arrival).days)[alive],
         "visit_p": _sigmoid(-2.2 + 1.1 * z[alive]),
         "sessions": np.minimum(0.3 * np.exp(0.7 * z[alive]), 20.0),  # mean extra sessions per visit day
-        "propensity": propensity[alive], "spend": spend[alive],
-        "period": period[alive], "phase": phase[alive],
+        "propensity": propensity[alive],
+        "spend": spend[alive],
+        "period": period[alive],
+        "phase": phase[alive],
     }
 
 
@@ -122,7 +129,9 @@ def _ids(*parts: tuple[str, np.ndarray, int]) -> np.ndarray:
 
 
 def _frame(user_id, event_ts, event_name, value, session_id, item_id) -> pd.DataFrame:
-    return pd.DataFrame(dict(zip(COLUMNS, [user_id, event_ts, event_name, value, session_id, item_id])))
+    return pd.DataFrame(
+        dict(zip(COLUMNS, [user_id, event_ts, event_name, value, session_id, item_id], strict=True))
+    )
 
 
 def generate_day(world: SyntheticWorld, day: datetime.date, timezone: str) -> pd.DataFrame:
@@ -173,9 +182,11 @@ def generate_day(world: SyntheticWorld, day: datetime.date, timezone: str) -> pd
     value = np.concatenate([np.zeros(len(src) - len(b_src)), b_value])
     # Local elapsed seconds in the day (stretched to 23/25 h on DST days) -> UTC microseconds.
     # (Convert before subtracting: aware datetimes sharing a tzinfo subtract as wall-clock times.)
-    tz, utc = zoneinfo.ZoneInfo(timezone), datetime.timezone.utc
-    utc0, utc1 = (datetime.datetime.combine(d, datetime.time(), tz).astimezone(utc).replace(tzinfo=None)
-                  for d in (day, day + datetime.timedelta(1)))
+    tz, utc = zoneinfo.ZoneInfo(timezone), datetime.UTC
+    utc0, utc1 = (
+        datetime.datetime.combine(d, datetime.time(), tz).astimezone(utc).replace(tzinfo=None)
+        for d in (day, day + datetime.timedelta(1))
+    )
     day_seconds = int((utc1 - utc0).total_seconds())
     secs = np.minimum(np.concatenate([v_t, c_t, k_t, b_t]), 86_399).astype(np.int64) * day_seconds // 86_400
     ts = np.datetime64(utc0, "us") + secs * np.timedelta64(1_000_000, "us")
@@ -185,8 +196,18 @@ def generate_day(world: SyntheticWorld, day: datetime.date, timezone: str) -> pd
     # a stable sort keeps a view before the click made within the same second.
     order = np.argsort((secs << 40) | (u["arrival"][vis][ev_vis] << 20) | u["k"][vis][ev_vis], kind="stable")
     user_ids = _ids(("u", u["arrival"][vis], 6), ("-", u["k"][vis], 6))
-    session_ids = _ids(("s", u["arrival"][vis][s_vis], 6), ("-", u["k"][vis][s_vis], 6),
-                       ("-", np.full(len(s_vis), day_index), 5), ("-", s_no, 2))
+    session_ids = _ids(
+        ("s", u["arrival"][vis][s_vis], 6),
+        ("-", u["k"][vis][s_vis], 6),
+        ("-", np.full(len(s_vis), day_index), 5),
+        ("-", s_no, 2),
+    )
     item_ids = _ids(("i", np.arange(world.n_items), len(str(world.n_items - 1))))
-    return _frame(user_ids[ev_vis[order]], ts[order], EVENT_NAMES[code[order]], value[order],
-                  session_ids[ev_sess[order]], item_ids[v_item[src[order]]])
+    return _frame(
+        user_ids[ev_vis[order]],
+        ts[order],
+        EVENT_NAMES[code[order]],
+        value[order],
+        session_ids[ev_sess[order]],
+        item_ids[v_item[src[order]]],
+    )

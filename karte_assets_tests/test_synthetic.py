@@ -39,7 +39,7 @@ def test_columns_and_dtypes():
 
 def test_sorted_by_ts_then_user():
     df = day_events(10)
-    keys = list(zip(df["event_ts"], df["user_id"]))
+    keys = list(zip(df["event_ts"], df["user_id"], strict=True))
     assert keys == sorted(keys)
 
 
@@ -73,8 +73,10 @@ def test_seed_changes_the_data():
 )
 def test_event_ts_inside_local_day_in_utc(timezone, day):
     df = generate_day(SyntheticWorld(start=day - datetime.timedelta(10)), day, timezone)
-    lo, hi = (pd.Timestamp(d).tz_localize(timezone).tz_convert("UTC").tz_localize(None)
-              for d in (day, day + datetime.timedelta(1)))
+    lo, hi = (
+        pd.Timestamp(d).tz_localize(timezone).tz_convert("UTC").tz_localize(None)
+        for d in (day, day + datetime.timedelta(1))
+    )
     assert len(df) > 0
     assert df["event_ts"].min() >= lo and df["event_ts"].max() < hi
     # The whole local day is used, including the extra hour of a 25-hour day.

@@ -1,4 +1,3 @@
-
 from dagster import AssetExecutionContext, Config, MaterializeResult
 from pydantic import Field
 
@@ -9,7 +8,9 @@ from karte_assets.resources.warehouse import Warehouse
 
 class ActivityConfig(Config):
     session_gap_minutes: int = Field(
-        default=30, ge=1, description="Minutes without an event after which a user's next event starts a new session."
+        default=30,
+        ge=1,
+        description="Minutes without an event after which a user's next event starts a new session.",
     )
 
 
@@ -20,6 +21,7 @@ def user_daily_activity(
     """One row per user active that day: events per type, sessions and revenue, aggregated in the warehouse."""
     params = {"session_gap_seconds": config.session_gap_minutes * 60}
     rows = for_each_day(
-        context, lambda day: warehouse.replace_partition("user_daily_activity", day, "user_daily_activity", params)
+        context,
+        lambda day: warehouse.replace_partition("user_daily_activity", day, "user_daily_activity", params),
     )
     return MaterializeResult(metadata=rows_metadata(rows))

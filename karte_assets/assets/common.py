@@ -1,13 +1,11 @@
 """What every asset of the graph shares: daily partitions, single-run backfills, per-day writes."""
 
-
 import datetime as dt
 import functools
 import time
-
-import pandas as pd
 from collections.abc import Callable
 
+import pandas as pd
 from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
 
 from karte_assets.partitions import daily_partitions, partition_days
@@ -53,13 +51,15 @@ def rows_metadata(rows: dict[dt.date, int]) -> dict[str, object]:
     if len(rows) > 1:
         metadata["rows_total"] = MetadataValue.int(sum(rows.values()))
         metadata["rows_per_day"] = MetadataValue.md(
-            "| day | rows |\n|---|---|\n" + "\n".join(f"| {day} | {count:,} |" for day, count in sorted(rows.items()))
+            "| day | rows |\n|---|---|\n"
+            + "\n".join(f"| {day} | {count:,} |" for day, count in sorted(rows.items()))
         )
     return metadata
 
 
 def markdown_table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
     """A small frame as a Markdown table, for metadata the UI renders."""
+
     def cell(value: object) -> str:
         return float_format.format(value) if isinstance(value, float) else str(value)
 

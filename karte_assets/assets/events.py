@@ -1,8 +1,13 @@
-
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 from pydantic import Field
 
-from karte_assets.assets.common import daily_asset, first_partition_day, for_each_day, markdown_table, rows_metadata
+from karte_assets.assets.common import (
+    daily_asset,
+    first_partition_day,
+    for_each_day,
+    markdown_table,
+    rows_metadata,
+)
 from karte_assets.event_sources import day_events
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
@@ -23,11 +28,15 @@ class RawEventsConfig(Config):
 
 
 @daily_asset(kinds={"duckdb"})
-def raw_events(context: AssetExecutionContext, config: RawEventsConfig, warehouse: Warehouse) -> MaterializeResult:
+def raw_events(
+    context: AssetExecutionContext, config: RawEventsConfig, warehouse: Warehouse
+) -> MaterializeResult:
     """Tracking events of the day (view, click, cart, purchase, ...), from the synthetic shop or event files."""
     settings = current_settings()
     world = SyntheticWorld(
-        start=first_partition_day(), new_users_per_day=config.synthetic_new_users_per_day, seed=config.synthetic_seed
+        start=first_partition_day(),
+        new_users_per_day=config.synthetic_new_users_per_day,
+        seed=config.synthetic_seed,
     )
     warehouse.ensure_table("raw_events_table")
 

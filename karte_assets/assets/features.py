@@ -1,4 +1,3 @@
-
 from dagster import AssetExecutionContext, MaterializeResult
 
 from karte_assets.assets.activity import user_daily_activity
@@ -10,5 +9,7 @@ from karte_assets.resources.warehouse import Warehouse
 @daily_asset(deps=[user_profile, user_daily_activity], kinds={"duckdb"})
 def user_features(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Features of every user seen up to the day: 7/28/90-day windows and lifetime recency, frequency, monetary."""
-    rows = for_each_day(context, lambda day: warehouse.replace_partition("user_features", day, "user_features"))
+    rows = for_each_day(
+        context, lambda day: warehouse.replace_partition("user_features", day, "user_features")
+    )
     return MaterializeResult(metadata=rows_metadata(rows))

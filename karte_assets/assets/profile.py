@@ -1,4 +1,3 @@
-
 import datetime as dt
 
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, TimeWindowPartitionMapping

@@ -1,4 +1,3 @@
-
 import datetime as dt
 
 import lightgbm as lgb
@@ -20,8 +19,12 @@ BASELINE_VERSION = f"baseline:{BASELINE_FEATURE}"
 
 
 class ScoresConfig(Config):
-    tier_a_share: float = Field(default=0.10, ge=0, le=1, description="Share of the audience, the most loyal, that gets tier A.")
-    tier_b_share: float = Field(default=0.20, ge=0, le=1, description="Share of the audience, next after tier A, that gets tier B.")
+    tier_a_share: float = Field(
+        default=0.10, ge=0, le=1, description="Share of the audience, the most loyal, that gets tier A."
+    )
+    tier_b_share: float = Field(
+        default=0.20, ge=0, le=1, description="Share of the audience, next after tier A, that gets tier B."
+    )
 
 
 def baseline_scores(features: pd.DataFrame) -> np.ndarray:
@@ -62,7 +65,9 @@ def loyalty_scores(
             **rows_metadata(rows),
             "model_version": MetadataValue.text(newest["version"]),
             "tier_counts": MetadataValue.md(markdown_table(tiers)),
-            "score_quantiles": MetadataValue.json({f"p{int(q * 100)}": float(v) for q, v in quantiles.items()}),
+            "score_quantiles": MetadataValue.json(
+                {f"p{int(q * 100)}": float(v) for q, v in quantiles.items()}
+            ),
             "preview": MetadataValue.md(markdown_table(table.head(10))),
         }
     )

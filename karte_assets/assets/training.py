@@ -1,4 +1,3 @@
-
 import datetime as dt
 import hashlib
 import json
@@ -8,7 +7,13 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from karte_assets.assets.activity import user_daily_activity
-from karte_assets.assets.common import daily_asset, first_partition_day, for_each_day, markdown_table, rows_metadata
+from karte_assets.assets.common import (
+    daily_asset,
+    first_partition_day,
+    for_each_day,
+    markdown_table,
+    rows_metadata,
+)
 from karte_assets.assets.features import user_features
 from karte_assets.resources.model_store import ModelStore
 from karte_assets.resources.trainer import Trainer, TrainingJob
@@ -17,11 +22,15 @@ from karte_assets.training.loyalty import snapshot_dates
 
 
 class TrainingSetConfig(Config):
-    horizon_days: int = Field(default=28, ge=1, description="Label: the user purchases within this many days after the snapshot.")
+    horizon_days: int = Field(
+        default=28, ge=1, description="Label: the user purchases within this many days after the snapshot."
+    )
     snapshot_every_days: int = Field(default=7, ge=1, description="Days between two labelled snapshots.")
     max_snapshots: int = Field(default=8, ge=2, description="At most this many snapshots, the newest first.")
     min_history_days: int = Field(
-        default=14, ge=0, description="No snapshot earlier than this many days after the first day of history."
+        default=14,
+        ge=0,
+        description="No snapshot earlier than this many days after the first day of history.",
     )
 
 
@@ -33,8 +42,12 @@ def loyalty_training_set(
 
     def build(day: dt.date) -> int:
         window = snapshot_dates(
-            day, first_partition_day(), config.horizon_days, config.snapshot_every_days,
-            config.max_snapshots, config.min_history_days,
+            day,
+            first_partition_day(),
+            config.horizon_days,
+            config.snapshot_every_days,
+            config.max_snapshots,
+            config.min_history_days,
         )
         if window is None:
             context.log.info(f"{day}: history too short for a labelled snapshot; the partition is empty")
@@ -63,8 +76,12 @@ class ModelConfig(Config):
     feature_fraction: float = Field(default=0.9, gt=0, le=1, description="LightGBM feature_fraction.")
     lambda_l2: float = Field(default=1.0, ge=0, description="LightGBM lambda_l2.")
     num_boost_round: int = Field(default=400, ge=1, description="Most boosting rounds.")
-    early_stopping_rounds: int = Field(default=30, ge=1, description="Stop when validation AUC has not improved for this many rounds.")
-    num_threads: int = Field(default=2, ge=1, description="LightGBM threads; fixed so that a model is reproducible.")
+    early_stopping_rounds: int = Field(
+        default=30, ge=1, description="Stop when validation AUC has not improved for this many rounds."
+    )
+    num_threads: int = Field(
+        default=2, ge=1, description="LightGBM threads; fixed so that a model is reproducible."
+    )
     seed: int = Field(default=7, description="LightGBM seed.")
     device_type: str = Field(default="cpu", description='"cpu", or "gpu" for the OpenCL GPU learner.')
 
@@ -118,7 +135,9 @@ def loyalty_model(
             try:
                 job = TrainingJob(
                     partition_date=day.isoformat(),
-                    data_uri=model_store.stage_training_data(job_key, warehouse.query_arrow("training_data", {"partition_date": day})),
+                    data_uri=model_store.stage_training_data(
+                        job_key, warehouse.query_arrow("training_data", {"partition_date": day})
+                    ),
                     model_uri=model_store.staged_model_uri(job_key),
                     horizon_days=int(summary["horizon_days"].max()),
                     lightgbm_params=config.lightgbm_params(),
@@ -135,7 +154,16 @@ def loyalty_model(
                 "status": "trained",
                 "model_version": version,
                 "model_uri": uri,
-                **{key: metrics[key] for key in ("validation_auc", "baseline_auc", "train_rows", "validation_rows", "best_iteration")},
+                **{
+                    key: metrics[key]
+                    for key in (
+                        "validation_auc",
+                        "baseline_auc",
+                        "train_rows",
+                        "validation_rows",
+                        "best_iteration",
+                    )
+                },
             }
             reports[day] = {
                 "metrics": metrics,
@@ -143,7 +171,13 @@ def loyalty_model(
                 "model_version": version,
                 "model_uri": uri,
             }
-        row = {"note": None, "model_version": None, "model_uri": None, **row, "trained_at": pd.Timestamp.utcnow().tz_localize(None)}
+        row = {
+            "note": None,
+            "model_version": None,
+            "model_uri": None,
+            **row,
+            "trained_at": pd.Timestamp.utcnow().tz_localize(None),
+        }
         warehouse.replace_partition_with_rows("loyalty_model", day, pd.DataFrame([row]))
         return 1 if row["status"] == "trained" else 0
 
@@ -151,14 +185,18 @@ def loyalty_model(
     return MaterializeResult(metadata=model_metadata(trained, reports, config))
 
 
-def model_metadata(trained: dict[dt.date, int], reports: dict[dt.date, dict], config: ModelConfig) -> dict[str, object]:
+def model_metadata(
+    trained: dict[dt.date, int], reports: dict[dt.date, dict], config: ModelConfig
+) -> dict[str, object]:
     metadata: dict[str, object] = {
         "days": MetadataValue.int(len(trained)),
         "models_trained": MetadataValue.int(sum(trained.values())),
         "lightgbm_params": MetadataValue.json(config.lightgbm_params()),
     }
     if not reports:
-        metadata["note"] = MetadataValue.text("no day of this run had enough labelled history to train a model")
+        metadata["note"] = MetadataValue.text(
+            "no day of this run had enough labelled history to train a model"
+        )
         return metadata
     newest = max(reports)
     metrics = reports[newest]["metrics"]
@@ -180,7 +218,10 @@ def model_metadata(trained: dict[dt.date, int], reports: dict[dt.date, dict], co
     )
     if len(reports) > 1:
         per_day = pd.DataFrame(
-            [(day, r["metrics"]["validation_auc"], r["metrics"]["baseline_auc"]) for day, r in sorted(reports.items())],
+            [
+                (day, r["metrics"]["validation_auc"], r["metrics"]["baseline_auc"])
+                for day, r in sorted(reports.items())
+            ],
             columns=["day", "validation_auc", "baseline_auc"],
         )
         metadata["auc_per_day"] = MetadataValue.md(markdown_table(per_day))

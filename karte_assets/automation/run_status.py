@@ -1,7 +1,7 @@
 """The status record of a finished run: what ran, how it ended, which model it produced."""
 
-
 import datetime as dt
+
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, RunStatusChangeRecordsFilter
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -19,7 +19,7 @@ MODEL_METRICS = ("validation_auc", "baseline_auc", "models_trained")
 
 
 def _iso(timestamp: float | None) -> str | None:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat() if timestamp else None
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat() if timestamp else None
 
 
 def _partitions(run: DagsterRun) -> dict[str, str] | None:
@@ -31,7 +31,9 @@ def _partitions(run: DagsterRun) -> dict[str, str] | None:
     return None
 
 
-def status_record(instance: DagsterInstance, run: DagsterRun, status: str, environment: str) -> dict[str, object]:
+def status_record(
+    instance: DagsterInstance, run: DagsterRun, status: str, environment: str
+) -> dict[str, object]:
     """A JSON-ready record of ``run``, which ended with ``status``."""
     materialized: dict[str, list[str]] = {}
     metrics: dict[str, object] = {}
@@ -54,8 +56,16 @@ def status_record(instance: DagsterInstance, run: DagsterRun, status: str, envir
     assets = []
     for name in sorted(set(targeted) | materialized.keys()):
         step = name.replace("/", "__")
-        outcome = "failed" if step in failures else "materialized" if name in materialized else "not_materialized"
-        assets.append({"asset": name, "outcome": outcome, "partitions": sorted({p for p in materialized.get(name, []) if p})})
+        outcome = (
+            "failed" if step in failures else "materialized" if name in materialized else "not_materialized"
+        )
+        assets.append(
+            {
+                "asset": name,
+                "outcome": outcome,
+                "partitions": sorted({p for p in materialized.get(name, []) if p}),
+            }
+        )
     stats = instance.get_run_stats(run.run_id)
     return {
         "run_id": run.run_id,
@@ -73,7 +83,9 @@ def status_record(instance: DagsterInstance, run: DagsterRun, status: str, envir
     }
 
 
-def ended_runs_after(instance: DagsterInstance, after_storage_id: int, limit: int) -> list[tuple[int, str, str]]:
+def ended_runs_after(
+    instance: DagsterInstance, after_storage_id: int, limit: int
+) -> list[tuple[int, str, str]]:
     """(storage id, run id, status) of the run-end events after ``after_storage_id``, oldest first."""
     events = []
     for event_type, status in RUN_END_STATUSES.items():

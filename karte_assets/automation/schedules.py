@@ -1,5 +1,9 @@
-
-from dagster import AssetSelection, DefaultScheduleStatus, build_schedule_from_partitioned_job, define_asset_job
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
 
 from karte_assets.assets.common import GROUP
 from karte_assets.partitions import daily_partitions

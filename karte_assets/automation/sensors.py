@@ -1,4 +1,3 @@
-
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
 from karte_assets.automation.run_status import ended_runs_after, status_record

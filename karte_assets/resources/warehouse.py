@@ -48,7 +48,7 @@ class Warehouse(ConfigurableResource, ABC):
 
     @abstractmethod
     def replace_partition(
-        self, table: str, day: dt.date, query_name: str, params: Mapping[str, object] = {}
+        self, table: str, day: dt.date, query_name: str, params: Mapping[str, object] | None = None
     ) -> int:
         """Atomically replace ``table``'s partition ``day`` with the rows of a named query."""
 
@@ -57,11 +57,11 @@ class Warehouse(ConfigurableResource, ABC):
         """Atomically replace ``table``'s partition ``day`` with rows computed outside SQL."""
 
     @abstractmethod
-    def query(self, query_name: str, params: Mapping[str, object] = {}) -> pd.DataFrame:
+    def query(self, query_name: str, params: Mapping[str, object] | None = None) -> pd.DataFrame:
         """The result of a named query, for small results (summaries, one day's scores)."""
 
     @abstractmethod
-    def query_arrow(self, query_name: str, params: Mapping[str, object] = {}) -> pa.Table:
+    def query_arrow(self, query_name: str, params: Mapping[str, object] | None = None) -> pa.Table:
         """The result of a named query as Arrow, for handing data to another process."""
 
     @abstractmethod
@@ -103,9 +103,11 @@ class DuckDBWarehouse(Warehouse):
         with self.connect() as connection:
             connection.execute(duckdb_sql(ddl_name))
 
-    def replace_partition(self, table, day, query_name, params={}):
+    def replace_partition(self, table, day, query_name, params=None):
+        if params is None:
+            params = {}
         select = duckdb_sql(query_name)
-        bound = {**bind(query_name, {**params, "partition_date": day}), "partition_date": day}
+        bound = {**bind(query_name, {**(params or {}), "partition_date": day}), "partition_date": day}
         with self.connect() as connection:
             return _replace(connection, table, select, bound)
 
@@ -114,13 +116,17 @@ class DuckDBWarehouse(Warehouse):
             connection.register("incoming_rows", rows)
             return _replace(connection, table, "SELECT * FROM incoming_rows", {"partition_date": day})
 
-    def query(self, query_name, params={}):
+    def query(self, query_name, params=None):
+        if params is None:
+            params = {}
         with self.connect() as connection:
-            return connection.execute(duckdb_sql(query_name), bind(query_name, params)).df()
+            return connection.execute(duckdb_sql(query_name), bind(query_name, params or {})).df()
 
-    def query_arrow(self, query_name, params={}):
+    def query_arrow(self, query_name, params=None):
+        if params is None:
+            params = {}
         with self.connect() as connection:
-            return connection.execute(duckdb_sql(query_name), bind(query_name, params)).to_arrow_table()
+            return connection.execute(duckdb_sql(query_name), bind(query_name, params or {})).to_arrow_table()
 
     def partition_exists(self, table, day):
         with self.connect() as connection:
@@ -145,17 +151,16 @@ def _replace(
 ) -> int:
     target = checked_identifier(table)
     day = {"partition_date": params["partition_date"]}
-    stamped = f"SELECT CAST($partition_date AS DATE) AS partition_date, q.* FROM ({select}) AS q"
+    stamped = f"SELECT CAST($partition_date AS DATE) AS partition_date, q.* FROM ({select}) AS q"  # noqa: S608 (checked identifiers and our own SQL)
     connection.begin()
     try:
         if _table_exists(connection, table):
-            connection.execute(f"DELETE FROM {target} WHERE partition_date = $partition_date", day)
+            connection.execute(f"DELETE FROM {target} WHERE partition_date = $partition_date", day)  # noqa: S608
             connection.execute(f"INSERT INTO {target} BY NAME {stamped}", params)
         else:
             connection.execute(f"CREATE TABLE {target} AS {stamped}", params)
-        rows = connection.execute(
-            f"SELECT count(*) FROM {target} WHERE partition_date = $partition_date", day
-        ).fetchone()[0]
+        count = f"SELECT count(*) FROM {target} WHERE partition_date = $partition_date"  # noqa: S608
+        rows = connection.execute(count, day).fetchone()[0]
         connection.execute(
             "INSERT OR REPLACE INTO partition_log VALUES ($table, $day, $rows, now()::TIMESTAMP)",
             {"table": table, "day": day["partition_date"], "rows": rows},

@@ -78,12 +78,16 @@ def train_loyalty_model(
         ],
     )
     best_iteration = max(1, evaluated.best_iteration)
-    validation_auc = roc_auc(validation["label"], evaluated.predict(validation[features], num_iteration=best_iteration))
+    validation_auc = roc_auc(
+        validation["label"], evaluated.predict(validation[features], num_iteration=best_iteration)
+    )
     baseline_auc = roc_auc(validation["label"], validation[BASELINE_FEATURE].fillna(0))
     log(f"validation AUC {validation_auc:.4f} vs {BASELINE_FEATURE} ranking {baseline_auc:.4f}")
     # The scoring model learns from every snapshot, the validation one included, for as many
     # rounds as validation found best.
-    final = lgb.train(lgb_params, lgb.Dataset(frame[features], label=frame["label"]), num_boost_round=best_iteration)
+    final = lgb.train(
+        lgb_params, lgb.Dataset(frame[features], label=frame["label"]), num_boost_round=best_iteration
+    )
     importance = final.feature_importance(importance_type="gain")
     return TrainedModel(
         booster=final,
@@ -97,12 +101,17 @@ def train_loyalty_model(
             "validation_positive_rate": float(validation["label"].mean()),
             "refit_rows": len(frame),
         },
-        feature_importance={name: float(gain) for name, gain in zip(features, importance)},
+        feature_importance={name: float(gain) for name, gain in zip(features, importance, strict=True)},
     )
 
 
 def snapshot_dates(
-    day: dt.date, first_day: dt.date, horizon_days: int, every_days: int, max_snapshots: int, min_history_days: int
+    day: dt.date,
+    first_day: dt.date,
+    horizon_days: int,
+    every_days: int,
+    max_snapshots: int,
+    min_history_days: int,
 ) -> tuple[dt.date, dt.date] | None:
     """The first and last snapshot day for the training set of ``day``, or None if history is too short.
 
