@@ -39,12 +39,18 @@ def local_resources(settings: Settings) -> dict[str, object]:
     }
 
 
+def resources_for(settings: Settings) -> dict[str, object]:
+    if settings.cloud is None:
+        return local_resources(settings)
+    raise NotImplementedError(f"KARTE_ENV={settings.env}: the Google Cloud resources are not built yet")
+
+
 defs = Definitions(
     assets=ASSETS,
     jobs=[loyalty_daily_job],
     schedules=[daily_refresh_schedule],
     sensors=[run_status_publisher],
-    resources=local_resources(current_settings()),
+    resources=resources_for(current_settings()),
     # The work happens in the warehouse and the trainer; one process per run keeps the steps of a
     # long backfill from paying a process start each, and serialises them on the DuckDB file.
     executor=in_process_executor,

@@ -24,6 +24,20 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class CloudSettings:
+    """Where the graph runs on Google Cloud (``dev`` and ``prod``); credentials come from ADC."""
+
+    project: str  # KARTE_GCP_PROJECT
+    region: str  # KARTE_GCP_REGION
+    bigquery_dataset: str  # KARTE_BQ_DATASET, default karte_<env>
+    events_table: str  # KARTE_BQ_EVENTS_TABLE: the existing day-partitioned events table
+    gcs_bucket: str  # KARTE_GCS_BUCKET
+    gcs_prefix: str  # KARTE_GCS_PREFIX, default karte/<env>
+    pubsub_topic: str  # KARTE_PUBSUB_TOPIC, default karte-loyalty-status-<env>
+    training_image: str  # KARTE_TRAINING_IMAGE: the container image Vertex AI runs
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str
     home: Path
@@ -31,6 +45,8 @@ class Settings:
     timezone: str
     partitions_start: dt.date
     synthetic_users_per_day: float
+    comet_project: str  # KARTE_COMET_PROJECT, default karte-loyalty-<env>
+    cloud: CloudSettings | None = None  # None for local
 
     @property
     def warehouse_path(self) -> Path:
@@ -45,11 +61,6 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     env = environ.get("KARTE_ENV", "local")
     if env not in ENVIRONMENTS:
         raise SettingsError(f"KARTE_ENV={env!r} is not one of {', '.join(ENVIRONMENTS)}")
-    if env != "local":
-        raise SettingsError(
-            f"KARTE_ENV={env!r}: the Google Cloud resources are not part of this code location yet; "
-            "use KARTE_ENV=local"
-        )
     timezone = environ.get("KARTE_TIMEZONE", "Asia/Tokyo")
     try:
         ZoneInfo(timezone)
@@ -76,6 +87,28 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         timezone=timezone,
         partitions_start=partitions_start,
         synthetic_users_per_day=users_per_day,
+        comet_project=environ.get("KARTE_COMET_PROJECT", f"karte-loyalty-{env}"),
+        cloud=None if env == "local" else _cloud_settings(env, environ),
+    )
+
+
+def _required(environ: Mapping[str, str], name: str, env: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"KARTE_ENV={env} needs {name} to be set")
+    return value
+
+
+def _cloud_settings(env: str, environ: Mapping[str, str]) -> CloudSettings:
+    return CloudSettings(
+        project=_required(environ, "KARTE_GCP_PROJECT", env),
+        region=environ.get("KARTE_GCP_REGION", "asia-northeast1"),
+        bigquery_dataset=environ.get("KARTE_BQ_DATASET", f"karte_{env}"),
+        events_table=_required(environ, "KARTE_BQ_EVENTS_TABLE", env),
+        gcs_bucket=_required(environ, "KARTE_GCS_BUCKET", env),
+        gcs_prefix=environ.get("KARTE_GCS_PREFIX", f"karte/{env}"),
+        pubsub_topic=environ.get("KARTE_PUBSUB_TOPIC", f"karte-loyalty-status-{env}"),
+        training_image=_required(environ, "KARTE_TRAINING_IMAGE", env),
     )
 
 
