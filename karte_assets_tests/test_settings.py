@@ -1,0 +1,27 @@
+import datetime as dt
+
+import pytest
+
+from karte_assets.settings import SettingsError, load_settings
+
+
+def test_defaults_need_no_variable():
+    settings = load_settings({})
+    assert (settings.env, settings.timezone, settings.events_source) == ("local", "Asia/Tokyo", "synthetic")
+    assert settings.partitions_start == dt.date(2026, 6, 1)
+    assert settings.warehouse_path.name == "warehouse.duckdb" and settings.home.name == ".karte"
+
+
+@pytest.mark.parametrize(
+    "variables, named",
+    [
+        ({"KARTE_ENV": "staging"}, "KARTE_ENV"),
+        ({"KARTE_TIMEZONE": "Mars/Olympus"}, "KARTE_TIMEZONE"),
+        ({"KARTE_PARTITIONS_START": "2026-13-01"}, "KARTE_PARTITIONS_START"),
+        ({"KARTE_SYNTHETIC_USERS_PER_DAY": "-5"}, "KARTE_SYNTHETIC_USERS_PER_DAY"),
+        ({"KARTE_ENV": "prod"}, "KARTE_GCP_PROJECT"),
+    ],
+)
+def test_a_bad_variable_fails_at_load_naming_it(variables, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings(variables)

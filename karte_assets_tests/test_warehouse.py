@@ -1,0 +1,88 @@
+"""The DuckDB warehouse: atomic partition replaces, a partition log, waiting for a locked file."""
+
+import datetime as dt
+import subprocess
+import sys
+import time
+
+import duckdb
+import pandas as pd
+import pytest
+
+from karte_assets.resources.warehouse import DuckDBWarehouse
+
+DAY = dt.date(2026, 6, 2)
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> DuckDBWarehouse:
+    return DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
+
+
+def rows_of(warehouse, table, day=DAY) -> pd.DataFrame:
+    with warehouse.connect() as connection:
+        return connection.execute(
+            f"SELECT * FROM {table} WHERE partition_date = $d ORDER BY ALL", {"d": day}
+        ).df()  # noqa: S608
+
+
+def test_replacing_a_partition_twice_leaves_one_copy_and_other_days_alone(warehouse):
+    warehouse.replace_partition_with_rows("t", DAY - dt.timedelta(days=1), pd.DataFrame({"x": [9]}))
+    for _ in range(2):
+        assert warehouse.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": [1, 2]})) == 2
+    assert rows_of(warehouse, "t")["x"].tolist() == [1, 2]
+    assert rows_of(warehouse, "t", DAY - dt.timedelta(days=1))["x"].tolist() == [9]
+
+
+def test_a_write_that_fails_half_way_leaves_the_previous_partition_visible(warehouse):
+    warehouse.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": [1, 2]}))
+    # The DELETE of the old rows succeeds, then the INSERT fails on a type error.
+    with pytest.raises(duckdb.ConversionException):
+        warehouse.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": ["3", "not a number"]}))
+    assert rows_of(warehouse, "t")["x"].tolist() == [1, 2]
+
+
+def test_an_empty_partition_still_counts_as_materialised(warehouse):
+    assert not warehouse.partition_exists("t", DAY)
+    warehouse.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": pd.Series([], dtype="int64")}))
+    assert warehouse.partition_exists("t", DAY)
+    assert not warehouse.partition_exists("t", DAY + dt.timedelta(days=1))
+
+
+def test_table_names_are_checked_before_they_reach_sql(warehouse):
+    with pytest.raises(ValueError, match="not a valid table name"):
+        warehouse.replace_partition_with_rows("t; DROP TABLE x", DAY, pd.DataFrame({"x": [1]}))
+
+
+def test_a_file_locked_by_another_process_is_waited_for(warehouse):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({warehouse.path!r}); print('held', flush=True); time.sleep(1.5)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    warehouse.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": [1]}))
+    assert time.monotonic() - started > 0.5
+    holder.wait()
+
+
+def test_a_lock_held_past_the_timeout_fails_loudly(warehouse):
+    impatient = warehouse.model_copy(update={"lock_timeout_seconds": 0.3})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({warehouse.path!r}); print('held', flush=True); time.sleep(3)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(duckdb.IOException, match="lock"):
+        impatient.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": [1]}))
+    holder.kill()
