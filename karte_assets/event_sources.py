@@ -92,4 +92,4 @@ def day_events(
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise EventSourceError(f"event source {source!r} lacks the columns {missing}; it has {columns}")
-        yield connection.execute(_normalising_select(columns, relation), params).to_arrow_reader()
+        yield connection.sql(_normalising_select(columns, relation), params=params).to_arrow_reader()

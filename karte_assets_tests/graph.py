@@ -72,7 +72,7 @@ class LocalGraph:
         """A table (or one day of it) in a canonical order, for comparisons."""
         with self.warehouse.connect() as connection:
             frame = connection.execute(
-                f"SELECT * FROM {name} WHERE $day IS NULL OR partition_date = $day",  # noqa: S608 (test-only, fixed names)
+                f"SELECT * FROM {name} WHERE $day IS NULL OR partition_date = $day",
                 {"day": day},
             ).df()
         frame = frame.drop(columns=list(drop))

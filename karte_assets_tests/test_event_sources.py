@@ -23,7 +23,12 @@ def test_csv_with_naive_utc_timestamps_is_cut_at_local_midnight_and_keeps_extra_
         {
             "user_id": [1, 2, 3, 4],
             # 2026-06-09 15:00 UTC is midnight in Tokyo: the first row is the day before.
-            "event_ts": ["2026-06-09 14:59:59", "2026-06-09 15:00:00", "2026-06-10 14:59:59", "2026-06-10 15:00:00"],
+            "event_ts": [
+                "2026-06-09 14:59:59",
+                "2026-06-09 15:00:00",
+                "2026-06-10 14:59:59",
+                "2026-06-10 15:00:00",
+            ],
             "event_name": ["view", "purchase", "cart", "view"],
             "value": [None, 1200.0, None, None],
             "campaign": ["a", "b", "c", "d"],
@@ -54,7 +59,9 @@ def test_parquet_glob_with_offset_timestamps_and_no_value_column(tmp_path):
 
 def test_a_file_without_a_required_column_is_refused_by_name(tmp_path):
     path = tmp_path / "events.csv"
-    pd.DataFrame({"user": ["u"], "event_ts": ["2026-06-10 01:00:00"], "event_name": ["view"]}).to_csv(path, index=False)
+    pd.DataFrame({"user": ["u"], "event_ts": ["2026-06-10 01:00:00"], "event_name": ["view"]}).to_csv(
+        path, index=False
+    )
     with pytest.raises(EventSourceError, match=r"lacks the columns \['user_id'\]"):
         read(str(path))
 

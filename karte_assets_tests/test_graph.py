@@ -47,7 +47,11 @@ def test_range_backfill_from_the_first_day_equals_day_by_day_runs_and_reruns_cha
 
 
 def test_scores_cover_every_user_seen_so_far_with_tiers_as_configured(graph):
-    graph.materialize(FIRST_DAY, LAST_DAY, run_config=config_with(loyalty_scores={"tier_a_share": 0.1, "tier_b_share": 0.25}))
+    graph.materialize(
+        FIRST_DAY,
+        LAST_DAY,
+        run_config=config_with(loyalty_scores={"tier_a_share": 0.1, "tier_b_share": 0.25}),
+    )
     scores = graph.table("loyalty_scores", LAST_DAY)
     seen = graph.table("raw_events").query("partition_date <= @LAST_DAY")["user_id"].unique()
     assert sorted(scores["user_id"]) == sorted(seen)
@@ -93,7 +97,10 @@ def test_the_model_beats_the_purchase_frequency_ranking_on_a_later_time_slice(gr
     model = graph.table("loyalty_model", last).iloc[0]
     assert model["status"] == "trained"
     assert model["validation_rows"] > 1000
-    assert model["validation_auc"] > model["baseline_auc"] + 0.02, (model["validation_auc"], model["baseline_auc"])
+    assert model["validation_auc"] > model["baseline_auc"] + 0.02, (
+        model["validation_auc"],
+        model["baseline_auc"],
+    )
     metadata = result.asset_materializations_for_node("loyalty_model")[0].metadata
     assert metadata["validation_auc"].value == pytest.approx(model["validation_auc"])
     assert metadata["baseline_auc"].value == pytest.approx(model["baseline_auc"])

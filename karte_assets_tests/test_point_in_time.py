@@ -20,7 +20,9 @@ def write_events(path, frame: pd.DataFrame) -> str:
 
 def test_changing_or_adding_events_after_d_leaves_d_unchanged(tmp_path):
     world = SyntheticWorld(start=FIRST_DAY, new_users_per_day=40.0)
-    history = pd.concat([generate_day(world, day, "Asia/Tokyo") for day in days(FIRST_DAY, LAST)], ignore_index=True)
+    history = pd.concat(
+        [generate_day(world, day, "Asia/Tokyo") for day in days(FIRST_DAY, LAST)], ignore_index=True
+    )
     # "After D" is judged in local time: D ends at midnight in Tokyo, 15:00 UTC on D.
     end_of_d = day_window(D, "Asia/Tokyo")[1].replace(tzinfo=None)
     after_d = history["event_ts"] >= end_of_d
@@ -43,7 +45,9 @@ def test_changing_or_adding_events_after_d_leaves_d_unchanged(tmp_path):
         drop = ("trained_at", "model_uri") if name == "loyalty_model" else ()
         for day in days(FIRST_DAY, D):
             pd.testing.assert_frame_equal(
-                original.table(name, day, drop=drop), changed.table(name, day, drop=drop), obj=f"{name}[{day}]"
+                original.table(name, day, drop=drop),
+                changed.table(name, day, drop=drop),
+                obj=f"{name}[{day}]",
             )
     # The change is real: the days after D do differ.
     after = D + dt.timedelta(days=1)

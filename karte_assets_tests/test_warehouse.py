@@ -23,7 +23,7 @@ def rows_of(warehouse, table, day=DAY) -> pd.DataFrame:
     with warehouse.connect() as connection:
         return connection.execute(
             f"SELECT * FROM {table} WHERE partition_date = $d ORDER BY ALL", {"d": day}
-        ).df()  # noqa: S608
+        ).df()
 
 
 def test_replacing_a_partition_twice_leaves_one_copy_and_other_days_alone(warehouse):

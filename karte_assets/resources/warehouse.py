@@ -126,7 +126,7 @@ class DuckDBWarehouse(Warehouse):
         if params is None:
             params = {}
         with self.connect() as connection:
-            return connection.execute(duckdb_sql(query_name), bind(query_name, params or {})).to_arrow_table()
+            return connection.sql(duckdb_sql(query_name), params=bind(query_name, params or {})).to_arrow_table()
 
     def partition_exists(self, table, day):
         with self.connect() as connection:

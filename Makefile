@@ -1,0 +1,53 @@
+# karte_assets: `make demo` runs the graph on the local default, `make test` passes the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv from PATH, or bootstrapped into .karte/bootstrap by `python3 -m venv` + pip.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.karte/bootstrap/bin/uv)
+export UV_PYTHON_DOWNLOADS ?= never
+export KARTE_HOME ?= $(CURDIR)/.karte
+export DAGSTER_HOME ?= $(KARTE_HOME)/dagster
+
+# The demo backfills the first DEMO_DAYS days of history in one run.
+DEMO_DAYS ?= 90
+DEMO_START := $(or $(KARTE_PARTITIONS_START),2026-06-01)
+DEMO_END := $(shell date -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) days" +%F)
+
+.PHONY: help setup demo report dev test lint format
+
+help:
+	@echo "make demo    set up, backfill $(DEMO_DAYS) days of synthetic events through the graph, print the scores"
+	@echo "make test    lint and run the test suite"
+	@echo "make dev     open the Dagster UI (http://127.0.0.1:3000) with the daemon: schedule and sensor run"
+	@echo "make report  print the newest scores again"
+
+$(CURDIR)/.karte/bootstrap/bin/uv:
+	python3 -m venv $(CURDIR)/.karte/bootstrap
+	$(CURDIR)/.karte/bootstrap/bin/pip install --quiet uv
+
+setup: $(UV)
+	$(UV) sync --frozen
+	@mkdir -p "$(DAGSTER_HOME)"
+	@cp -n dagster.yaml "$(DAGSTER_HOME)/dagster.yaml" 2>/dev/null || true
+
+demo: setup
+	$(UV) run dagster asset materialize -m karte_assets.definitions --select '*' \
+		--partition-range $(DEMO_START)...$(DEMO_END)
+	@$(MAKE) --no-print-directory report
+
+report:
+	@$(UV) run python -m karte_assets.report
+
+dev: setup
+	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: $(UV)
+	$(UV) run ruff check karte_assets karte_assets_tests
+	$(UV) run ruff format --check karte_assets karte_assets_tests
+
+format: $(UV)
+	$(UV) run ruff format karte_assets karte_assets_tests
+	$(UV) run ruff check --fix karte_assets karte_assets_tests
+
+test: setup lint
+	$(UV) run pytest
