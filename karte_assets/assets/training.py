@@ -18,6 +18,7 @@ from karte_assets.assets.features import user_features
 from karte_assets.resources.model_store import ModelStore
 from karte_assets.resources.trainer import Trainer, TrainingJob
 from karte_assets.resources.warehouse import Warehouse
+from karte_assets.resources.worker_pool import WorkerPool
 from karte_assets.training.loyalty import snapshot_dates
 
 
@@ -83,10 +84,17 @@ class ModelConfig(Config):
         default=2, ge=1, description="LightGBM threads; fixed so that a model is reproducible."
     )
     seed: int = Field(default=7, description="LightGBM seed.")
-    device_type: str = Field(default="cpu", description='"cpu", or "gpu" for the OpenCL GPU learner.')
+    device_type: str = Field(
+        default="cpu",
+        description='"cpu", or "gpu" for the OpenCL GPU learner; on Vertex AI the worker pool decides.',
+    )
+    worker_pool: WorkerPool = Field(
+        default_factory=WorkerPool,
+        description="Vertex AI only: overrides of the trainer's machine, GPU, image, timeout for this run.",
+    )
 
     def lightgbm_params(self) -> dict[str, object]:
-        params = self.model_dump(exclude={"num_boost_round", "early_stopping_rounds"})
+        params = self.model_dump(exclude={"num_boost_round", "early_stopping_rounds", "worker_pool"})
         return {**params, "deterministic": True, "force_row_wise": True}
 
 
@@ -143,6 +151,7 @@ def loyalty_model(
                     lightgbm_params=config.lightgbm_params(),
                     num_boost_round=config.num_boost_round,
                     early_stopping_rounds=config.early_stopping_rounds,
+                    worker_pool=config.worker_pool.overrides(),
                 )
                 outcome = trainer.train(context, job)
                 version = model_version(day, model_store.read_model(job.model_uri))

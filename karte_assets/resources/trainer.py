@@ -23,6 +23,8 @@ class TrainingJob:
     lightgbm_params: Mapping[str, object]
     num_boost_round: int
     early_stopping_rounds: int
+    # Overrides of the trainer's machine (see resources/worker_pool.py); the local trainer has one.
+    worker_pool: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,32 @@
 """The training job: ``python -m karte_assets.training.entrypoint`` under Dagster Pipes.
 
-It runs unchanged as a local subprocess or inside a training container. Dagster passes the job
-through Pipes extras (data URI, model URI, parameters); the job logs progress to the run, writes the
-model file and reports its metrics back as a Pipes custom message.
+It runs unchanged as a local subprocess or inside the Vertex AI training container. Dagster passes
+the job through Pipes extras (data URI, model URI, parameters: local paths or ``gs://`` URIs); the
+job logs progress to the run, writes the model file and reports its metrics back as a Pipes
+custom message.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import pandas as pd
-from dagster_pipes import PipesContext, open_dagster_pipes
+from dagster_pipes import (
+    PipesContext,
+    PipesEnvVarParamsLoader,
+    PipesGCSContextLoader,
+    PipesGCSMessageWriter,
+    open_dagster_pipes,
+)
+from google.cloud import storage
 
 from karte_assets.training.loyalty import train_loyalty_model
+from karte_assets.training.uris import read_bytes, write_bytes
 
 
 def run(pipes: PipesContext) -> None:
     job = pipes.extras
-    frame = pd.read_parquet(job["data_uri"])
+    frame = pd.read_parquet(io.BytesIO(read_bytes(job["data_uri"])))
     trained = train_loyalty_model(
         frame,
         horizon_days=int(job["horizon_days"]),
@@ -26,16 +35,27 @@ def run(pipes: PipesContext) -> None:
         early_stopping_rounds=int(job["early_stopping_rounds"]),
         log=pipes.log.info,
     )
-    model_path = Path(job["model_uri"])
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    trained.booster.save_model(str(model_path))
+    write_bytes(job["model_uri"], trained.booster.model_to_string().encode())
     pipes.report_custom_message(
         {"metrics": trained.metrics, "feature_importance": trained.feature_importance}
     )
 
 
+def pipes_channels() -> dict[str, object]:
+    """GCS context loader and message writer when Dagster put the context in a bucket (Vertex AI);
+    otherwise the defaults (a local file and the subprocess's stdio)."""
+    params = PipesEnvVarParamsLoader()
+    if params.is_dagster_pipes_process() and "bucket" in params.load_context_params():
+        client = storage.Client()
+        return {
+            "context_loader": PipesGCSContextLoader(client),
+            "message_writer": PipesGCSMessageWriter(client),
+        }
+    return {}
+
+
 def main() -> None:
-    with open_dagster_pipes() as pipes:
+    with open_dagster_pipes(**pipes_channels()) as pipes:
         run(pipes)
 
 

@@ -1,0 +1,84 @@
+"""The trainer on Google Cloud: the training entrypoint as a Vertex AI CustomJob under Pipes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from dagster import Failure
+from dagster_gcp import GCSResource
+from google.cloud.aiplatform_v1 import JobServiceClient
+from pydantic import Field
+
+from karte_assets.resources.trainer import ENTRYPOINT_MODULE, Trainer, outcome_from_messages
+from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient, label
+from karte_assets.resources.worker_pool import WorkerPool
+
+DEFAULT_POOL = WorkerPool(
+    machine_type="n1-standard-8",
+    accelerator_type="NVIDIA_TESLA_T4",
+    accelerator_count=1,
+    replica_count=1,
+    boot_disk_type="pd-ssd",
+    boot_disk_size_gb=100,
+    timeout_seconds=3 * 3600,
+)
+
+
+class VertexTrainer(Trainer):
+    """Runs each training job as a Vertex AI CustomJob in the training image, with a GPU when asked."""
+
+    project: str = Field(description="Project the jobs run in (KARTE_GCP_PROJECT).")
+    region: str = Field(description="Vertex AI region (KARTE_GCP_REGION).")
+    bucket: str = Field(description="Bucket for the Pipes context and messages (KARTE_GCS_BUCKET).")
+    prefix: str = Field(description="Folder in the bucket; Pipes files go under <prefix>/pipes/.")
+    worker_pool: WorkerPool = Field(
+        default=DEFAULT_POOL, description="Default worker pool; an asset's config overrides single fields."
+    )
+    poll_interval_seconds: float = Field(default=15.0, gt=0, description="Seconds between job state checks.")
+    message_interval_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds between reads of messages."
+    )
+    gcs: GCSResource = Field(description="Cloud Storage client for the Pipes files; credentials from ADC.")
+
+    def job_client(self) -> JobServiceClient:
+        """The JobService client of the region's endpoint; credentials from ADC."""
+        return JobServiceClient(client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
+
+    def train(self, context, job):
+        try:
+            pool = self.worker_pool.with_overrides(job.worker_pool)
+        except ValueError as error:
+            raise Failure(f"loyalty_model config worker_pool: {error}") from error
+        # LightGBM's OpenCL GPU learner when the pool has a GPU; the CPU learner otherwise.
+        device = "gpu" if pool.accelerator_count else "cpu"
+        if job.lightgbm_params.get("device_type", "cpu") != device:
+            context.log.info(
+                f"device_type {device}: the worker pool has {pool.accelerator_count or 0} accelerators"
+            )
+        params = {**job.lightgbm_params, "device_type": device}
+        client = PipesVertexCustomJobClient(
+            job_client=self.job_client(),
+            storage_client=self.gcs.get_client(),
+            bucket=self.bucket,
+            prefix=f"{self.prefix.strip('/')}/pipes/{context.run.run_id}/",
+            poll_interval=self.poll_interval_seconds,
+            message_interval=self.message_interval_seconds,
+        )
+        asset = context.asset_key.to_python_identifier()
+        invocation = client.run(
+            context=context,
+            parent=f"projects/{self.project}/locations/{self.region}",
+            display_name=f"{asset}-{job.partition_date}-{context.run.run_id[:8]}",
+            pool=pool,
+            command=["python", "-m", ENTRYPOINT_MODULE],
+            labels={
+                "dagster_asset": label(asset),
+                "dagster_partition": label(job.partition_date),
+                "dagster_run_id": label(context.run.run_id),
+            },
+            extras={**asdict(job), "lightgbm_params": params},
+        )
+        context.add_asset_metadata(
+            {**invocation.metadata, "worker_pool": pool.overrides()}, partition_key=job.partition_date
+        )
+        return outcome_from_messages(list(invocation.get_custom_messages()))

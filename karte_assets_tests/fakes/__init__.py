@@ -1,0 +1,1 @@
+"""Loopback stand-ins for Google services, spoken to by the official clients."""

@@ -1,0 +1,163 @@
+"""A loopback gRPC stand-in for the Vertex AI JobService: CreateCustomJob, GetCustomJob and
+CancelCustomJob, served on 127.0.0.1 for the official google-cloud-aiplatform client.
+
+A job either runs its container's command as a local process (``run_commands=True``: the command
+gets the container's env, so a Pipes job talks back through the fake GCS like on Vertex AI), or
+walks through a scripted list of states, one per GetCustomJob, ending with ``error``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+from google.cloud.aiplatform_v1 import JobServiceClient
+from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+from google.cloud.aiplatform_v1.types import (
+    CancelCustomJobRequest,
+    CreateCustomJobRequest,
+    CustomJob,
+    GetCustomJobRequest,
+    JobState,
+)
+from google.protobuf import empty_pb2
+from google.rpc import status_pb2
+
+SERVICE = "google.cloud.aiplatform.v1.JobService"
+S = JobState
+
+
+class FakeJobService:
+    """Every request is kept in ``requests`` as (method, proto-plus request)."""
+
+    def __init__(
+        self,
+        run_commands: bool = False,
+        states: tuple[JobState, ...] = (S.JOB_STATE_PENDING, S.JOB_STATE_RUNNING, S.JOB_STATE_SUCCEEDED),
+        error: str = "",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.run_commands = run_commands
+        self.states = states
+        self.error = error
+        self.env = env or {}
+        self.requests: list[tuple[str, object]] = []
+        self.jobs: dict[str, CustomJob] = {}
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.output: dict[str, str] = {}
+        self._polls: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._server: grpc.Server | None = None
+        self.address = ""
+
+    @staticmethod
+    def client_for(address: str) -> JobServiceClient:
+        """The official client, on a plaintext channel to the fake at ``address``."""
+        return JobServiceClient(transport=JobServiceGrpcTransport(channel=grpc.insecure_channel(address)))
+
+    def start(self) -> FakeJobService:
+        def handler(function, request_type, response_type):
+            return grpc.unary_unary_rpc_method_handler(
+                function,
+                request_deserializer=request_type.deserialize,
+                response_serializer=response_type.SerializeToString
+                if response_type is empty_pb2.Empty
+                else response_type.serialize,
+            )
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self._server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    SERVICE,
+                    {
+                        "CreateCustomJob": handler(self._create, CreateCustomJobRequest, CustomJob),
+                        "GetCustomJob": handler(self._get, GetCustomJobRequest, CustomJob),
+                        "CancelCustomJob": handler(self._cancel, CancelCustomJobRequest, empty_pb2.Empty),
+                    },
+                ),
+            )
+        )
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+        self.address = f"127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        if self._server is not None:
+            self._server.stop(grace=None)
+
+    def calls(self, method: str) -> list:
+        return [request for name, request in self.requests if name == method]
+
+    def _create(self, request: CreateCustomJobRequest, context: grpc.ServicerContext) -> CustomJob:
+        self.requests.append(("CreateCustomJob", request))
+        with self._lock:
+            name = f"{request.parent}/customJobs/{1000 + len(self.jobs)}"
+            job = CustomJob(request.custom_job)
+            job.name, job.state = name, S.JOB_STATE_PENDING
+            self.jobs[name] = job
+            self._polls[name] = 0
+        if self.run_commands:
+            self._launch(job)
+        return job
+
+    def _launch(self, job: CustomJob) -> None:
+        container = job.job_spec.worker_pool_specs[0].container_spec
+        # The image's "python" is this interpreter, which has the project installed.
+        command = [sys.executable if part == "python" else part for part in container.command]
+        env = {**self.env, **{variable.name: variable.value for variable in container.env}}
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.processes[job.name] = process
+        job.state = S.JOB_STATE_RUNNING
+        threading.Thread(target=self._finish, args=(job, process), daemon=True).start()
+
+    def _finish(self, job: CustomJob, process: subprocess.Popen) -> None:
+        output = process.communicate()[0]
+        with self._lock:
+            self.output[job.name] = output
+            if job.state == S.JOB_STATE_CANCELLING:
+                job.state = S.JOB_STATE_CANCELLED
+            elif process.returncode == 0:
+                job.state = S.JOB_STATE_SUCCEEDED
+            else:
+                job.state = S.JOB_STATE_FAILED
+                last = output.strip().splitlines()[-1:] or [""]
+                job.error = status_pb2.Status(
+                    code=3,
+                    message=f"The replica workerpool0-0 exited with a non-zero status of {process.returncode}. {last[0]}",
+                )
+
+    def _get(self, request: GetCustomJobRequest, context: grpc.ServicerContext) -> CustomJob:
+        self.requests.append(("GetCustomJob", request))
+        with self._lock:
+            job = self.jobs.get(request.name)
+            if job is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"CustomJob {request.name} not found")
+            if not self.run_commands and job.state not in (S.JOB_STATE_CANCELLING, S.JOB_STATE_CANCELLED):
+                self._polls[job.name] += 1
+                job.state = self.states[min(self._polls[job.name], len(self.states) - 1)]
+                if job.state == S.JOB_STATE_FAILED:
+                    job.error = status_pb2.Status(code=9, message=self.error)
+            elif job.state == S.JOB_STATE_CANCELLING and job.name not in self.processes:
+                job.state = S.JOB_STATE_CANCELLED
+            return CustomJob(job)
+
+    def _cancel(self, request: CancelCustomJobRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        self.requests.append(("CancelCustomJob", request))
+        with self._lock:
+            job = self.jobs[request.name]
+            job.state = S.JOB_STATE_CANCELLING
+            process = self.processes.get(job.name)
+        if process is not None:
+            process.kill()
+        return empty_pb2.Empty()

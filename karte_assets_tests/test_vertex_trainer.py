@@ -1,0 +1,240 @@
+"""The Vertex AI trainer: the official aiplatform client against a loopback JobService, Pipes
+context and messages through a loopback GCS."""
+
+import base64
+import datetime as dt
+import json
+import os
+import signal
+import threading
+import time
+import zlib
+
+import dagster._core.pipes.utils
+import pytest
+from dagster import AssetExecutionContext, DagsterEventType, DagsterInstance, asset, materialize
+from dagster_gcp import GCSResource
+
+from karte_assets.partitions import daily_partitions
+from karte_assets.resources.gcs_model_store import GcsModelStore
+from karte_assets.resources.trainer import Trainer, TrainingJob
+from karte_assets.resources.vertex_trainer import DEFAULT_POOL, VertexTrainer
+from karte_assets_tests.fakes.gcs import FakeGcs
+from karte_assets_tests.fakes.vertex import FakeJobService, S
+from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
+
+BUCKET = "karte-test"
+PARENT = "projects/karte-proj/locations/asia-northeast1"
+
+
+class LoopbackVertexTrainer(VertexTrainer):
+    """The production trainer with its JobService client pointed at the fake."""
+
+    fake_address: str
+
+    def job_client(self):
+        return FakeJobService.client_for(self.fake_address)
+
+
+@pytest.fixture
+def gcs(monkeypatch):
+    fake = FakeGcs((BUCKET,)).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
+    yield fake
+    fake.stop()
+
+
+IMAGE = "asia-docker.pkg.dev/karte-proj/karte/training:abc"
+
+
+def trainer_for(fake: FakeJobService, **pool: object) -> LoopbackVertexTrainer:
+    return LoopbackVertexTrainer(
+        fake_address=fake.address,
+        project="karte-proj",
+        region="asia-northeast1",
+        bucket=BUCKET,
+        prefix="karte/test",
+        worker_pool=DEFAULT_POOL.with_overrides({"image_uri": IMAGE, **pool}),
+        poll_interval_seconds=0.05,
+        message_interval_seconds=0.2,
+        gcs=GCSResource(project="karte-proj"),
+    )
+
+
+JOB = TrainingJob(
+    partition_date="2026-06-15",
+    data_uri=f"gs://{BUCKET}/data.parquet",
+    model_uri=f"gs://{BUCKET}/model.txt",
+    horizon_days=7,
+    lightgbm_params={"num_leaves": 7, "device_type": "cpu"},
+    num_boost_round=5,
+    early_stopping_rounds=2,
+    worker_pool={"machine_type": "g2-standard-24", "accelerator_type": "NVIDIA_L4", "accelerator_count": 2},
+)
+
+
+@asset(partitions_def=daily_partitions)
+def trained(context: AssetExecutionContext, trainer: Trainer) -> None:
+    trainer.train(context, JOB)
+
+
+def run_trained(trainer, instance=None):
+    return materialize(
+        [trained],
+        resources={"trainer": trainer},
+        partition_key=JOB.partition_date,
+        instance=instance or DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def failure_message(result) -> str:
+    """The step failures' messages, with their causes."""
+    messages = []
+    for event in result.all_events:
+        error = event.step_failure_data.error if event.is_step_failure else None
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
+    return "\n".join(messages)
+
+
+@pytest.fixture
+def no_grace_period(monkeypatch):
+    # A scripted job writes no Pipes messages; Dagster waits 10 s for them after the job ends.
+    monkeypatch.setattr(dagster._core.pipes.utils, "WAIT_FOR_LOGS_AFTER_EXECUTION_INTERVAL", 0)
+
+
+@pytest.fixture
+def vertex(request):
+    fake = FakeJobService(**getattr(request, "param", {})).start()
+    yield fake
+    fake.stop()
+
+
+def test_job_carries_the_worker_pool_asked_for_and_selects_the_gpu_learner(gcs, vertex, no_grace_period):
+    result = run_trained(
+        trainer_for(
+            vertex,
+            service_account="trainer@karte-proj.iam.gserviceaccount.com",
+            network="projects/123/global/networks/karte",
+        )
+    )
+
+    (request,) = vertex.calls("CreateCustomJob")
+    assert request.parent == PARENT
+    spec = request.custom_job.job_spec
+    (pool,) = spec.worker_pool_specs
+    assert pool.machine_spec.machine_type == "g2-standard-24"  # the asset's overrides...
+    assert pool.machine_spec.accelerator_type.name == "NVIDIA_L4"
+    assert pool.machine_spec.accelerator_count == 2
+    assert pool.replica_count == 1  # ... over the resource's defaults
+    assert (pool.disk_spec.boot_disk_type, pool.disk_spec.boot_disk_size_gb) == ("pd-ssd", 100)
+    assert pool.container_spec.image_uri == IMAGE
+    assert list(pool.container_spec.command) == ["python", "-m", "karte_assets.training.entrypoint"]
+    assert spec.service_account == "trainer@karte-proj.iam.gserviceaccount.com"
+    assert spec.network == "projects/123/global/networks/karte"
+    assert spec.scheduling.timeout.total_seconds() == 3 * 3600
+    assert request.custom_job.labels["dagster_partition"] == "2026-06-15"
+    assert request.custom_job.labels["dagster_asset"] == "trained"
+    # The Pipes bootstrap travels in the container's environment and points at the bucket.
+    env = {variable.name: variable.value for variable in pool.container_spec.env}
+    context_params = json.loads(zlib.decompress(base64.b64decode(env["DAGSTER_PIPES_CONTEXT"])))
+    assert context_params["bucket"] == BUCKET and context_params["key"].startswith("karte/test/pipes/")
+    (context_json,) = [data for name, data in gcs.written if name == context_params["key"]]
+    extras = json.loads(context_json)["extras"]
+    assert extras["lightgbm_params"]["device_type"] == "gpu"
+    # Polled through PENDING and RUNNING to SUCCEEDED; a job that reports no metrics fails the asset.
+    assert len(vertex.calls("GetCustomJob")) == 2
+    assert "finished without reporting its metrics" in failure_message(result)
+
+
+@pytest.mark.parametrize(
+    "vertex",
+    [
+        {
+            "states": (S.JOB_STATE_PENDING, S.JOB_STATE_RUNNING, S.JOB_STATE_FAILED),
+            "error": "Quota exceeded for NVIDIA_L4 in asia-northeast1",
+        }
+    ],
+    indirect=True,
+)
+def test_a_failed_job_fails_the_asset_with_the_jobs_error(gcs, vertex, no_grace_period):
+    result = run_trained(trainer_for(vertex))
+    assert not result.success
+    message = failure_message(result)
+    assert "Quota exceeded for NVIDIA_L4 in asia-northeast1" in message
+    assert f"{PARENT}/customJobs/1000 ended JOB_STATE_FAILED" in message
+
+
+@pytest.mark.parametrize("vertex", [{"states": (S.JOB_STATE_PENDING, S.JOB_STATE_CANCELLED)}], indirect=True)
+def test_a_job_cancelled_on_vertex_fails_the_asset(gcs, vertex, no_grace_period):
+    result = run_trained(trainer_for(vertex))
+    assert "ended JOB_STATE_CANCELLED" in failure_message(result)
+
+
+@pytest.mark.parametrize("vertex", [{"states": (S.JOB_STATE_PENDING, S.JOB_STATE_RUNNING)}], indirect=True)
+def test_cancelling_the_dagster_run_cancels_the_job(gcs, vertex, no_grace_period):
+    def interrupt_once_running():
+        deadline = time.monotonic() + 30
+        while len(vertex.calls("GetCustomJob")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # What Dagster's run termination delivers to the process running the step.
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt_once_running)
+    thread.start()
+    result = run_trained(trainer_for(vertex))
+    thread.join()
+    assert not result.success
+    (cancel,) = vertex.calls("CancelCustomJob")
+    assert cancel.name == f"{PARENT}/customJobs/1000"
+    assert vertex.jobs[cancel.name].state == S.JOB_STATE_CANCELLING
+
+
+def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_path, capfd):
+    vertex = FakeJobService(run_commands=True, env={**os.environ, "STORAGE_EMULATOR_HOST": gcs.url}).start()
+    try:
+        graph = LocalGraph(tmp_path / "karte")
+        graph.resources.update(
+            trainer=trainer_for(vertex),
+            model_store=GcsModelStore(
+                bucket=BUCKET, prefix="karte/test", gcs=GCSResource(project="karte-proj")
+            ),
+        )
+        last = FIRST_DAY + dt.timedelta(days=14)
+        # An analyst's launch-time override: a CPU machine instead of the default GPU one.
+        launch = config_with(
+            loyalty_model={"worker_pool": {"machine_type": "n1-highmem-4", "accelerator_count": 0}}
+        )
+        result = graph.materialize(FIRST_DAY, last, run_config=launch)
+    finally:
+        vertex.stop()
+    assert result.success
+
+    (request,) = vertex.calls("CreateCustomJob")
+    machine = request.custom_job.job_spec.worker_pool_specs[0].machine_spec
+    assert (machine.machine_type, machine.accelerator_count) == ("n1-highmem-4", 0)
+    # Metrics came back as Pipes messages through the bucket, into the model registry and metadata.
+    model = graph.table("loyalty_model", last)
+    (version,) = model["model_version"]
+    assert model["validation_auc"].iloc[0] > 0.5
+    assert model["model_uri"].iloc[0] == f"gs://{BUCKET}/karte/test/versions/{version}/model.txt"
+    assert gcs.text(model["model_uri"].iloc[0]).startswith("tree\n")
+    assert not gcs.names(BUCKET, "karte/test/staging/"), "staging is discarded after publishing"
+    materialization = result.asset_materializations_for_node("loyalty_model")[-1]
+    assert materialization.metadata["vertex_job_id"].value == "1000"
+    assert (
+        "console.cloud.google.com/vertex-ai/locations/asia-northeast1/training/1000"
+        in materialization.metadata["vertex_job"].value
+    )
+    # pipes.log lines reached the event log, the job's stdout (LightGBM's evaluation) the compute log.
+    logs = [
+        event.message
+        for event in graph.instance.all_logs(result.run_id, of_type=DagsterEventType.LOGS_CAPTURED)
+    ] + [entry.user_message for entry in graph.instance.all_logs(result.run_id)]
+    assert any("validation AUC" in (message or "") for message in logs)
+    assert "valid_0's auc" in capfd.readouterr().out
+    # The scores of the day name the model, which the model store holds.
+    scores = graph.table("loyalty_scores", last)
+    assert set(scores["model_version"]) == {version}
