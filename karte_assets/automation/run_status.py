@@ -8,6 +8,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
 )
+from dagster._utils.error import SerializableErrorInfo
 
 RUN_END_STATUSES = {
     DagsterEventType.RUN_SUCCESS: "SUCCESS",
@@ -31,13 +32,44 @@ def _partitions(run: DagsterRun) -> dict[str, str] | None:
     return None
 
 
+def _planned_asset_steps(instance: DagsterInstance, run: DagsterRun) -> dict[str, str]:
+    """The assets the run set out to materialise, each with the key of the step that does it."""
+    if run.execution_plan_snapshot_id is None:  # never planned, e.g. cancelled while queued
+        return {key.to_user_string(): key.to_python_identifier() for key in run.asset_selection or ()}
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    to_execute = set(plan.step_keys_to_execute or [step.key for step in plan.steps])
+    return {
+        output.properties.asset_key.to_user_string(): step.key
+        for step in plan.steps
+        if step.key in to_execute
+        for output in step.outputs
+        if output.properties and output.properties.asset_key
+    }
+
+
+def _root_cause(error: SerializableErrorInfo) -> str:
+    # Dagster wraps the asset's exception ("Error occurred while executing op ..."): report the
+    # exception the asset raised, which names what went wrong.
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def _error(instance: DagsterInstance, run: DagsterRun, step_failures: dict[str, str]) -> str:
+    """The failed steps' errors; else (the run failed outside any step) the run failure's message."""
+    if step_failures:
+        return "; ".join(f"{step}: {message}" for step, message in sorted(step_failures.items()))
+    events = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+    return events[-1].dagster_event.message if events else "the run failed"
+
+
 def status_record(
     instance: DagsterInstance, run: DagsterRun, status: str, environment: str
 ) -> dict[str, object]:
     """A JSON-ready record of ``run``, which ended with ``status``."""
     materialized: dict[str, list[str]] = {}
     metrics: dict[str, object] = {}
-    model_version = None
+    model_id = None
     for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
         materialization = entry.dagster_event.event_specific_data.materialization
         name = materialization.asset_key.to_user_string()
@@ -46,16 +78,16 @@ def status_record(
         if name == "loyalty_model":
             metrics.update({key: values[key] for key in MODEL_METRICS if key in values})
         if "model_version" in values:
-            model_version = values["model_version"]
+            model_id = values["model_version"]
     failures = {
-        entry.step_key: entry.dagster_event.step_failure_data.error.message.strip()
+        entry.step_key: _root_cause(entry.dagster_event.step_failure_data.error)
         for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
         if entry.dagster_event.step_failure_data.error
     }
-    targeted = sorted(key.to_user_string() for key in run.asset_selection or ())
+    steps = _planned_asset_steps(instance, run)
     assets = []
-    for name in sorted(set(targeted) | materialized.keys()):
-        step = name.replace("/", "__")
+    for name in sorted(steps.keys() | materialized.keys()):
+        step = steps.get(name)
         outcome = (
             "failed" if step in failures else "materialized" if name in materialized else "not_materialized"
         )
@@ -74,9 +106,9 @@ def status_record(
         "environment": environment,
         "partitions": _partitions(run),
         "assets": assets,
-        "model_version": model_version,
+        "model_id": model_id,
         "metrics": metrics,
-        "error": "; ".join(f"{step}: {message}" for step, message in sorted(failures.items())) or None,
+        "error": _error(instance, run, failures) if status == "FAILURE" else None,
         "started_at": _iso(stats.start_time),
         "ended_at": _iso(stats.end_time),
         "idempotency_key": f"{run.run_id}:{status}",
