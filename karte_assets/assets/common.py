@@ -1,25 +1,63 @@
 """What every asset of the graph shares: daily partitions, single-run backfills, per-day writes."""
 
 import datetime as dt
-import functools
+import inspect
 import time
 from collections.abc import Callable
 
 import pandas as pd
-from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
+import pydantic
+from dagster import AssetExecutionContext, BackfillPolicy, Config, Failure, MetadataValue, asset
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from karte_assets.partitions import daily_partitions, partition_days
 
 GROUP = "loyalty"
 
-# Every asset is a daily partition whose code reads the run's whole partition range, so a
-# backfill of any length is one run, in order, oldest day first.
-daily_asset = functools.partial(
-    asset,
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name=GROUP,
-)
+# The Config class of each asset by name, so that a run can check all of its config up front.
+CONFIG_TYPES: dict[str, type[Config]] = {}
+
+
+def daily_asset(**kwargs):
+    """``@asset`` for the graph: daily partitions and single-run backfills.
+
+    Every asset reads the run's whole partition range, so a backfill of any length is one run,
+    in order, oldest day first.
+    """
+
+    def decorate(fn):
+        config = inspect.signature(fn).parameters.get("config")
+        if config is not None:
+            CONFIG_TYPES[fn.__name__] = config.annotation
+        return asset(
+            partitions_def=daily_partitions,
+            backfill_policy=BackfillPolicy.single_run(),
+            group_name=GROUP,
+            **kwargs,
+        )(fn)
+
+    return decorate
+
+
+def check_run(context: AssetExecutionContext) -> None:
+    """Fail before writing anything if any asset's config in this run, or its range, is invalid.
+
+    Dagster validates an asset's config only when that asset starts; without this a bad value for
+    the last asset would fail the run after the first assets had already been rewritten.
+    """
+    problems = []
+    tags = context.run.tags
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start and end and start > end:
+        problems.append(f"the partition range {start}...{end} is inverted: its start is after its end")
+    for name, op in (context.run.run_config.get("ops") or {}).items():
+        if name in CONFIG_TYPES:
+            try:
+                CONFIG_TYPES[name](**(op or {}).get("config", {}))
+            except pydantic.ValidationError as error:
+                problems.append(f"config of {name}: {error}")
+    if problems:
+        raise Failure("invalid run, nothing was written:\n" + "\n".join(problems))
 
 
 def first_partition_day() -> dt.date:
@@ -28,6 +66,7 @@ def first_partition_day() -> dt.date:
 
 def for_each_day(context: AssetExecutionContext, write: Callable[[dt.date], int]) -> dict[dt.date, int]:
     """Run ``write`` for each day of the run, oldest first, logging progress; rows per day."""
+    check_run(context)
     days = partition_days(context)
     name = context.asset_key.to_user_string()
     started = time.perf_counter()

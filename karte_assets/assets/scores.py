@@ -4,7 +4,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
 from karte_assets.assets.features import user_features
@@ -25,6 +25,14 @@ class ScoresConfig(Config):
     tier_b_share: float = Field(
         default=0.20, ge=0, le=1, description="Share of the audience, next after tier A, that gets tier B."
     )
+
+    @model_validator(mode="after")
+    def check_shares(self):
+        if self.tier_a_share + self.tier_b_share > 1:
+            raise ValueError(
+                f"tier_a_share + tier_b_share = {self.tier_a_share + self.tier_b_share:.2f} is over 100 % of the audience"
+            )
+        return self
 
 
 def baseline_scores(features: pd.DataFrame) -> np.ndarray:
