@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+import os
+from collections.abc import Mapping
+
+from dagster import Definitions, EnvVar, in_process_executor
 
 from karte_assets.assets.activity import user_daily_activity
 from karte_assets.assets.events import raw_events
@@ -13,7 +16,9 @@ from karte_assets.assets.training import loyalty_model, loyalty_training_set
 from karte_assets.automation.schedules import daily_refresh_schedule, loyalty_daily_job
 from karte_assets.automation.sensors import run_status_publisher
 from karte_assets.resources.model_store import LocalModelStore
+from karte_assets.resources.pubsub_status import PubSubStatusPublisher
 from karte_assets.resources.status import JsonLinesStatusPublisher
+from karte_assets.resources.tracker import CometOfflineTracker, CometOnlineTracker
 from karte_assets.resources.trainer import SubprocessTrainer
 from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.settings import Settings, current_settings
@@ -35,7 +40,26 @@ def local_resources(settings: Settings) -> dict[str, object]:
         "warehouse": DuckDBWarehouse(path=str(settings.warehouse_path)),
         "trainer": SubprocessTrainer(),
         "model_store": LocalModelStore(root=str(settings.home / "models")),
-        "status": JsonLinesStatusPublisher(path=str(settings.home / "status.jsonl")),
+        **reporting_resources(settings),
+    }
+
+
+def reporting_resources(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, object]:
+    """``status`` and ``tracker``: files under $KARTE_HOME locally; Pub/Sub and Comet ML online in dev/prod."""
+    if settings.cloud is None:
+        return {
+            "status": JsonLinesStatusPublisher(path=str(settings.home / "status.jsonl")),
+            "tracker": CometOfflineTracker(
+                project=settings.comet_project, directory=str(settings.home / "comet")
+            ),
+        }
+    return {
+        "status": PubSubStatusPublisher(project=settings.cloud.project, topic=settings.cloud.pubsub_topic),
+        # An unset EnvVar would fail every run at launch; without a key the tracker warns instead.
+        "tracker": CometOnlineTracker(
+            project=settings.comet_project,
+            api_key=EnvVar("COMET_API_KEY") if environ.get("COMET_API_KEY") else "",
+        ),
     }
 
 

@@ -14,8 +14,10 @@ from karte_assets.assets.common import (
     markdown_table,
     rows_metadata,
 )
+from karte_assets.assets.experiments import RunTracking, training_record
 from karte_assets.assets.features import user_features
 from karte_assets.resources.model_store import ModelStore
+from karte_assets.resources.tracker import Tracker
 from karte_assets.resources.trainer import Trainer, TrainingJob
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.resources.worker_pool import WorkerPool
@@ -127,10 +129,12 @@ def loyalty_model(
     warehouse: Warehouse,
     trainer: Trainer,
     model_store: ModelStore,
+    tracker: Tracker,
 ) -> MaterializeResult:
     """LightGBM model of the day, trained through the trainer resource and validated on a later time slice than it learns from."""
     warehouse.ensure_table("loyalty_model_table")
     reports: dict[dt.date, dict] = {}
+    tracking = RunTracking(context, tracker)
 
     def train(day: dt.date) -> int:
         summary = warehouse.query("training_set_summary", {"partition_date": day})
@@ -140,12 +144,11 @@ def loyalty_model(
             row = {"status": "skipped", "note": reason}
         else:
             job_key = f"{context.run_id}/{day}"
+            data = warehouse.query_arrow("training_data", {"partition_date": day})
             try:
                 job = TrainingJob(
                     partition_date=day.isoformat(),
-                    data_uri=model_store.stage_training_data(
-                        job_key, warehouse.query_arrow("training_data", {"partition_date": day})
-                    ),
+                    data_uri=model_store.stage_training_data(job_key, data),
                     model_uri=model_store.staged_model_uri(job_key),
                     horizon_days=int(summary["horizon_days"].max()),
                     lightgbm_params=config.lightgbm_params(),
@@ -154,10 +157,14 @@ def loyalty_model(
                     worker_pool=config.worker_pool.overrides(),
                 )
                 outcome = trainer.train(context, job)
-                version = model_version(day, model_store.read_model(job.model_uri))
+                model_text = model_store.read_model(job.model_uri)
+                version = model_version(day, model_text)
                 uri = model_store.publish(job_key, version)
             finally:
                 model_store.discard_staging(job_key)
+            experiment = tracking.track(
+                training_record(context, day, job, data, outcome, version, model_text)
+            )
             metrics = dict(outcome.metrics)
             row = {
                 "status": "trained",
@@ -179,6 +186,7 @@ def loyalty_model(
                 "feature_importance": dict(outcome.feature_importance),
                 "model_version": version,
                 "model_uri": uri,
+                "experiment": experiment,
             }
         row = {
             "note": None,
@@ -225,6 +233,12 @@ def model_metadata(
             "feature_importance": MetadataValue.md(markdown_table(importance, "{:,.1f}")),
         }
     )
+    experiment = reports[newest]["experiment"]
+    if experiment:
+        metadata["experiment_key"] = MetadataValue.text(experiment.key)
+        metadata["experiment_url"] = MetadataValue.url(experiment.url)
+    else:
+        metadata["experiment"] = MetadataValue.text("not tracked: the run log's warning says why")
     if len(reports) > 1:
         per_day = pd.DataFrame(
             [
