@@ -5,7 +5,6 @@ was acknowledged, and a message is sent twice only when its first publish had an
 """
 
 import dataclasses
-import datetime as dt
 import json
 import time
 from collections import Counter
@@ -14,12 +13,12 @@ import grpc
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 from dagster._core.instance.ref import InstanceRef
-from dagster._core.test_utils import create_run_for_test
 
 from karte_assets.automation.sensors import BACKOFF_FIRST_SECONDS, DeliveryCursor, run_status_publisher
 from karte_assets.resources.pubsub_status import PubSubStatusPublisher
 from karte_assets_tests.fakes.pubsub import PROJECT, TOPIC, emulated_topic, pull_all
-from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
+from karte_assets_tests.finished_runs import one_run_of_each_outcome
+from karte_assets_tests.graph import LocalGraph
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +28,7 @@ def runs(tmp_path_factory) -> tuple[str, dict[str, str]]:
     graph = LocalGraph(home)
     (home / "dagster").mkdir()
     graph.instance = DagsterInstance.local_temp(str(home / "dagster"))
-    ok = graph.materialize(FIRST_DAY)
-    broken = graph.materialize(
-        FIRST_DAY + dt.timedelta(days=1),
-        run_config=config_with(raw_events={"source": str(home / "missing-*.parquet")}),
-        raise_on_error=False,
-    )
-    cancelled = create_run_for_test(graph.instance, job_name="loyalty_daily_job")
-    graph.instance.report_run_canceling(cancelled)
-    graph.instance.report_run_canceled(cancelled)
-    return str(home / "dagster"), {
-        "SUCCESS": ok.run_id,
-        "FAILURE": broken.run_id,
-        "CANCELED": cancelled.run_id,
-    }
+    return str(home / "dagster"), one_run_of_each_outcome(graph)
 
 
 @pytest.fixture
