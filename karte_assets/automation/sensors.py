@@ -1,3 +1,5 @@
+"""The status sensor: every finished run's record, delivered at least once through the status resource."""
+
 from __future__ import annotations
 
 import json

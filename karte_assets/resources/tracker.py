@@ -44,6 +44,8 @@ class TrainingRecord:
 
 @dataclass(frozen=True)
 class TrackedExperiment:
+    """Where a tracked training can be found."""
+
     key: str
     url: str  # the experiment page online, the archive to upload offline
 

@@ -28,6 +28,8 @@ SUBSCRIPTION = f"projects/{PROJECT}/subscriptions/coupon-service"
 
 @dataclass(frozen=True)
 class Fault:
+    """How one Publish call fails."""
+
     code: grpc.StatusCode
     # True: the message is stored and only the answer is lost, so the client cannot know it arrived.
     after_storing: bool
@@ -157,8 +159,11 @@ class FakePubSub:
         self, request: types.AcknowledgeRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
         with self._lock:
+            unknown = set(request.ack_ids) - self._unacked.keys()
+            if unknown:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown ack ids {sorted(unknown)}")
             for ack_id in request.ack_ids:
-                self._unacked.pop(ack_id, None)
+                del self._unacked[ack_id]
         return empty_pb2.Empty()
 
 
