@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("local", "dev", "prod")
 SYNTHETIC_SOURCE = "synthetic"
+BIGQUERY_SOURCE = "bigquery"  # the existing events table KARTE_BQ_EVENTS_TABLE (dev, prod)
 
 
 class SettingsError(ValueError):
@@ -83,7 +85,9 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     return Settings(
         env=env,
         home=Path(environ.get("KARTE_HOME", REPO_ROOT / ".karte")).resolve(),
-        events_source=environ.get("KARTE_EVENTS_SOURCE", SYNTHETIC_SOURCE),
+        events_source=environ.get(
+            "KARTE_EVENTS_SOURCE", SYNTHETIC_SOURCE if env == "local" else BIGQUERY_SOURCE
+        ),
         timezone=timezone,
         partitions_start=partitions_start,
         synthetic_users_per_day=users_per_day,
@@ -99,12 +103,27 @@ def _required(environ: Mapping[str, str], name: str, env: str) -> str:
     return value
 
 
+# BigQuery names reach SQL as identifiers, which cannot be query parameters: only plain ones pass.
+_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_TABLE = re.compile(r"^([a-z][a-z0-9-]{4,28}[a-z0-9]\.)?[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_-]{1,1024}$")
+
+
+def _matching(name: str, value: str, pattern: re.Pattern[str], form: str) -> str:
+    if not pattern.match(value):
+        raise SettingsError(f"{name}={value!r} is not {form}")
+    return value
+
+
 def _cloud_settings(env: str, environ: Mapping[str, str]) -> CloudSettings:
+    dataset = environ.get("KARTE_BQ_DATASET", f"karte_{env}")
+    events_table = _required(environ, "KARTE_BQ_EVENTS_TABLE", env)
     return CloudSettings(
         project=_required(environ, "KARTE_GCP_PROJECT", env),
         region=environ.get("KARTE_GCP_REGION", "asia-northeast1"),
-        bigquery_dataset=environ.get("KARTE_BQ_DATASET", f"karte_{env}"),
-        events_table=_required(environ, "KARTE_BQ_EVENTS_TABLE", env),
+        bigquery_dataset=_matching("KARTE_BQ_DATASET", dataset, _DATASET, "a BigQuery dataset name"),
+        events_table=_matching(
+            "KARTE_BQ_EVENTS_TABLE", events_table, _TABLE, "a BigQuery table, [project.]dataset.table"
+        ),
         gcs_bucket=_required(environ, "KARTE_GCS_BUCKET", env),
         gcs_prefix=environ.get("KARTE_GCS_PREFIX", f"karte/{env}"),
         pubsub_topic=environ.get("KARTE_PUBSUB_TOPIC", f"karte-loyalty-status-{env}"),

@@ -126,7 +126,9 @@ class DuckDBWarehouse(Warehouse):
         if params is None:
             params = {}
         with self.connect() as connection:
-            return connection.sql(duckdb_sql(query_name), params=bind(query_name, params or {})).to_arrow_table()
+            return connection.sql(
+                duckdb_sql(query_name), params=bind(query_name, params or {})
+            ).to_arrow_table()
 
     def partition_exists(self, table, day):
         with self.connect() as connection:
@@ -142,7 +144,7 @@ def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
         connection.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = $table",
             {"table": table},
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -160,7 +162,7 @@ def _replace(
         else:
             connection.execute(f"CREATE TABLE {target} AS {stamped}", params)
         count = f"SELECT count(*) FROM {target} WHERE partition_date = $partition_date"  # noqa: S608
-        rows = connection.execute(count, day).fetchone()[0]
+        rows = connection.execute(count, day).fetchall()[0][0]
         connection.execute(
             "INSERT OR REPLACE INTO partition_log VALUES ($table, $day, $rows, now()::TIMESTAMP)",
             {"table": table, "day": day["partition_date"], "rows": rows},
