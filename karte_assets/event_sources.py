@@ -74,7 +74,7 @@ def _classifying_select(columns: list[str], relation: str) -> str:
         ),
         in_day AS (
           -- Rows without a usable timestamp cannot be placed on a day: every day that reads them reports them.
-          SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id, ts, event_name, raw_value, properties) AS copy
+          SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id, ts, event_name, value, properties) AS copy
           FROM typed
           WHERE ts IS NULL OR (ts >= $start AND ts < $end)
         )

@@ -4,6 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue
 from pydantic import Field
 
+from karte_assets.assets.checks import RAW_EVENTS_VALID, RAW_EVENTS_VOLUME, DayChecks, spec
 from karte_assets.assets.common import (
     daily_asset,
     first_partition_day,
@@ -17,6 +18,11 @@ from karte_assets.plots import chart_metadata, event_volume_figure
 from karte_assets.resources.warehouse import DuckDBWarehouse, Warehouse
 from karte_assets.settings import BIGQUERY_SOURCE, current_settings
 from karte_assets.synthetic import SyntheticWorld
+
+# The counts of sql/raw_events_quality.sql that must be zero.
+QUALITY_COUNTS = ("null_user_ids", "unknown_event_names", "outside_day", "invalid_values", "duplicates")
+VOLUME_HISTORY_DAYS, VOLUME_MIN_HISTORY_DAYS = 28, 7
+VOLUME_RATIO_RANGE = (0.5, 2.0)
 
 
 class RawEventsConfig(Config):
@@ -61,7 +67,53 @@ def _store_day(
     return warehouse.replace_partition_with_rows("raw_events", day, events.accepted())
 
 
-@daily_asset(kinds={"duckdb"})
+def _check_day(
+    warehouse: Warehouse,
+    day: dt.date,
+    window: tuple[dt.datetime, dt.datetime],
+    names: list[str],
+    checks: DayChecks,
+) -> None:
+    params = {"partition_date": day, "event_names": names, "day_start": window[0], "day_end": window[1]}
+    quality = warehouse.query("raw_events_quality", params).iloc[0]
+    problems = {key: int(quality[key]) for key in QUALITY_COUNTS if quality[key]}
+    checks.record(
+        RAW_EVENTS_VALID,
+        day,
+        not problems,
+        ", ".join(f"{key}: {count:,}" for key, count in problems.items())
+        or f"{int(quality['events']):,} events, all valid",
+    )
+    history = warehouse.query("raw_events_volume", {"partition_date": day, "days": VOLUME_HISTORY_DAYS})
+    if len(history) < VOLUME_MIN_HISTORY_DAYS:
+        checks.record(RAW_EVENTS_VOLUME, day, True, f"only {len(history)} earlier days: no baseline yet")
+        return
+    median = float(history["events"].median())
+    ratio = int(quality["events"]) / median if median else float("inf")
+    checks.record(
+        RAW_EVENTS_VOLUME,
+        day,
+        VOLUME_RATIO_RANGE[0] <= ratio <= VOLUME_RATIO_RANGE[1],
+        f"{int(quality['events']):,} events, {ratio:.2f}x the median of the {len(history)} days before",
+    )
+
+
+@daily_asset(
+    kinds={"duckdb"},
+    check_specs=[
+        spec(
+            RAW_EVENTS_VALID,
+            "raw_events",
+            "No null user id, unknown event name, timestamp outside the day, invalid value or duplicate event.",
+            blocking=True,
+        ),
+        spec(
+            RAW_EVENTS_VOLUME,
+            "raw_events",
+            "The day's event count is within 0.5x-2x the median of the 28 days before.",
+        ),
+    ],
+)
 def raw_events(
     context: AssetExecutionContext, config: RawEventsConfig, warehouse: Warehouse
 ) -> MaterializeResult:
@@ -79,15 +131,20 @@ def raw_events(
     if config.source == BIGQUERY_SOURCE and isinstance(warehouse, DuckDBWarehouse):
         raise Failure('source "bigquery" reads KARTE_BQ_EVENTS_TABLE: it needs KARTE_ENV=dev or prod')
 
+    checks = DayChecks()
+
     def load(day: dt.date) -> int:
+        start, end = day_window(day, settings.timezone)
         if config.source == BIGQUERY_SOURCE:
-            start, end = day_window(day, settings.timezone)
             params = {"day_start": start, "day_end": end}
-            return warehouse.replace_partition("raw_events", day, "raw_events_from_table", params)
-        with day_events(
-            config.source, day, settings.timezone, world, config.event_names, settings.home / "tmp"
-        ) as events:
-            return _store_day(warehouse, day, events, config, rejects)
+            rows = warehouse.replace_partition("raw_events", day, "raw_events_from_table", params)
+        else:
+            with day_events(
+                config.source, day, settings.timezone, world, config.event_names, settings.home / "tmp"
+            ) as events:
+                rows = _store_day(warehouse, day, events, config, rejects)
+        _check_day(warehouse, day, (start, end), config.event_names, checks)
+        return rows
 
     rows = for_each_day(context, load)
     last = max(rows)
@@ -104,5 +161,6 @@ def raw_events(
             **chart_metadata(context.log, {"event_volume_chart": lambda: event_volume_figure(by_name, last)}),
             "rejected_rows": MetadataValue.int(int(rejected["rows"].sum())),
             "rejects": MetadataValue.md(markdown_table(rejected) if len(rejected) else "no rejected rows"),
-        }
+        },
+        check_results=checks.results(),
     )

@@ -1,0 +1,119 @@
+"""Asset checks pass on good data, fail on data made to fail them, and block what follows."""
+
+import datetime as dt
+
+import pandas as pd
+
+from karte_assets.assets.checks import FEATURES_VALID, RAW_EVENTS_VALID, RAW_EVENTS_VOLUME, DayChecks
+from karte_assets.assets.events import _check_day
+from karte_assets.partitions import day_window
+from karte_assets.resources.warehouse import DuckDBWarehouse
+from karte_assets_tests.graph import FIRST_DAY, LocalGraph
+
+NAMES = ["view", "click", "cart", "purchase"]
+DAY = FIRST_DAY + dt.timedelta(days=10)
+
+
+def events(n: int, day: dt.date = DAY, **overrides) -> pd.DataFrame:
+    start = day_window(day, "Asia/Tokyo")[0].replace(tzinfo=None)
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(n)],
+            "event_ts": [start + dt.timedelta(minutes=i) for i in range(n)],
+            "event_name": "view",
+            "value": 0.0,
+            "properties": None,
+        }
+    )
+    return frame.assign(**overrides)
+
+
+def judge(warehouse, day=DAY) -> dict[str, tuple[bool, str]]:
+    checks = DayChecks()
+    _check_day(warehouse, day, day_window(day, "Asia/Tokyo"), NAMES, checks)
+    return {
+        result.check_name: (result.passed, result.metadata["newest_day"].value) for result in checks.results()
+    }
+
+
+def test_raw_events_checks_pass_on_clean_data_and_name_each_kind_of_bad_row(tmp_path):
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    warehouse.ensure_table("raw_events_table")
+    warehouse.replace_partition_with_rows("raw_events", DAY, events(5))
+    assert judge(warehouse)[RAW_EVENTS_VALID][0]
+
+    bad = pd.concat(
+        [
+            events(5),
+            events(1, user_id=None),
+            events(2, event_name="teleport"),
+            events(1, event_ts=pd.Timestamp("2026-01-01")),
+            events(1, value=-1.0),
+            events(1),  # a second copy of u0's first event
+        ]
+    )
+    warehouse.replace_partition_with_rows("raw_events", DAY, bad)
+    passed, detail = judge(warehouse)[RAW_EVENTS_VALID]
+    assert not passed
+    assert (
+        detail == "null_user_ids: 1, unknown_event_names: 2, outside_day: 1, invalid_values: 1, duplicates: 1"
+    )
+
+
+def test_the_volume_check_warns_on_a_day_far_below_the_trailing_median(tmp_path):
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    warehouse.ensure_table("raw_events_table")
+    for back in range(1, 11):
+        day = DAY - dt.timedelta(days=back)
+        warehouse.replace_partition_with_rows("raw_events", day, events(100 + back, day))
+    warehouse.replace_partition_with_rows("raw_events", DAY, events(104))
+    assert judge(warehouse)[RAW_EVENTS_VOLUME][0]
+    warehouse.replace_partition_with_rows("raw_events", DAY, events(30))
+    passed, detail = judge(warehouse)[RAW_EVENTS_VOLUME]
+    assert not passed and "0.28x the median of the 10 days before" in detail
+
+
+class SourceLeakingNullUsers(DuckDBWarehouse):
+    """The real warehouse, with a source that slips a row without user id past the reject rules."""
+
+    def replace_partition_with_rows(self, table, day, rows):
+        count = super().replace_partition_with_rows(table, day, rows)
+        if table == "raw_events":
+            with self.connect() as connection:
+                connection.execute(
+                    "INSERT INTO raw_events VALUES ($day, NULL, $ts, 'view', 0, NULL)",
+                    {"day": day, "ts": day_window(day, "Asia/Tokyo")[0].replace(tzinfo=None)},
+                )
+        return count
+
+
+def test_a_failed_blocking_check_stops_the_bad_day_from_flowing_on(tmp_path):
+    graph = LocalGraph(tmp_path / "karte")
+    graph.resources["warehouse"] = graph.warehouse = SourceLeakingNullUsers(path=graph.warehouse.path)
+    result = graph.materialize(FIRST_DAY, raise_on_error=False)
+    evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}[RAW_EVENTS_VALID]
+    assert not evaluation.passed
+    assert "null_user_ids: 1" in evaluation.metadata["failed_days"].value
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert materialized == {"raw_events"}
+    assert not graph.warehouse.partition_exists("user_daily_activity", FIRST_DAY)
+
+
+def test_on_a_clean_run_every_check_passes(graph):
+    result = graph.materialize(FIRST_DAY, FIRST_DAY + dt.timedelta(days=2))
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations[RAW_EVENTS_VALID] and evaluations[FEATURES_VALID] and evaluations[RAW_EVENTS_VOLUME]
+
+
+def test_the_feature_check_counts_values_out_of_range(tmp_path):
+    graph = LocalGraph(tmp_path / "karte")
+    graph.materialize(FIRST_DAY)
+    features = graph.table("user_features", FIRST_DAY).drop(columns=["partition_date"])
+    assert (
+        graph.warehouse.query("user_features_quality", {"partition_date": FIRST_DAY}).iloc[0]["out_of_range"]
+        == 0
+    )
+    broken = features.assign(tenure_days=features["tenure_days"] - 5, active_days_7d=9)
+    graph.warehouse.replace_partition_with_rows("user_features", FIRST_DAY, broken)
+    quality = graph.warehouse.query("user_features_quality", {"partition_date": FIRST_DAY}).iloc[0]
+    assert quality["out_of_range"] == len(features)
