@@ -9,13 +9,15 @@ from pydantic import Field, model_validator
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
 from karte_assets.assets.features import user_features
 from karte_assets.assets.training import loyalty_model
+from karte_assets.plots import chart_metadata, score_change_figure, score_distribution_figure
 from karte_assets.resources.model_store import ModelStore
 from karte_assets.resources.warehouse import Warehouse
-from karte_assets.tiers import assign_tiers
+from karte_assets.tiers import NO_COUPON, assign_tiers
 from karte_assets.training.loyalty import BASELINE_FEATURE
 
 # Before the first model exists the audience is still ranked, by the baseline the model must beat.
 BASELINE_VERSION = f"baseline:{BASELINE_FEATURE}"
+SCORE_BINS = 20
 
 
 class ScoresConfig(Config):
@@ -38,6 +40,22 @@ class ScoresConfig(Config):
 def baseline_scores(features: pd.DataFrame) -> np.ndarray:
     """Percentile rank of recent purchase count, in (0, 1]."""
     return features[BASELINE_FEATURE].fillna(0).rank(pct=True, method="average").to_numpy()
+
+
+def users_per_score_bin(warehouse: Warehouse, day: dt.date) -> np.ndarray | None:
+    """Users per score bin of width 1/SCORE_BINS on ``day``, or None if the day was never scored."""
+    if not warehouse.partition_exists("loyalty_scores", day):
+        return None
+    counts = np.zeros(SCORE_BINS, dtype=int)
+    histogram = warehouse.query("score_histogram", {"partition_date": day, "bins": SCORE_BINS})
+    counts[histogram["score_bin"].to_numpy(dtype=int)] = histogram["users"].to_numpy()
+    return counts
+
+
+def tier_cutoffs(table: pd.DataFrame) -> dict[str, float]:
+    """The lowest score in each coupon tier."""
+    tiers = table[table["coupon_tier"] != NO_COUPON].groupby("coupon_tier")["loyal_score"].min()
+    return {tier: float(score) for tier, score in tiers.items()}
 
 
 @daily_asset(deps=[user_features, loyalty_model], kinds={"duckdb", "lightgbm"})
@@ -68,6 +86,9 @@ def loyalty_scores(
     table: pd.DataFrame = newest["table"]
     tiers = table["coupon_tier"].value_counts().rename_axis("coupon_tier").reset_index(name="users")
     quantiles = table["loyal_score"].quantile([0.1, 0.5, 0.9]) if len(table) else pd.Series(dtype=float)
+    day, cutoffs = newest["day"], tier_cutoffs(table)
+    previous_day = day - dt.timedelta(days=1)
+    tier_sizes = dict(zip(tiers["coupon_tier"], tiers["users"], strict=True))
     return MaterializeResult(
         metadata={
             **rows_metadata(rows),
@@ -77,5 +98,20 @@ def loyalty_scores(
                 {f"p{int(q * 100)}": float(v) for q, v in quantiles.items()}
             ),
             "preview": MetadataValue.md(markdown_table(table.head(10))),
+            "tier_cutoffs": MetadataValue.json(cutoffs),
+            **chart_metadata(
+                context.log,
+                {
+                    "score_distribution_chart": lambda: score_distribution_figure(
+                        users_per_score_bin(warehouse, day), cutoffs, tier_sizes, day
+                    ),
+                    "score_change_chart": lambda: score_change_figure(
+                        users_per_score_bin(warehouse, day),
+                        users_per_score_bin(warehouse, previous_day),
+                        day,
+                        previous_day,
+                    ),
+                },
+            ),
         }
     )

@@ -16,6 +16,12 @@ from karte_assets.assets.common import (
 )
 from karte_assets.assets.experiments import RunTracking, training_record
 from karte_assets.assets.features import user_features
+from karte_assets.plots import (
+    calibration_figure,
+    chart_metadata,
+    feature_importance_figure,
+    gain_lift_figure,
+)
 from karte_assets.resources.model_store import ModelStore
 from karte_assets.resources.tracker import Tracker
 from karte_assets.resources.trainer import Trainer, TrainingJob
@@ -184,6 +190,7 @@ def loyalty_model(
             reports[day] = {
                 "metrics": metrics,
                 "feature_importance": dict(outcome.feature_importance),
+                "validation_summary": dict(outcome.validation_summary),
                 "model_version": version,
                 "model_uri": uri,
                 "experiment": experiment,
@@ -199,7 +206,19 @@ def loyalty_model(
         return 1 if row["status"] == "trained" else 0
 
     trained = for_each_day(context, train)
-    return MaterializeResult(metadata=model_metadata(trained, reports, config))
+    metadata = model_metadata(trained, reports, config)
+    if reports:
+        newest = reports[max(reports)]
+        summary = newest["validation_summary"]
+        metadata |= chart_metadata(
+            context.log,
+            {
+                "gain_lift_chart": lambda: gain_lift_figure(summary),
+                "calibration_chart": lambda: calibration_figure(summary["calibration"]),
+                "feature_importance_chart": lambda: feature_importance_figure(newest["feature_importance"]),
+            },
+        )
+    return MaterializeResult(metadata=metadata)
 
 
 def model_metadata(

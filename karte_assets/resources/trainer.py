@@ -31,6 +31,8 @@ class TrainingJob:
 class TrainingOutcome:
     metrics: Mapping[str, object]
     feature_importance: Mapping[str, float] = field(default_factory=dict)
+    # Binned validation results for the model's charts (training/evaluation.py).
+    validation_summary: Mapping[str, object] = field(default_factory=dict)
 
 
 class Trainer(ConfigurableResource, ABC):

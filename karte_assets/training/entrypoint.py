@@ -37,7 +37,11 @@ def run(pipes: PipesContext) -> None:
     )
     write_bytes(job["model_uri"], trained.booster.model_to_string().encode())
     pipes.report_custom_message(
-        {"metrics": trained.metrics, "feature_importance": trained.feature_importance}
+        {
+            "metrics": trained.metrics,
+            "feature_importance": trained.feature_importance,
+            "validation_summary": trained.validation_summary,
+        }
     )
 
 

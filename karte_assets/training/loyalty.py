@@ -7,12 +7,15 @@ container and in tests. Needs only numpy, pandas and lightgbm (no Dagster).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+from karte_assets.training.evaluation import validation_summary
 
 NON_FEATURES = ("snapshot_date", "label", "user_id")
 # The plain ranking the model has to beat: users who bought most in the last 90 days come first.
@@ -24,6 +27,8 @@ class TrainedModel:
     booster: lgb.Booster
     metrics: dict[str, float | int | str]
     feature_importance: dict[str, float]
+    # Binned validation results for the model's charts (see evaluation.py); no row-level data.
+    validation_summary: dict[str, object]
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -34,6 +39,25 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
         raise ValueError("ROC AUC needs both positive and negative labels")
     ranks = pd.Series(scores).rank(method="average").to_numpy()
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def log_rounds(
+    log: Callable[[str], None], num_boost_round: int
+) -> Callable[[lgb.callback.CallbackEnv], None]:
+    """A LightGBM callback that reports every tenth of the rounds through ``log`` (the run log under
+    Pipes; LightGBM's own log_evaluation prints to stdout, which reaches only the raw compute logs)."""
+    period = max(1, num_boost_round // 10)
+    started = time.perf_counter()
+
+    def callback(env: lgb.callback.CallbackEnv) -> None:
+        done = env.iteration + 1
+        if done % period == 0 or done == 1:
+            results = ", ".join(
+                f"{data} {metric} {value:.4f}" for data, metric, value, _ in env.evaluation_result_list
+            )
+            log(f"round {done}/{num_boost_round}: {results} ({time.perf_counter() - started:.1f}s elapsed)")
+
+    return callback
 
 
 def time_split(frame: pd.DataFrame, horizon_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -74,15 +98,18 @@ def train_loyalty_model(
         valid_sets=[validation_set],
         callbacks=[
             lgb.early_stopping(early_stopping_rounds, verbose=False),
-            lgb.log_evaluation(period=max(1, num_boost_round // 10)),
+            log_rounds(log, num_boost_round),
         ],
     )
     best_iteration = max(1, evaluated.best_iteration)
-    validation_auc = roc_auc(
-        validation["label"], evaluated.predict(validation[features], num_iteration=best_iteration)
+    predictions = evaluated.predict(validation[features], num_iteration=best_iteration)
+    baseline_scores = validation[BASELINE_FEATURE].fillna(0).to_numpy()
+    validation_auc = roc_auc(validation["label"], predictions)
+    baseline_auc = roc_auc(validation["label"], baseline_scores)
+    log(
+        f"best round {best_iteration} of at most {num_boost_round}: validation AUC "
+        f"{validation_auc:.4f} vs {BASELINE_FEATURE} ranking {baseline_auc:.4f}; refitting on all {len(frame)} rows"
     )
-    baseline_auc = roc_auc(validation["label"], validation[BASELINE_FEATURE].fillna(0))
-    log(f"validation AUC {validation_auc:.4f} vs {BASELINE_FEATURE} ranking {baseline_auc:.4f}")
     # The scoring model learns from every snapshot, the validation one included, for as many
     # rounds as validation found best.
     final = lgb.train(
@@ -102,6 +129,9 @@ def train_loyalty_model(
             "refit_rows": len(frame),
         },
         feature_importance={name: float(gain) for name, gain in zip(features, importance, strict=True)},
+        validation_summary=validation_summary(
+            validation["label"].to_numpy(), predictions, baseline_scores, BASELINE_FEATURE
+        ),
     )
 
 
