@@ -13,13 +13,14 @@ DEMO_DAYS ?= 90
 DEMO_START := $(or $(KARTE_PARTITIONS_START),2026-06-01)
 DEMO_END := $(shell date -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) days" +%F)
 
-.PHONY: help setup demo report dev test lint format
+.PHONY: help setup demo report export dev test lint format
 
 help:
 	@echo "make demo    set up, backfill $(DEMO_DAYS) days of synthetic events through the graph, print the scores"
 	@echo "make test    lint and run the test suite"
 	@echo "make dev     open the Dagster UI (http://127.0.0.1:3000) with the daemon: schedule and sensor run"
 	@echo "make report  print the newest scores again"
+	@echo "make export DAY=YYYY-MM-DD  the day's coupon audience as Parquet and CSV under $$KARTE_HOME/exports"
 
 $(CURDIR)/.karte/bootstrap/bin/uv:
 	python3 -m venv $(CURDIR)/.karte/bootstrap
@@ -37,6 +38,10 @@ demo: setup
 
 report:
 	@$(UV) run python -m karte_assets.report
+
+export:
+	@test -n "$(DAY)" || { echo "usage: make export DAY=YYYY-MM-DD" >&2; exit 2; }
+	@$(UV) run python -m karte_assets.export --day $(DAY)
 
 dev: setup
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

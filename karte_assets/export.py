@@ -1,0 +1,87 @@
+"""The coupon audience of a day for the coupon service.
+
+    uv run python -m karte_assets.export --day 2026-08-29      (or: make export DAY=2026-08-29)
+
+The audience is every user with a coupon tier on that day, the most loyal first (the named query
+``sql/coupon_audience.sql``). It replaces the day's partition of the warehouse table
+``coupon_audience``: a DuckDB table locally, a BigQuery table in the environment's dataset in
+dev and prod (the same ``Warehouse`` resource as the graph's). Locally it is also written as
+Parquet and CSV files under ``$KARTE_HOME/exports/``; in dev and prod only when ``--out`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from karte_assets.definitions import resources_for
+from karte_assets.resources.warehouse import Warehouse
+from karte_assets.settings import current_settings
+
+TABLE = "coupon_audience"
+FORMATS = ("parquet", "csv")
+
+
+class NotScored(RuntimeError):
+    """The day has no loyalty scores to export."""
+
+
+def export_audience(warehouse: Warehouse, day: dt.date) -> pa.Table:
+    """Replace the day's partition of ``coupon_audience`` and return the audience."""
+    if not warehouse.partition_exists("loyalty_scores", day):
+        raise NotScored(f"loyalty_scores has no partition {day}: materialise it first, then export")
+    warehouse.replace_partition(TABLE, day, TABLE)
+    return warehouse.query_arrow(TABLE, {"partition_date": day})
+
+
+def write_files(audience: pa.Table, day: dt.date, directory: Path, formats=FORMATS) -> list[Path]:
+    """``coupon_audience_<day>.<format>`` files; each appears whole or not at all."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file_format in formats:
+        path = directory / f"{TABLE}_{day}.{file_format}"
+        partial = path.with_name(f".{path.name}.partial")
+        if file_format == "parquet":
+            pq.write_table(audience, partial)
+        else:
+            pa_csv.write_csv(audience, partial)
+        os.replace(partial, path)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m karte_assets.export", description=__doc__.split("\n")[0])
+    parser.add_argument("--day", required=True, type=dt.date.fromisoformat, help="the day, YYYY-MM-DD")
+    parser.add_argument(
+        "--out", type=Path, help="directory of the files (default locally: $KARTE_HOME/exports)"
+    )
+    parser.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats")
+    args = parser.parse_args(argv)
+
+    settings = current_settings()
+    try:
+        audience = export_audience(resources_for(settings)["warehouse"], args.day)
+    except NotScored as error:
+        parser.exit(1, f"{error}\n")
+    tiers = audience.column("coupon_tier").value_counts().to_pylist()
+    by_tier = ", ".join(
+        f"tier {t['values']}: {t['counts']:,}" for t in sorted(tiers, key=lambda t: t["values"])
+    )
+    print(
+        f"{TABLE} {args.day}: {audience.num_rows:,} users ({by_tier or 'no tiered users'}) -> table {TABLE}"
+    )
+    out = args.out or (settings.home / "exports" if settings.cloud is None else None)
+    if out is not None:
+        for path in write_files(audience, args.day, out, args.formats):
+            print(f"  {path}")
+
+
+if __name__ == "__main__":
+    main()
