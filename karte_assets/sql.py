@@ -25,7 +25,12 @@ def bigquery_sql(name: str) -> str:
 
 @functools.cache
 def duckdb_sql(name: str) -> str:
-    statement = sqlglot.parse_one(bigquery_sql(name), read="bigquery")
+    return to_duckdb(bigquery_sql(name))
+
+
+def to_duckdb(bigquery_text: str) -> str:
+    """One BigQuery Standard SQL statement as DuckDB SQL."""
+    statement = sqlglot.parse_one(bigquery_text, read="bigquery")
     # DuckDB tables are not partitioned or clustered; the properties only matter to BigQuery.
     for prop in list(statement.find_all(exp.PartitionedByProperty, exp.ClusterProperty)):
         prop.pop()

@@ -7,7 +7,6 @@ step's compute logs. A Dagster run that is cancelled cancels the job.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -42,12 +41,6 @@ ENDED = {
     JobState.JOB_STATE_EXPIRED,
     JobState.JOB_STATE_PARTIALLY_SUCCEEDED,
 }
-_LABEL_INVALID = re.compile(r"[^a-z0-9_-]")
-
-
-def label(value: str) -> str:
-    """``value`` as a Vertex AI / BigQuery label value: lowercase, [a-z0-9_-], at most 63 characters."""
-    return _LABEL_INVALID.sub("_", value.lower())[:63]
 
 
 def accelerator(name: str) -> AcceleratorType:

@@ -9,8 +9,9 @@ from dagster_gcp import GCSResource
 from google.cloud.aiplatform_v1 import JobServiceClient
 from pydantic import Field
 
+from karte_assets.resources.gcp_labels import label
 from karte_assets.resources.trainer import ENTRYPOINT_MODULE, Trainer, outcome_from_messages
-from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient, label
+from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient
 from karte_assets.resources.worker_pool import WorkerPool
 
 DEFAULT_POOL = WorkerPool(

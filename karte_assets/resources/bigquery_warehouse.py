@@ -1,0 +1,205 @@
+"""The warehouse on BigQuery: the same SQL files the local path transpiles, run as BigQuery jobs.
+
+A day partition is replaced by one job that writes the partition decorator ``table$YYYYMMDD`` with
+WRITE_TRUNCATE: BigQuery swaps that partition atomically, so a re-run or a range backfill never
+duplicates rows and a failed job leaves the old partition in place. Values go in as query
+parameters; table names are checked identifiers; every job has labels (asset, partition, run id)
+and a ``maximum_bytes_billed`` guard, and the bytes it processed go into the asset's metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlglot
+from dagster import AssetExecutionContext, DagsterInvariantViolationError
+from dagster_gcp import BigQueryResource
+from google.api_core.exceptions import GoogleAPICallError, NotFound
+from google.cloud import bigquery
+from pydantic import Field, PrivateAttr
+from sqlglot import exp
+
+from karte_assets.resources.bigquery_rows import conform, query_parameters
+from karte_assets.resources.gcp_labels import label
+from karte_assets.resources.warehouse import Rows, Warehouse, checked_identifier
+from karte_assets.sql import bigquery_sql, bind
+
+EVENTS_TABLE = "events_table"  # the placeholder in sql/raw_events_from_table.sql
+_PARTITIONING = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="partition_date")
+# A later version of a query may add a column; BigQuery allows that for partition-decorator writes.
+_ADD_FIELDS = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
+
+
+class BigQueryWarehouse(Warehouse):
+    """Tables in one BigQuery dataset, each partitioned by day on ``partition_date``."""
+
+    bigquery: BigQueryResource = Field(description="Project and location of the jobs; credentials from ADC.")
+    dataset: str = Field(description="Dataset of the graph's tables (KARTE_BQ_DATASET).")
+    events_table: str = Field(
+        description="The existing events table, [project.]dataset.table (KARTE_BQ_EVENTS_TABLE)."
+    )
+    maximum_bytes_billed: int = Field(
+        default=200 * 2**30, gt=0, description="A query that would bill more bytes fails instead of running."
+    )
+    _usage: dict[tuple[str, str], dict[str, int]] = PrivateAttr(default_factory=dict)
+    _log_ready: bool = PrivateAttr(default=False)
+
+    def ensure_table(self, ddl_name):
+        self._run(ddl_name, bigquery_sql(ddl_name), {})
+
+    def replace_partition(self, table, day, query_name, params=None):
+        bound = bind(query_name, {**(params or {}), "partition_date": day})
+        select = self._sql(query_name)
+        # Our own SQL around a checked query file; the day is a parameter.
+        stamped = f"SELECT @partition_date AS partition_date, q.*\nFROM (\n{select}\n) AS q"  # noqa: S608
+        config = self._job_config(
+            bigquery.QueryJobConfig,
+            query_name,
+            {**bound, "partition_date": day},
+            day,
+            destination=self._partition(table, day),
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            time_partitioning=_PARTITIONING,
+            schema_update_options=_ADD_FIELDS,
+        )
+        with self.bigquery.get_client() as client:
+            rows = self._wait(
+                client.query(stamped, job_config=config), f"{query_name} into {table}${day:%Y%m%d}"
+            )
+        return self._logged(table, day, rows.total_rows)
+
+    def replace_partition_with_rows(self, table, day, rows: Rows):
+        arrow = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
+        arrow = arrow if isinstance(arrow, pa.Table) else pa.Table.from_pandas(arrow, preserve_index=False)
+        arrow = arrow.add_column(0, "partition_date", pa.array([day] * arrow.num_rows, pa.date32()))
+        config = self._job_config(
+            bigquery.LoadJobConfig,
+            "load",
+            {},
+            day,
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            time_partitioning=_PARTITIONING,
+            schema_update_options=_ADD_FIELDS,
+        )
+        with self.bigquery.get_client() as client:
+            try:
+                existing = client.get_table(self._table_id(table)).schema
+            except NotFound:
+                existing = []
+            buffer = io.BytesIO()
+            pq.write_table(conform(arrow, existing), buffer)
+            size = buffer.tell()
+            buffer.seek(0)
+            job = client.load_table_from_file(
+                buffer, self._partition(table, day), size=size, job_config=config
+            )
+            self._wait(job, f"rows into {table}${day:%Y%m%d}")
+        return self._logged(table, day, arrow.num_rows)
+
+    def query(self, query_name, params=None):
+        return self.query_arrow(query_name, params).to_pandas(date_as_object=False)
+
+    def query_arrow(self, query_name, params=None):
+        bound = bind(query_name, params or {})
+        rows = self._run(query_name, self._sql(query_name), bound)
+        return rows.to_arrow(create_bqstorage_client=False)
+
+    def partition_exists(self, table, day):
+        params = {"table_name": table, "partition_date": day}
+        self._ensure_log()
+        return self._run("partition_logged", bigquery_sql("partition_logged"), params).total_rows > 0
+
+    def _logged(self, table: str, day: dt.date, rows: int) -> int:
+        # Logged after the partition is written, not in one transaction with it (BigQuery has no
+        # transaction around a load or a decorator write): a crash in between leaves the day
+        # written but unlogged, so it is reported missing and rewritten by the next run, which is
+        # safe. A logged day is always there.
+        self._ensure_log()
+        params = {"table_name": table, "partition_date": day, "row_count": rows}
+        self._run("partition_log_merge", bigquery_sql("partition_log_merge"), params)
+        return int(rows)
+
+    def _ensure_log(self) -> None:
+        if not self._log_ready:
+            self.ensure_table("partition_log_table")
+            self._log_ready = True
+
+    def _sql(self, query_name: str) -> str:
+        text = bigquery_sql(query_name)
+        statement = sqlglot.parse_one(text, read="bigquery")
+        placeholders = [table for table in statement.find_all(exp.Table) if table.name == EVENTS_TABLE]
+        if not placeholders:
+            return text
+        events = exp.to_table(self.events_table, dialect="bigquery")
+        for part in events.parts:
+            part.set("quoted", True)  # a project id may contain dashes
+        for placeholder in placeholders:
+            placeholder.replace(events.copy())
+        return statement.sql(dialect="bigquery", pretty=True)
+
+    def _table_id(self, table: str) -> str:
+        return f"{self.bigquery.project}.{self.dataset}.{checked_identifier(table)}"
+
+    def _partition(self, table: str, day: dt.date) -> str:
+        return f"{self._table_id(table)}${day:%Y%m%d}"
+
+    def _run(self, query_name: str, sql: str, params: Mapping[str, object]):
+        config = self._job_config(bigquery.QueryJobConfig, query_name, params, params.get("partition_date"))
+        with self.bigquery.get_client() as client:
+            return self._wait(client.query(sql, job_config=config), query_name)
+
+    def _job_config(self, kind, query_name: str, params: Mapping[str, object], day, **options: object):
+        context = _current_asset_context()
+        labels = {"karte_query": label(query_name)}
+        if context is not None:
+            labels.update(
+                dagster_asset=label(context.asset_key.to_python_identifier()),
+                dagster_run_id=label(context.run.run_id),
+            )
+        if day is not None:
+            labels["dagster_partition"] = label(day.isoformat())
+        config = kind(labels=labels, **options)
+        if kind is bigquery.QueryJobConfig:
+            config.default_dataset = f"{self.bigquery.project}.{self.dataset}"
+            config.query_parameters = query_parameters(params)
+            config.maximum_bytes_billed = self.maximum_bytes_billed
+        return config
+
+    def _wait(self, job, what: str):
+        try:
+            rows = job.result()
+        except GoogleAPICallError as error:
+            raise RuntimeError(f"BigQuery job {job.job_id} ({what}) failed: {error.message}") from error
+        self._count(job)
+        return rows
+
+    def _count(self, job) -> None:
+        context = _current_asset_context()
+        if context is None:
+            return
+        usage = self._usage.setdefault(
+            (context.run.run_id, context.asset_key.to_user_string()), {"jobs": 0, "processed": 0, "billed": 0}
+        )
+        usage["jobs"] += 1
+        usage["processed"] += getattr(job, "total_bytes_processed", None) or 0
+        usage["billed"] += getattr(job, "total_bytes_billed", None) or 0
+        context.add_asset_metadata(
+            {
+                "bigquery_jobs": usage["jobs"],
+                "bigquery_bytes_processed": usage["processed"],
+                "bigquery_bytes_billed": usage["billed"],
+            }
+        )
+
+
+def _current_asset_context() -> AssetExecutionContext | None:
+    """The asset being materialised, if any: the warehouse is also used outside assets."""
+    try:
+        return AssetExecutionContext.get()
+    except DagsterInvariantViolationError:
+        return None

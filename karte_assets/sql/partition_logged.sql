@@ -1,0 +1,4 @@
+-- BigQuery only: whether @table_name's partition @partition_date has been written (0 or 1 rows).
+SELECT row_count
+FROM partition_log
+WHERE table_name = @table_name AND partition_date = @partition_date
