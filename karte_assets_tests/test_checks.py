@@ -2,13 +2,24 @@
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from karte_assets.assets.checks import FEATURES_VALID, RAW_EVENTS_VALID, RAW_EVENTS_VOLUME, DayChecks
+from karte_assets.assets.checks import (
+    FEATURES_VALID,
+    MODEL_AUC,
+    RAW_EVENTS_VALID,
+    RAW_EVENTS_VOLUME,
+    SCORES_DRIFT,
+    SCORES_VALID,
+    DayChecks,
+    population_stability_index,
+)
 from karte_assets.assets.events import _check_day
 from karte_assets.partitions import day_window
 from karte_assets.resources.warehouse import DuckDBWarehouse
-from karte_assets_tests.graph import FIRST_DAY, LocalGraph
+from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
 
 NAMES = ["view", "click", "cart", "purchase"]
 DAY = FIRST_DAY + dt.timedelta(days=10)
@@ -102,7 +113,14 @@ def test_a_failed_blocking_check_stops_the_bad_day_from_flowing_on(tmp_path):
 def test_on_a_clean_run_every_check_passes(graph):
     result = graph.materialize(FIRST_DAY, FIRST_DAY + dt.timedelta(days=2))
     evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert evaluations[RAW_EVENTS_VALID] and evaluations[FEATURES_VALID] and evaluations[RAW_EVENTS_VOLUME]
+    assert evaluations == {
+        RAW_EVENTS_VALID: True,
+        RAW_EVENTS_VOLUME: True,
+        FEATURES_VALID: True,
+        MODEL_AUC: True,
+        SCORES_VALID: True,
+        SCORES_DRIFT: True,
+    }
 
 
 def test_the_feature_check_counts_values_out_of_range(tmp_path):
@@ -117,3 +135,28 @@ def test_the_feature_check_counts_values_out_of_range(tmp_path):
     graph.warehouse.replace_partition_with_rows("user_features", FIRST_DAY, broken)
     quality = graph.warehouse.query("user_features_quality", {"partition_date": FIRST_DAY}).iloc[0]
     assert quality["out_of_range"] == len(features)
+
+
+def test_a_model_failing_its_check_is_kept_but_never_scores_the_previous_good_one_does(graph):
+    day, next_day = FIRST_DAY + dt.timedelta(days=14), FIRST_DAY + dt.timedelta(days=15)
+    assert graph.materialize(FIRST_DAY, day).success
+    accepted = graph.table("loyalty_model", day).iloc[0]
+    assert accepted["status"] == "trained"
+
+    strict = config_with(loyalty_model={"min_validation_auc": 0.999})
+    result = graph.materialize(next_day, run_config=strict, raise_on_error=False)
+    evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}[MODEL_AUC]
+    assert (
+        not evaluation.passed and "below min_validation_auc 0.999" in evaluation.metadata["failed_days"].value
+    )
+    rejected = graph.table("loyalty_model", next_day).iloc[0]
+    assert rejected["status"] == "rejected" and rejected["model_version"] != accepted["model_version"]
+    assert rejected["note"].startswith("validation AUC")
+    scores = graph.table("loyalty_scores", next_day)
+    assert set(scores["model_version"]) == {accepted["model_version"]}
+
+
+def test_population_stability_index_is_zero_for_the_same_shape_and_large_for_a_shift():
+    base = np.array([10, 20, 40, 20, 10])
+    assert population_stability_index(base, base * 3) == pytest.approx(0)
+    assert population_stability_index(base, base[::-1] + np.array([0, 0, 0, 30, 60])) > 0.2

@@ -7,6 +7,7 @@ once for the run: it passes when every day passed, and its metadata names the da
 import datetime as dt
 from collections import defaultdict
 
+import numpy as np
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
 RAW_EVENTS_VALID = "raw_events_valid"
@@ -56,3 +57,11 @@ class DayChecks:
                 )
             )
         return results
+
+
+def population_stability_index(previous: np.ndarray, current: np.ndarray) -> float:
+    """PSI between two histograms over the same bins (0: same shape; over 0.2: a real shift)."""
+    # Empty bins get a small share so that the logarithm stays finite.
+    p = np.maximum(previous / max(previous.sum(), 1), 1e-4)
+    q = np.maximum(current / max(current.sum(), 1), 1e-4)
+    return float(np.sum((q - p) * np.log(q / p)))

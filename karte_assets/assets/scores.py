@@ -6,6 +6,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 from pydantic import Field, model_validator
 
+from karte_assets.assets.checks import SCORES_DRIFT, SCORES_VALID, DayChecks, population_stability_index, spec
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
 from karte_assets.assets.features import user_features
 from karte_assets.assets.training import loyalty_model
@@ -18,6 +19,7 @@ from karte_assets.training.loyalty import BASELINE_FEATURE
 # Before the first model exists the audience is still ranked, by the baseline the model must beat.
 BASELINE_VERSION = f"baseline:{BASELINE_FEATURE}"
 SCORE_BINS = 20
+MAX_PSI = 0.2
 
 
 class ScoresConfig(Config):
@@ -58,13 +60,62 @@ def tier_cutoffs(table: pd.DataFrame) -> dict[str, float]:
     return {tier: float(score) for tier, score in tiers.items()}
 
 
-@daily_asset(deps=[user_features, loyalty_model], kinds={"duckdb", "lightgbm"})
+def _check_day(
+    warehouse: Warehouse,
+    day: dt.date,
+    audience: int,
+    table: pd.DataFrame,
+    config: ScoresConfig,
+    checks: DayChecks,
+) -> None:
+    n = len(table)
+    tiers = table["coupon_tier"].value_counts()
+    expected = {"A": int(n * config.tier_a_share)}
+    expected["B"] = int(n * (config.tier_a_share + config.tier_b_share)) - expected["A"]
+    problems = []
+    if n != audience:
+        problems.append(f"{n:,} scores for an audience of {audience:,}")
+    if not table["loyal_score"].between(0, 1).all():
+        problems.append(f"{int((~table['loyal_score'].between(0, 1)).sum()):,} scores outside [0, 1]")
+    for tier, count in expected.items():
+        if int(tiers.get(tier, 0)) != count:
+            problems.append(f"tier {tier} has {int(tiers.get(tier, 0)):,} users, configured {count:,}")
+    checks.record(
+        SCORES_VALID, day, not problems, "; ".join(problems) or f"{n:,} users scored, tiers as configured"
+    )
+    previous = users_per_score_bin(warehouse, day - dt.timedelta(days=1))
+    if previous is None:
+        checks.record(SCORES_DRIFT, day, True, "no previous day to compare with")
+        return
+    psi = population_stability_index(previous, users_per_score_bin(warehouse, day))
+    checks.record(
+        SCORES_DRIFT, day, psi <= MAX_PSI, f"PSI {psi:.3f} against the day before (warning over {MAX_PSI})"
+    )
+
+
+@daily_asset(
+    deps=[user_features, loyalty_model],
+    kinds={"duckdb", "lightgbm"},
+    check_specs=[
+        spec(
+            SCORES_VALID,
+            "loyalty_scores",
+            "One score per user of the audience, every score in [0, 1], tier sizes as configured.",
+        ),
+        spec(
+            SCORES_DRIFT,
+            "loyalty_scores",
+            f"The score distribution moved little from the day before (PSI at most {MAX_PSI}).",
+        ),
+    ],
+)
 def loyalty_scores(
     context: AssetExecutionContext, config: ScoresConfig, warehouse: Warehouse, model_store: ModelStore
 ) -> MaterializeResult:
     """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them."""
     boosters: dict[str, lgb.Booster] = {}
     newest: dict[str, object] = {}
+    checks = DayChecks()
 
     def score(day: dt.date) -> int:
         features = warehouse.query("scoring_features", {"partition_date": day})
@@ -80,7 +131,9 @@ def loyalty_scores(
         table = assign_tiers(features["user_id"], scores, config.tier_a_share, config.tier_b_share)
         table["model_version"] = version
         newest.update(day=day, table=table, version=version)
-        return warehouse.replace_partition_with_rows("loyalty_scores", day, table)
+        rows = warehouse.replace_partition_with_rows("loyalty_scores", day, table)
+        _check_day(warehouse, day, len(features), table, config, checks)
+        return rows
 
     rows = for_each_day(context, score)
     table: pd.DataFrame = newest["table"]
@@ -113,5 +166,6 @@ def loyalty_scores(
                     ),
                 },
             ),
-        }
+        },
+        check_results=checks.results(),
     )

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from karte_assets.assets.activity import user_daily_activity
+from karte_assets.assets.checks import MODEL_AUC, DayChecks, spec
 from karte_assets.assets.common import (
     daily_asset,
     first_partition_day,
@@ -101,8 +102,29 @@ class ModelConfig(Config):
         description="Vertex AI only: overrides of the trainer's machine, GPU, image, timeout for this run.",
     )
 
+    min_validation_auc: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="A model validating below this ROC AUC is rejected: scoring keeps the previous model.",
+    )
+    max_auc_drop: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="A model validating this much below the previous accepted model is rejected: scoring keeps the previous model.",
+    )
+
     def lightgbm_params(self) -> dict[str, object]:
-        params = self.model_dump(exclude={"num_boost_round", "early_stopping_rounds", "worker_pool"})
+        params = self.model_dump(
+            exclude={
+                "num_boost_round",
+                "early_stopping_rounds",
+                "worker_pool",
+                "min_validation_auc",
+                "max_auc_drop",
+            }
+        )
         return {**params, "deterministic": True, "force_row_wise": True}
 
 
@@ -128,7 +150,31 @@ def model_version(day: dt.date, model_text: str) -> str:
     return f"loyalty-{day:%Y%m%d}-{hashlib.sha256(model_text.encode()).hexdigest()[:10]}"
 
 
-@daily_asset(deps=[loyalty_training_set], kinds={"lightgbm"})
+def why_rejected(warehouse: Warehouse, day: dt.date, auc: float, config: ModelConfig) -> str | None:
+    """Why a model validating at ``auc`` must not score, or None: too weak, or much worse than before."""
+    if auc < config.min_validation_auc:
+        return f"validation AUC {auc:.4f} is below min_validation_auc {config.min_validation_auc}"
+    previous = warehouse.query("latest_model", {"partition_date": day - dt.timedelta(days=1)})
+    if not previous.empty and auc < previous["validation_auc"].iloc[0] - config.max_auc_drop:
+        return (
+            f"validation AUC {auc:.4f} is more than {config.max_auc_drop} below the previous model "
+            f"{previous['model_version'].iloc[0]} ({previous['validation_auc'].iloc[0]:.4f})"
+        )
+    return None
+
+
+@daily_asset(
+    deps=[loyalty_training_set],
+    kinds={"lightgbm"},
+    check_specs=[
+        spec(
+            MODEL_AUC,
+            "loyalty_model",
+            "The model validates above min_validation_auc and not more than max_auc_drop below the previous model; "
+            "a model that fails is kept for inspection but never scores.",
+        )
+    ],
+)
 def loyalty_model(
     context: AssetExecutionContext,
     config: ModelConfig,
@@ -141,12 +187,14 @@ def loyalty_model(
     warehouse.ensure_table("loyalty_model_table")
     reports: dict[dt.date, dict] = {}
     tracking = RunTracking(context, tracker)
+    checks = DayChecks()
 
     def train(day: dt.date) -> int:
         summary = warehouse.query("training_set_summary", {"partition_date": day})
         reason = why_not_trainable(summary)
         if reason:
             context.log.info(f"{day}: no model trained: {reason}")
+            checks.record(MODEL_AUC, day, True, f"no model trained, nothing to judge: {reason}")
             row = {"status": "skipped", "note": reason}
         else:
             job_key = f"{context.run_id}/{day}"
@@ -172,8 +220,20 @@ def loyalty_model(
                 training_record(context, day, job, data, outcome, version, model_text)
             )
             metrics = dict(outcome.metrics)
+            rejection = why_rejected(warehouse, day, metrics["validation_auc"], config)
+            checks.record(
+                MODEL_AUC,
+                day,
+                rejection is None,
+                rejection or f"{version}: validation AUC {metrics['validation_auc']:.4f}, accepted",
+            )
+            if rejection:
+                context.log.warning(
+                    f"{day}: {version} rejected, scoring keeps the previous model: {rejection}"
+                )
             row = {
-                "status": "trained",
+                "status": "rejected" if rejection else "trained",
+                "note": rejection,
                 "model_version": version,
                 "model_uri": uri,
                 **{
@@ -218,7 +278,7 @@ def loyalty_model(
                 "feature_importance_chart": lambda: feature_importance_figure(newest["feature_importance"]),
             },
         )
-    return MaterializeResult(metadata=metadata)
+    return MaterializeResult(metadata=metadata, check_results=checks.results())
 
 
 def model_metadata(
