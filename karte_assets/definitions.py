@@ -66,7 +66,10 @@ def reporting_resources(settings: Settings, environ: Mapping[str, str] = os.envi
 def resources_for(settings: Settings) -> dict[str, object]:
     if settings.cloud is None:
         return local_resources(settings)
-    raise NotImplementedError(f"KARTE_ENV={settings.env}: the Google Cloud resources are not built yet")
+    # Imported here: the Google Cloud clients take seconds to import, and local runs never use them.
+    from karte_assets.resources.google_cloud import cloud_resources
+
+    return {**cloud_resources(settings.cloud), **reporting_resources(settings)}
 
 
 defs = Definitions(
