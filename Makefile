@@ -13,7 +13,7 @@ DEMO_DAYS ?= 90
 DEMO_START := $(or $(KARTE_PARTITIONS_START),2026-06-01)
 DEMO_END := $(shell date -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) days" +%F)
 
-.PHONY: help setup demo report export dev test lint format
+.PHONY: help setup demo report export dev test lint format audit
 
 help:
 	@echo "make demo    set up, backfill $(DEMO_DAYS) days of synthetic events through the graph, print the scores"
@@ -53,6 +53,12 @@ lint: $(UV)
 format: $(UV)
 	$(UV) run ruff format karte_assets karte_assets_tests
 	$(UV) run ruff check --fix karte_assets karte_assets_tests
+
+# Known vulnerabilities in the locked dependencies; needs PyPI's JSON API (the GitHub workflow runs it).
+audit: $(UV)
+	@mkdir -p .karte
+	$(UV) export --frozen --no-hashes --no-emit-project > .karte/requirements-audit.txt
+	$(UV) tool run --from pip-audit pip-audit --disable-pip --no-deps --strict -r .karte/requirements-audit.txt
 
 test: setup lint
 	$(UV) run pytest
