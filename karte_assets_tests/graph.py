@@ -81,3 +81,13 @@ class LocalGraph:
 
 def days(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def failure_message(result: ExecuteInProcessResult) -> str:
+    """The first failed step's error with its causes: Dagster wraps what the asset raised."""
+    error = next(event for event in result.all_events if event.is_step_failure).step_failure_data.error
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)

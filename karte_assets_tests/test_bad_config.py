@@ -4,29 +4,24 @@ import datetime as dt
 
 import pytest
 
-from karte_assets_tests.graph import FIRST_DAY, config_with
-
-
-def failure_message(result) -> str:
-    """The failed step's error with its causes: Dagster wraps what the asset raised."""
-    error = next(event for event in result.all_events if event.is_step_failure).step_failure_data.error
-    messages = []
-    while error is not None:
-        messages.append(error.message)
-        error = error.cause
-    return "\n".join(messages)
+from karte_assets_tests.graph import FIRST_DAY, config_with, failure_message
 
 
 @pytest.mark.parametrize(
     "config, named",
     [
-        (config_with(loyalty_scores={"tier_a_share": 0.7, "tier_b_share": 0.5}), "over 100 % of the audience"),
+        (
+            config_with(loyalty_scores={"tier_a_share": 0.7, "tier_b_share": 0.5}),
+            "over 100 % of the audience",
+        ),
         (config_with(loyalty_training_set={"horizon_days": 0}), "horizon_days"),
         (config_with(raw_events={"synthetic_new_users_per_day": -1.0}), "synthetic_new_users_per_day"),
     ],
 )
 def test_a_bad_value_anywhere_in_the_run_fails_it_before_the_first_write(graph, config, named):
-    result = graph.materialize(FIRST_DAY, FIRST_DAY + dt.timedelta(days=1), run_config=config, raise_on_error=False)
+    result = graph.materialize(
+        FIRST_DAY, FIRST_DAY + dt.timedelta(days=1), run_config=config, raise_on_error=False
+    )
     assert not result.success
     message = failure_message(result)
     assert named in message
