@@ -110,3 +110,26 @@ def test_a_write_killed_mid_way_leaves_the_previous_partition_visible(tmp_path):
         ).fetchall()
     assert rows == [(1,), (2,), (3,)]
     assert warehouse.partition_exists("t", day)
+
+
+HOLDER = textwrap.dedent(
+    """\
+    import logging, sys, time
+    from karte_assets.resources.warehouse import DuckDBWarehouse
+
+    DuckDBWarehouse(path=sys.argv[1]).hold_for_run("run-elsewhere", logging.getLogger())
+    print("holding", flush=True)
+    time.sleep(2)
+    """
+)
+
+
+def test_a_second_run_of_the_same_days_waits_for_the_first_instead_of_interleaving(graph):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, graph.warehouse.path], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "holding"
+    result = graph.materialize(FIRST_DAY)
+    assert holder.poll() is not None, "the run wrote while another run held the warehouse"
+    messages = [entry.user_message for entry in graph.instance.all_logs(result.run_id)]
+    assert any("waiting for run run-elsewhere" in message for message in messages)

@@ -22,6 +22,7 @@ def user_daily_activity(
     params = {"session_gap_seconds": config.session_gap_minutes * 60}
     rows = for_each_day(
         context,
+        warehouse,
         lambda day: warehouse.replace_partition("user_daily_activity", day, "user_daily_activity", params),
     )
     return MaterializeResult(metadata=rows_metadata(rows))

@@ -11,6 +11,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, Config, Failure, Meta
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from karte_assets.partitions import daily_partitions, partition_days
+from karte_assets.resources.warehouse import Warehouse
 
 GROUP = "loyalty"
 
@@ -64,9 +65,15 @@ def first_partition_day() -> dt.date:
     return daily_partitions.start.date()
 
 
-def for_each_day(context: AssetExecutionContext, write: Callable[[dt.date], int]) -> dict[dt.date, int]:
-    """Run ``write`` for each day of the run, oldest first, logging progress; rows per day."""
+def for_each_day(
+    context: AssetExecutionContext, warehouse: Warehouse, write: Callable[[dt.date], int]
+) -> dict[dt.date, int]:
+    """Run ``write`` for each day of the run, oldest first, logging progress; rows per day.
+
+    Before the first day: the run's config is checked, and the warehouse is held for this run.
+    """
     check_run(context)
+    warehouse.hold_for_run(context.run_id, context.log)
     days = partition_days(context)
     name = context.asset_key.to_user_string()
     started = time.perf_counter()

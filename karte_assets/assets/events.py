@@ -146,7 +146,7 @@ def raw_events(
         _check_day(warehouse, day, (start, end), config.event_names, checks)
         return rows
 
-    rows = for_each_day(context, load)
+    rows = for_each_day(context, warehouse, load)
     last = max(rows)
     by_name = warehouse.query("event_counts", {"partition_date": last})
     rejected = pd.DataFrame(

@@ -38,5 +38,5 @@ def user_features(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
         )
         return rows
 
-    rows = for_each_day(context, build)
+    rows = for_each_day(context, warehouse, build)
     return MaterializeResult(metadata=rows_metadata(rows), check_results=checks.results())

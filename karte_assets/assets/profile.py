@@ -28,4 +28,4 @@ def user_profile(context: AssetExecutionContext, warehouse: Warehouse) -> Materi
             )
         return warehouse.replace_partition("user_profile", day, "user_profile")
 
-    return MaterializeResult(metadata=rows_metadata(for_each_day(context, build)))
+    return MaterializeResult(metadata=rows_metadata(for_each_day(context, warehouse, build)))

@@ -135,7 +135,7 @@ def loyalty_scores(
         _check_day(warehouse, day, len(features), table, config, checks)
         return rows
 
-    rows = for_each_day(context, score)
+    rows = for_each_day(context, warehouse, score)
     table: pd.DataFrame = newest["table"]
     tiers = table["coupon_tier"].value_counts().rename_axis("coupon_tier").reset_index(name="users")
     quantiles = table["loyal_score"].quantile([0.1, 0.5, 0.9]) if len(table) else pd.Series(dtype=float)

@@ -72,7 +72,7 @@ def loyalty_training_set(
         }
         return warehouse.replace_partition("loyalty_training_set", day, "loyalty_training_set", params)
 
-    rows = for_each_day(context, build)
+    rows = for_each_day(context, warehouse, build)
     summary = warehouse.query("training_set_summary", {"partition_date": max(rows)})
     return MaterializeResult(
         metadata={**rows_metadata(rows), "snapshots": MetadataValue.md(markdown_table(summary))}
@@ -265,7 +265,7 @@ def loyalty_model(
         warehouse.replace_partition_with_rows("loyalty_model", day, pd.DataFrame([row]))
         return 1 if row["status"] == "trained" else 0
 
-    trained = for_each_day(context, train)
+    trained = for_each_day(context, warehouse, train)
     metadata = model_metadata(trained, reports, config)
     if reports:
         newest = reports[max(reports)]

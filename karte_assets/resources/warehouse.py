@@ -7,6 +7,9 @@ duplicates rows and a failed write leaves the previous contents of that partitio
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import logging
+import os
 import re
 import time
 from abc import ABC, abstractmethod
@@ -29,6 +32,8 @@ CREATE TABLE IF NOT EXISTS partition_log (
   table_name VARCHAR, partition_date DATE, row_count BIGINT, written_at TIMESTAMP,
   PRIMARY KEY (table_name, partition_date)
 )"""
+# Run locks this process holds: lock file -> (run id, file descriptor).
+_RUN_LOCKS: dict[str, tuple[str, int]] = {}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -41,6 +46,14 @@ def checked_identifier(name: str) -> str:
 
 class Warehouse(ConfigurableResource, ABC):
     """Runs the named queries of ``karte_assets/sql`` and owns every table's day partitions."""
+
+    def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
+        """Wait until no other run writes this warehouse, then keep it for run ``run_id``.
+
+        Each write is atomic, but two runs of the same days would otherwise interleave theirs
+        (one's events, the other's features). Where runs execute on other machines, the run
+        queue's concurrency limits do this instead, and this does nothing.
+        """
 
     @abstractmethod
     def ensure_table(self, ddl_name: str) -> None:
@@ -98,6 +111,40 @@ class DuckDBWarehouse(Warehouse):
             yield connection
         finally:
             connection.close()
+
+    def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
+        path = f"{self.path}.run-lock"
+        held = _RUN_LOCKS.get(path)
+        if held and held[0] == run_id:
+            return
+        if held:
+            # In-process runs (tests, materialize()) follow one another: the earlier one is over.
+            os.close(held[1])
+            del _RUN_LOCKS[path]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        waited = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(lock)
+                    raise TimeoutError(
+                        f"another run held {self.path} for over {self.lock_timeout_seconds:.0f}s"
+                    ) from None
+                if not waited:
+                    log.info(
+                        f"waiting for run {Path(path).read_text().strip() or '?'} to finish with {self.path}"
+                    )
+                    waited = True
+                time.sleep(0.2)
+        os.ftruncate(lock, 0)
+        os.write(lock, run_id.encode())
+        # Held until this process ends (a run's own process) or starts its next run.
+        _RUN_LOCKS[path] = (run_id, lock)
 
     def ensure_table(self, ddl_name: str) -> None:
         with self.connect() as connection:
