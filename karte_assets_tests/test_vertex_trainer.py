@@ -228,13 +228,13 @@ def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_
         "console.cloud.google.com/vertex-ai/locations/asia-northeast1/training/1000"
         in materialization.metadata["vertex_job"].value
     )
-    # pipes.log lines reached the event log, the job's stdout (LightGBM's evaluation) the compute log.
+    # pipes.log lines reached the event log, the job's stdout the step's stdout.
     logs = [
         event.message
         for event in graph.instance.all_logs(result.run_id, of_type=DagsterEventType.LOGS_CAPTURED)
     ] + [entry.user_message for entry in graph.instance.all_logs(result.run_id)]
     assert any("validation AUC" in (message or "") for message in logs)
-    assert "valid_0's auc" in capfd.readouterr().out
+    assert "device_type cpu" in capfd.readouterr().out
     # The scores of the day name the model, which the model store holds.
     scores = graph.table("loyalty_scores", last)
     assert set(scores["model_version"]) == {version}

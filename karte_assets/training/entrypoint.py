@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 
+import lightgbm as lgb
 import pandas as pd
 from dagster_pipes import (
     PipesContext,
@@ -27,6 +28,11 @@ from karte_assets.training.uris import read_bytes, write_bytes
 def run(pipes: PipesContext) -> None:
     job = pipes.extras
     frame = pd.read_parquet(io.BytesIO(read_bytes(job["data_uri"])))
+    # To the container's stdout too (Cloud Logging on Vertex AI), where a failed job is debugged.
+    device = job["lightgbm_params"].get("device_type", "cpu")
+    print(
+        f"training on {len(frame):,} rows with LightGBM {lgb.__version__}, device_type {device}", flush=True
+    )
     trained = train_loyalty_model(
         frame,
         horizon_days=int(job["horizon_days"]),
