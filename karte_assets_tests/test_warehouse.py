@@ -54,17 +54,18 @@ def test_table_names_are_checked_before_they_reach_sql(warehouse):
         warehouse.replace_partition_with_rows("t; DROP TABLE x", DAY, pd.DataFrame({"x": [1]}))
 
 
-def test_a_file_locked_by_another_process_is_waited_for(warehouse):
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({warehouse.path!r}); print('held', flush=True); time.sleep(1.5)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+def hold_file(path: str, seconds: float) -> subprocess.Popen:
+    """Another process that opens the DuckDB file (taking its lock) for ``seconds``."""
+    code = (
+        f"import duckdb, time; c = duckdb.connect({path!r}); print('held', flush=True); time.sleep({seconds})"
     )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_file_locked_by_another_process_is_waited_for(warehouse):
+    holder = hold_file(warehouse.path, 1.5)
     started = time.monotonic()
     warehouse.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": [1]}))
     assert time.monotonic() - started > 0.5
@@ -73,16 +74,7 @@ def test_a_file_locked_by_another_process_is_waited_for(warehouse):
 
 def test_a_lock_held_past_the_timeout_fails_loudly(warehouse):
     impatient = warehouse.model_copy(update={"lock_timeout_seconds": 0.3})
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({warehouse.path!r}); print('held', flush=True); time.sleep(3)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "held"
+    holder = hold_file(warehouse.path, 3)
     with pytest.raises(duckdb.IOException, match="lock"):
         impatient.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": [1]}))
     holder.kill()
