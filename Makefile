@@ -13,7 +13,7 @@ DEMO_DAYS ?= 90
 DEMO_START := $(or $(KARTE_PARTITIONS_START),2026-06-01)
 DEMO_END := $(shell date -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) days" +%F)
 
-.PHONY: help setup demo report export dev test lint format audit
+.PHONY: help setup demo report export dev test lint format audit browser
 
 help:
 	@echo "make demo    set up, backfill $(DEMO_DAYS) days of synthetic events through the graph, print the scores"
@@ -21,6 +21,7 @@ help:
 	@echo "make dev     open the Dagster UI (http://127.0.0.1:3000) with the daemon: schedule and sensor run"
 	@echo "make report  print the newest scores again"
 	@echo "make export DAY=YYYY-MM-DD  the day's coupon audience as Parquet and CSV under $$KARTE_HOME/exports"
+	@echo "make browser install Debian's chromium and chromium-driver (the browser test needs them; CI runs it)"
 
 $(CURDIR)/.karte/bootstrap/bin/uv:
 	python3 -m venv $(CURDIR)/.karte/bootstrap
@@ -59,6 +60,12 @@ audit: $(UV)
 	@mkdir -p .karte
 	$(UV) export --frozen --no-hashes --no-emit-project > .karte/requirements-audit.txt
 	$(UV) tool run --from pip-audit pip-audit --disable-pip --no-deps --strict -r .karte/requirements-audit.txt
+
+# Debian's Chromium and its driver, for karte_assets_tests/test_ui_browser.py; installed only when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 test: setup lint
 	$(UV) run pytest
