@@ -152,7 +152,7 @@ def score_distribution_figure(
         edges[:-1], users_per_bin, width=np.diff(edges), align="edge", color=NEUTRAL_COLOR, edgecolor="white"
     )
     for tier, cutoff in cutoffs.items():
-        label = f"tier {tier} ≥ {cutoff:.3f}: {tier_sizes.get(tier, 0):,} users"
+        label = f"tier {tier}: {tier_sizes.get(tier, 0):,} users, lowest score {cutoff:.3f}"
         ax.axvline(cutoff, color=TIER_COLORS.get(tier, MODEL_COLOR), linestyle="--", label=label)
     others = sum(size for tier, size in tier_sizes.items() if tier not in cutoffs)
     ax.plot([], [], " ", label=f"no coupon: {others:,} users")
@@ -160,7 +160,7 @@ def score_distribution_figure(
     ax.set_xlabel("loyalty score", fontsize=8)
     ax.set_ylabel("users", fontsize=8)
     ax.set_title(f"Score distribution on {day}", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="best")
     return figure
 
 
@@ -185,5 +185,5 @@ def score_change_figure(
         else f"Score distribution (no scores for the previous day, {previous_day})",
         fontsize=10,
     )
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="best")
     return figure

@@ -90,7 +90,10 @@ def test_the_score_distribution_marks_each_tier_cutoff_with_its_size():
         for line in ax.get_lines()
         if line.get_label().startswith("tier")
     }
-    assert cutoffs == {"tier A ≥ 0.620: 12 users": 0.62, "tier B ≥ 0.350: 25 users": 0.35}
+    assert cutoffs == {
+        "tier A: 12 users, lowest score 0.620": 0.62,
+        "tier B: 25 users, lowest score 0.350": 0.35,
+    }
     assert "no coupon: 85 users" in [text.get_text() for text in ax.get_legend().get_texts()]
     rendered(figure)
 
