@@ -15,6 +15,7 @@ from karte_assets.assets.scores import loyalty_scores
 from karte_assets.assets.training import loyalty_model, loyalty_training_set
 from karte_assets.automation.schedules import daily_refresh_schedule, loyalty_daily_job
 from karte_assets.automation.sensors import run_status_publisher
+from karte_assets.presets import PRESET_JOBS
 from karte_assets.resources.model_store import LocalModelStore
 from karte_assets.resources.pubsub_status import PubSubStatusPublisher
 from karte_assets.resources.status import JsonLinesStatusPublisher
@@ -74,7 +75,7 @@ def resources_for(settings: Settings) -> dict[str, object]:
 
 defs = Definitions(
     assets=ASSETS,
-    jobs=[loyalty_daily_job],
+    jobs=[loyalty_daily_job, *PRESET_JOBS],
     schedules=[daily_refresh_schedule],
     sensors=[run_status_publisher],
     resources=resources_for(current_settings()),
