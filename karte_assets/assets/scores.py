@@ -24,10 +24,16 @@ MAX_PSI = 0.2
 
 class ScoresConfig(Config):
     tier_a_share: float = Field(
-        default=0.10, ge=0, le=1, description="Share of the audience, the most loyal, that gets tier A."
+        default=0.10,
+        ge=0,
+        le=1,
+        description="Share of the day's audience (every user seen so far), the most loyal first, that gets tier A.",
     )
     tier_b_share: float = Field(
-        default=0.20, ge=0, le=1, description="Share of the audience, next after tier A, that gets tier B."
+        default=0.20,
+        ge=0,
+        le=1,
+        description="Share of the audience, next after tier A, that gets tier B; A + B is at most 1.",
     )
 
     @model_validator(mode="after")

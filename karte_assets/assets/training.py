@@ -33,14 +33,22 @@ from karte_assets.training.loyalty import snapshot_dates
 
 class TrainingSetConfig(Config):
     horizon_days: int = Field(
-        default=28, ge=1, description="Label: the user purchases within this many days after the snapshot."
+        default=28,
+        ge=1,
+        description="Label horizon: a user is loyal if they buy within this many days after a snapshot; "
+        "the score is then the chance to buy within this many days.",
     )
-    snapshot_every_days: int = Field(default=7, ge=1, description="Days between two labelled snapshots.")
-    max_snapshots: int = Field(default=8, ge=2, description="At most this many snapshots, the newest first.")
+    snapshot_every_days: int = Field(
+        default=7, ge=1, description="Days between two labelled snapshots of every user's features."
+    )
+    max_snapshots: int = Field(
+        default=8, ge=2, description="At most this many snapshots, the newest first: more means more rows."
+    )
     min_history_days: int = Field(
         default=14,
         ge=0,
-        description="No snapshot earlier than this many days after the first day of history.",
+        description="No snapshot earlier than this many days after the first day of history, so that the "
+        "first snapshots' 7/28/90-day windows are not mostly empty.",
     )
 
 
@@ -80,19 +88,41 @@ def loyalty_training_set(
 
 
 class ModelConfig(Config):
-    num_leaves: int = Field(default=31, ge=2, description="LightGBM num_leaves.")
-    learning_rate: float = Field(default=0.05, gt=0, description="LightGBM learning_rate.")
-    min_data_in_leaf: int = Field(default=50, ge=1, description="LightGBM min_data_in_leaf.")
-    feature_fraction: float = Field(default=0.9, gt=0, le=1, description="LightGBM feature_fraction.")
-    lambda_l2: float = Field(default=1.0, ge=0, description="LightGBM lambda_l2.")
-    num_boost_round: int = Field(default=400, ge=1, description="Most boosting rounds.")
+    num_leaves: int = Field(
+        default=31, ge=2, description="LightGBM num_leaves: most leaves per tree; more fits finer patterns."
+    )
+    learning_rate: float = Field(
+        default=0.05,
+        gt=0,
+        description="LightGBM learning_rate: how much each tree adds; smaller needs more rounds.",
+    )
+    min_data_in_leaf: int = Field(
+        default=50,
+        ge=1,
+        description="LightGBM min_data_in_leaf: fewest users in a leaf; larger overfits less.",
+    )
+    feature_fraction: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="LightGBM feature_fraction: share of the features each tree may use.",
+    )
+    lambda_l2: float = Field(default=1.0, ge=0, description="LightGBM lambda_l2: L2 penalty on leaf values.")
+    num_boost_round: int = Field(
+        default=400,
+        ge=1,
+        description="Most boosting rounds; early stopping usually ends sooner, and the scoring model is "
+        "refit on all snapshots for the best number of rounds.",
+    )
     early_stopping_rounds: int = Field(
         default=30, ge=1, description="Stop when validation AUC has not improved for this many rounds."
     )
     num_threads: int = Field(
         default=2, ge=1, description="LightGBM threads; fixed so that a model is reproducible."
     )
-    seed: int = Field(default=7, description="LightGBM seed.")
+    seed: int = Field(
+        default=7, description="LightGBM seed: with num_threads fixed, the same data gives the same model."
+    )
     device_type: str = Field(
         default="cpu",
         description='"cpu", or "gpu" for the OpenCL GPU learner; on Vertex AI the worker pool decides.',
