@@ -2,8 +2,7 @@
 
 Dagster 1.x has no run config presets any more; a job defined with ``config=`` is their successor:
 it is listed under Jobs, and its launchpad starts from that config, which can still be edited.
-Each preset rewrites the partitions it selects, like any run; the daily schedule's next run puts
-the defaults back for its own day.
+Each preset rewrites the partitions it selects, like any run, until the day is run again.
 """
 
 from dagster import AssetSelection, define_asset_job
