@@ -19,7 +19,7 @@ def test_defaults_need_no_variable():
         ({"KARTE_TIMEZONE": "Mars/Olympus"}, "KARTE_TIMEZONE"),
         ({"KARTE_PARTITIONS_START": "2026-13-01"}, "KARTE_PARTITIONS_START"),
         ({"KARTE_SYNTHETIC_USERS_PER_DAY": "-5"}, "KARTE_SYNTHETIC_USERS_PER_DAY"),
-        ({"KARTE_ENV": "prod"}, "KARTE_GCP_PROJECT"),
+        ({"KARTE_ENV": "prod"}, "KARTE_ENV=prod needs KARTE_"),
     ],
 )
 def test_a_bad_variable_fails_at_load_naming_it(variables, named):
