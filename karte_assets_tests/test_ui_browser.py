@@ -35,7 +35,8 @@ run_coordinator:
   module: dagster._core.run_coordinator.default_run_coordinator
   class: DefaultRunCoordinator
 """
-UI_TIMEOUT_S, RUN_TIMEOUT_S, SERVER_TIMEOUT_S = 30, 120, 90
+# Generous: a loaded 2-core machine renders the asset graph slowly.
+UI_TIMEOUT_S, RUN_TIMEOUT_S, SERVER_TIMEOUT_S = 60, 180, 120
 
 
 def chromium() -> tuple[str, str]:
