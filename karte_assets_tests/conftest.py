@@ -5,7 +5,10 @@ import os
 # The asset definitions read the environment once at import; pin it so that a developer's own
 # KARTE_* variables cannot change what the tests see.
 os.environ.update(
-    KARTE_ENV="local", KARTE_PARTITIONS_START="2026-06-01", KARTE_TIMEZONE="Asia/Tokyo", KARTE_EVENTS_SOURCE="synthetic"
+    KARTE_ENV="local",
+    KARTE_PARTITIONS_START="2026-06-01",
+    KARTE_TIMEZONE="Asia/Tokyo",
+    KARTE_EVENTS_SOURCE="synthetic",
 )
 
 import pytest  # noqa: E402
