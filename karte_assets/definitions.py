@@ -12,7 +12,8 @@ from karte_assets.assets.events import raw_events
 from karte_assets.assets.features import user_features
 from karte_assets.assets.profile import user_profile
 from karte_assets.assets.scores import loyalty_scores
-from karte_assets.assets.training import loyalty_model, loyalty_training_set
+from karte_assets.assets.training import loyalty_model
+from karte_assets.assets.training_set import loyalty_training_set
 from karte_assets.automation.schedules import daily_refresh_schedule, loyalty_daily_job
 from karte_assets.automation.sensors import run_status_publisher
 from karte_assets.presets import PRESET_JOBS

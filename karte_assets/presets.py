@@ -8,7 +8,8 @@ Each preset rewrites the partitions it selects, like any run, until the day is r
 from dagster import AssetSelection, define_asset_job
 
 from karte_assets.assets.scores import loyalty_scores
-from karte_assets.assets.training import loyalty_model, loyalty_training_set
+from karte_assets.assets.training import loyalty_model
+from karte_assets.assets.training_set import loyalty_training_set
 
 
 def overrides(asset: str, **config: object) -> dict:
