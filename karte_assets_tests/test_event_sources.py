@@ -21,7 +21,9 @@ def open_day(source: str, tmp_path, timezone: str = "Asia/Tokyo"):
 
 def read(source: str, tmp_path, timezone: str = "Asia/Tokyo") -> tuple[pd.DataFrame, dict[str, int]]:
     with open_day(source, tmp_path, timezone) as events:
-        accepted = events.accepted().read_all().to_pandas().sort_values(["event_ts", "user_id"], ignore_index=True)
+        accepted = (
+            events.accepted().read_all().to_pandas().sort_values(["event_ts", "user_id"], ignore_index=True)
+        )
         return accepted, events.reject_counts()
 
 
