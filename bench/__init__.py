@@ -1,0 +1,1 @@
+"""Benchmarks of the loyalty graph on this machine: ``python -m bench.run`` (``make bench``)."""
