@@ -72,5 +72,14 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# The deploy pipeline, offline (no Docker engine, no Dagster+): the workflow with actionlint,
+# dagster_cloud.yaml with `dagster-cloud ci check` (--dagster-cloud-connect-check=skip: the other
+# check calls Dagster+), then the images' dependency lists and a dry run of the deploy script.
+.PHONY: deploy-check
+deploy-check: setup
+	$(UV) run --no-sync actionlint .github/workflows/ci-cd.yml
+	$(UV) run --no-sync dagster-cloud ci check --project-dir=. --dagster-cloud-connect-check=skip
+	$(UV) run --no-sync pytest karte_assets_tests/test_deploy.py
+
 test: setup lint
 	$(UV) run pytest
