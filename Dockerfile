@@ -1,4 +1,7 @@
-# The code-location image: the Dagster code server for karte_assets (dagster_cloud.yaml).
+# The code-location image: the Dagster code server for karte_assets (dagster_cloud.yaml). The
+# Dagster+ agent starts `dagster api grpc` in it with dagster-cloud's instance, so dagster-cloud, a
+# main dependency at dagster's version, is part of what `uv sync --no-dev` installs
+# (karte_assets_tests/test_deploy.py checks the list; GitHub Actions builds the image).
 FROM python:3.11-slim
 
 # LightGBM's wheel needs OpenMP at run time.

@@ -98,5 +98,14 @@ $(ZETASQL_STUBS): $(ZETASQL_SERVER) | setup
 		$$(find . -name '*.proto' -printf '%P\n')
 	@rm -rf $(ZETASQL_DIR)/python && mv $(ZETASQL_DIR)/python.partial $(ZETASQL_DIR)/python
 
+# The deploy pipeline, offline (no Docker engine, no Dagster+): the workflow with actionlint,
+# dagster_cloud.yaml with `dagster-cloud ci check` (--dagster-cloud-connect-check=skip: the other
+# check calls Dagster+). The images' dependency lists and a dry run of the deploy script are tests
+# (karte_assets_tests/test_deploy.py) that `make test` runs.
+.PHONY: deploy-check
+deploy-check: setup
+	$(UV) run --no-sync actionlint .github/workflows/ci-cd.yml
+	$(UV) run --no-sync dagster-cloud ci check --project-dir=. --dagster-cloud-connect-check=skip
+
 test: setup lint zetasql
 	$(UV) run pytest
