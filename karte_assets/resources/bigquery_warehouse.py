@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import io
 import logging
+import re
 from collections.abc import Mapping
 
 import pyarrow as pa
@@ -24,6 +25,7 @@ from google.api_core.exceptions import GoogleAPICallError, NotFound
 from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
+from sqlglot.tokens import TokenType
 
 from karte_assets.resources.bigquery_rows import conform, query_parameters
 from karte_assets.resources.gcp_labels import label
@@ -32,6 +34,7 @@ from karte_assets.sql import bigquery_sql, bind
 
 EVENTS_TABLE = "events_table"  # the placeholder in sql/raw_events_from_table.sql
 _DAY_MS = 24 * 3600 * 1000
+_NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 # A later version of a query may add a column; BigQuery allows that for partition-decorator writes.
 _ADD_FIELDS = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
 
@@ -187,22 +190,28 @@ class BigQueryWarehouse(Warehouse):
         if {dataset.location.lower(), events.location.lower()} != {location.lower()}:
             raise RuntimeError(
                 f"BigQuery location mismatch: jobs run in {location} (KARTE_BQ_LOCATION), the dataset "
-                f"{dataset.full_dataset_id} is in {dataset.location} and the events table "
+                f"{self.bigquery.project}.{self.dataset} is in {dataset.location} and the events table "
                 f"{self.events_table} is in {events.location}; a job reads and writes one location only"
             )
 
     def _sql(self, query_name: str) -> str:
+        """The file's text as it was analyzed, with only the events placeholder replaced by the
+        configured table: each of its parts a quoted identifier (a project id may contain dashes)."""
         text = bigquery_sql(query_name)
-        statement = sqlglot.parse_one(text, read="bigquery")
-        placeholders = [table for table in statement.find_all(exp.Table) if table.name == EVENTS_TABLE]
+        placeholders = [
+            token
+            for token in sqlglot.tokenize(text, read="bigquery")
+            if token.token_type == TokenType.VAR and token.text == EVENTS_TABLE
+        ]
         if not placeholders:
             return text
-        events = exp.to_table(self.events_table, dialect="bigquery")
-        for part in events.parts:
-            part.set("quoted", True)  # a project id may contain dashes
-        for placeholder in placeholders:
-            placeholder.replace(events.copy())
-        return statement.sql(dialect="bigquery", pretty=True)
+        parts = self.events_table.split(".")
+        if not all(_NAME_PART.match(part) for part in parts):
+            raise ValueError(f"events_table {self.events_table!r} is not [project.]dataset.table")
+        events = ".".join(f"`{part}`" for part in parts)
+        for token in reversed(placeholders):
+            text = text[: token.start] + events + text[token.end + 1 :]
+        return text
 
     def _table_id(self, table: str) -> str:
         return f"{self.bigquery.project}.{self.dataset}.{checked_identifier(table)}"

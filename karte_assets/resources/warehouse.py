@@ -242,12 +242,12 @@ def _replace(
             {"table": table, "day": day["partition_date"], "rows": rows},
         )
         if retention_days is not None:
-            expired = {"oldest": day["partition_date"] - dt.timedelta(days=retention_days), "table": table}
+            oldest = day["partition_date"] - dt.timedelta(days=retention_days)
+            expire = f"DELETE FROM {target} WHERE partition_date < $oldest"  # noqa: S608 (checked identifier)
+            connection.execute(expire, {"oldest": oldest})
             connection.execute(
-                f"DELETE FROM {target} WHERE partition_date < $oldest", {"oldest": expired["oldest"]}
-            )  # noqa: S608
-            connection.execute(
-                "DELETE FROM partition_log WHERE table_name = $table AND partition_date < $oldest", expired
+                "DELETE FROM partition_log WHERE table_name = $table AND partition_date < $oldest",
+                {"table": table, "oldest": oldest},
             )
         connection.commit()
     except BaseException:

@@ -42,6 +42,7 @@ from sqlglot import exp
 
 from karte_assets.sql import to_duckdb
 from karte_assets_tests.fakes.http import FakeHttpService, Request, Response
+from karte_assets_tests.googlesql import Analyzer, GoogleSQLError
 
 _PROJECT = r"/bigquery/v2/projects/([^/]+)"
 _UPLOAD = r"/upload" + _PROJECT + r"/jobs"
@@ -81,13 +82,16 @@ class _Upload:
 
 
 class FakeBigQuery(FakeHttpService):
-    """Datasets are DuckDB schemas; ``jobs`` keeps each job's resource as BigQuery would return it.
+    """Datasets are DuckDB schemas; ``jobs`` keeps each job's resource as BigQuery would return it,
+    and ``analyzed`` the statement text of each query job that GoogleSQL's ``analyzer`` accepted.
 
     ``location`` is where datasets are that the test did not place elsewhere (``create_dataset``).
     """
 
-    def __init__(self, location: str = "US") -> None:
+    def __init__(self, analyzer: Analyzer, location: str = "US") -> None:
         super().__init__()
+        self.analyzer = analyzer
+        self.analyzed: dict[str, str] = {}  # job id -> the statement GoogleSQL accepted
         self.db = duckdb.connect()
         self.db.execute("SET TimeZone = 'UTC'")
         self.location = location
@@ -226,6 +230,7 @@ class FakeBigQuery(FakeHttpService):
         return Response.json(
             {
                 "kind": "bigquery#dataset",
+                "id": f"{project}:{dataset}",
                 "datasetReference": {"projectId": project, "datasetId": dataset},
                 "location": self.datasets[dataset],
             }
@@ -262,7 +267,7 @@ class FakeBigQuery(FakeHttpService):
         resource: dict = {
             "kind": "bigquery#table",
             "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
-            "schema": {"fields": [_field(f) for f in self.table(dataset, table).schema]},
+            "schema": {"fields": [_field(f) for f in self._schema(dataset, table)]},
             "location": self.datasets[dataset],
         }
         spec = self.specs.get((dataset, table), TableSpec())
@@ -323,7 +328,37 @@ class FakeBigQuery(FakeHttpService):
                     "notFound", f"Not found: Dataset {project}:{dataset} was not found in location {location}"
                 )
 
+    def _analyze(self, project: str, job_id: str, config: dict) -> None:
+        """GoogleSQL's analyzer, against the tables as they are now and the job's parameter types.
+
+        BigQuery resolves every statement before it runs any of it, and answers ``invalidQuery``
+        with the message and ``[at line:column]`` of the first error:
+        https://cloud.google.com/bigquery/docs/error-messages (invalidQuery).
+        """
+        default = config.get("defaultDataset", {}).get("datasetId")
+        tables: dict[str, dict[str, str]] = {}
+        for dataset, table in self.db.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+        ).fetchall():
+            if dataset not in self.datasets:
+                continue
+            columns = {f.name: _bq_type(f.type) for f in self._schema(dataset, table)}
+            for path in (f"{project}.{dataset}.{table}", f"{dataset}.{table}"):
+                tables[path] = columns
+            if dataset == default:
+                tables[table] = columns
+        parameters = {
+            p["name"]: _parameter_type(p["parameterType"]) for p in config.get("queryParameters", [])
+        }
+        try:
+            self.analyzer.analyze(config["query"], tables=tables, parameters=parameters)
+        except GoogleSQLError as error:
+            where = "" if error.line is None else f" at [{error.line}:{error.column}]"
+            raise JobError("invalidQuery", f"{error.message}{where}") from None
+        self.analyzed[job_id] = config["query"]
+
     def _query(self, project: str, reference: dict, config: dict) -> dict:
+        self._analyze(project, reference["jobId"], config)
         statement = sqlglot.parse_one(config["query"], read="bigquery")
         default = config.get("defaultDataset", {}).get("datasetId")
         ctes = {cte.alias for cte in statement.find_all(exp.CTE)}
@@ -377,8 +412,8 @@ class FakeBigQuery(FakeHttpService):
             where = "TRUE" if None in wheres else " OR ".join(f"({w})" for w in wheres)
             sql = to_duckdb(f"SELECT COUNT(*) FROM `{dataset}`.`{table}` WHERE {where}")  # noqa: S608
             used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
-            rows = self.db.execute(sql, used).fetchone()[0]
-            processed += rows * len(self.table(dataset, table).column_names) * 8
+            rows = self.db.execute(sql, used).fetchall()[0][0]
+            processed += rows * len(self._schema(dataset, table)) * 8
         return processed
 
     def _create(self, statement: exp.Create, sql: str, default: str | None) -> None:
@@ -431,7 +466,7 @@ class FakeBigQuery(FakeHttpService):
                 outside = self.db.execute(
                     f'SELECT count(*) FROM incoming WHERE "{spec.partition_field}" IS DISTINCT FROM $day',  # noqa: S608
                     {"day": day},
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 if outside:
                     raise JobError(
                         "invalid", f"{outside} rows do not belong to the partition {table}${decorator}"
@@ -442,7 +477,7 @@ class FakeBigQuery(FakeHttpService):
                 self.db.execute(f"DELETE FROM {name} WHERE {where}")  # noqa: S608
             elif (
                 disposition == "WRITE_EMPTY"
-                and self.db.execute(f"SELECT count(*) FROM {name} WHERE {where}").fetchone()[0]  # noqa: S608
+                and self.db.execute(f"SELECT count(*) FROM {name} WHERE {where}").fetchall()[0][0]  # noqa: S608
             ):
                 raise JobError("duplicate", f"Table {dataset}.{table} is not empty")
             self.db.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming")  # noqa: S608
@@ -470,7 +505,7 @@ class FakeBigQuery(FakeHttpService):
             )
 
     def _add_columns(self, dataset: str, table: str, rows: pa.Table, config: dict) -> None:
-        existing = set(self.table(dataset, table).column_names)
+        existing = set(self._schema(dataset, table).names)
         new = [column for column in rows.schema if column.name not in existing]
         if new and "ALLOW_FIELD_ADDITION" not in config.get("schemaUpdateOptions", []):
             raise JobError(
@@ -482,11 +517,14 @@ class FakeBigQuery(FakeHttpService):
                 f'ALTER TABLE "{dataset}"."{table}" ADD COLUMN "{column.name}" {_duck_type(column.type)}'
             )
 
+    def _schema(self, dataset: str, table: str) -> pa.Schema:
+        return self.db.execute(f'SELECT * FROM "{dataset}"."{table}" LIMIT 0').to_arrow_table().schema  # noqa: S608
+
     def _exists(self, dataset: str, table: str) -> bool:
         found = self.db.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
             {"s": dataset, "t": table},
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         return bool(found)
 
 
@@ -516,6 +554,12 @@ def _pruning_filter(table: exp.Table, partition_field: str | None) -> str | None
             unqualified.find(exp.Column).set("table", None)
             kept.append(unqualified.sql(dialect="bigquery"))
     return " AND ".join(kept) or None
+
+
+def _parameter_type(parameter_type: dict) -> str:
+    if parameter_type["type"] == "ARRAY":
+        return f"ARRAY<{_parameter_type(parameter_type['arrayType'])}>"
+    return parameter_type["type"]
 
 
 def _parameter(parameter: dict) -> object:
