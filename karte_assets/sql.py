@@ -1,7 +1,8 @@
 """The feature SQL: written once in BigQuery Standard SQL, transpiled with sqlglot for DuckDB.
 
 Queries live in ``karte_assets/sql/<name>.sql`` and take values only as ``@name`` query
-parameters; identifiers never come from user input.
+parameters; identifiers never come from user input. Each parameter name has one BigQuery type in
+every query (``PARAMETER_TYPES``); ``bind`` refuses a value that would be sent as another type.
 """
 
 from __future__ import annotations
@@ -12,7 +13,30 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
+from karte_assets.resources.bigquery_rows import query_parameters
+
 SQL_DIR = Path(__file__).parent / "sql"
+
+# The type of each query parameter, as BigQuery receives it. The tests analyze every query with
+# these types (karte_assets_tests/test_googlesql.py), and bind() checks each value the code passes
+# against them with the warehouse's own Python-to-BigQuery typing, so the declaration and the
+# code cannot drift apart.
+PARAMETER_TYPES = {
+    "partition_date": "DATE",
+    "first_snapshot_date": "DATE",
+    "last_snapshot_date": "DATE",
+    "day_start": "TIMESTAMP",
+    "day_end": "TIMESTAMP",
+    "days": "INT64",
+    "snapshot_every_days": "INT64",
+    "horizon_days": "INT64",
+    "session_gap_seconds": "INT64",
+    "bins": "INT64",
+    "limit": "INT64",
+    "row_count": "INT64",
+    "table_name": "STRING",
+    "event_names": "ARRAY<STRING>",
+}
 
 
 @functools.cache
@@ -47,9 +71,21 @@ def parameter_names(name: str) -> frozenset[str]:
 
 
 def bind(name: str, params: dict[str, object]) -> dict[str, object]:
-    """The parameters the query ``name`` uses, taken from ``params``; a missing one is an error."""
+    """The parameters the query ``name`` uses, taken from ``params``; a missing one, or one of
+    another type than ``PARAMETER_TYPES`` declares, is an error."""
     wanted = parameter_names(name)
     missing = wanted - params.keys()
     if missing:
         raise KeyError(f"query {name!r} needs parameters {sorted(missing)}")
-    return {key: params[key] for key in wanted}
+    bound = {key: params[key] for key in wanted}
+    for parameter in query_parameters(bound):
+        declared = PARAMETER_TYPES.get(parameter.name)
+        if declared is None:
+            raise KeyError(f"query {name!r}: @{parameter.name} has no type in PARAMETER_TYPES")
+        sent = getattr(parameter, "type_", None) or f"ARRAY<{parameter.array_type}>"
+        if sent != declared:
+            raise TypeError(
+                f"query {name!r}: @{parameter.name} is {declared}, "
+                f"but {bound[parameter.name]!r} would be sent as {sent}"
+            )
+    return bound

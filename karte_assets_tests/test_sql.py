@@ -1,5 +1,7 @@
 """The feature SQL: BigQuery Standard SQL with @parameters, transpiled for DuckDB."""
 
+import datetime as dt
+
 import pytest
 import sqlglot
 
@@ -26,9 +28,10 @@ def test_countif_is_counted_as_a_64_bit_integer_in_duckdb():
 
 
 def test_bind_keeps_the_used_parameters_and_names_the_missing_ones():
-    assert bind("user_profile", {"partition_date": "d", "unused": 1}) == {"partition_date": "d"}
+    day = dt.date(2026, 6, 1)
+    assert bind("user_profile", {"partition_date": day, "unused": 1}) == {"partition_date": day}
     with pytest.raises(KeyError, match="session_gap_seconds"):
-        bind("user_daily_activity", {"partition_date": "d"})
+        bind("user_daily_activity", {"partition_date": day})
 
 
 def test_an_unknown_query_name_is_refused():

@@ -28,7 +28,7 @@ def user_features(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
     def build(day: dt.date) -> int:
         rows = warehouse.replace_partition("user_features", day, "user_features")
         quality = warehouse.query("user_features_quality", {"partition_date": day}).iloc[0]
-        nulls, out_of_range = int(quality["nulls"]), int(quality["out_of_range"])
+        nulls, out_of_range = int(quality["null_rows"]), int(quality["out_of_range"])
         checks.record(
             FEATURES_VALID,
             day,

@@ -109,7 +109,7 @@ def why_not_trainable(summary: pd.DataFrame) -> str | None:
     if train.empty:
         return f"no training snapshot {horizon} days before the validation snapshot {newest:%Y-%m-%d} yet"
     for name, part in (("training", train), ("validation", validation)):
-        positives, rows = int(part["positives"].sum()), int(part["rows"].sum())
+        positives, rows = int(part["positives"].sum()), int(part["snapshot_rows"].sum())
         if positives == 0 or positives == rows:
             return f"the {name} snapshots have only one label class ({positives} of {rows} positive)"
     return None

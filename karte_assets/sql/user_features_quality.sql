@@ -2,7 +2,7 @@
 -- be, counts below zero, windows holding more active days than they have days.
 SELECT
   COUNT(*) AS users,
-  COUNTIF(user_id IS NULL OR tenure_days IS NULL OR days_since_last_seen IS NULL OR lifetime_active_days IS NULL) AS nulls,
+  COUNTIF(user_id IS NULL OR tenure_days IS NULL OR days_since_last_seen IS NULL OR lifetime_active_days IS NULL) AS null_rows,
   COUNTIF(
     tenure_days < 0 OR days_since_last_seen < 0 OR days_since_last_seen > tenure_days
     OR days_since_last_purchase < 0 OR lifetime_active_days < 1 OR lifetime_revenue < 0
