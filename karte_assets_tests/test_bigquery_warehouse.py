@@ -279,6 +279,16 @@ def test_every_table_is_created_from_its_declared_ddl_and_written_with_its_clust
     assert load["clustering"] == {"fields": ["user_id"]}
 
 
+def test_a_table_first_written_by_a_load_still_has_its_declared_columns_and_types(fake):
+    # Rows as a caller might produce them: a column missing, a score that happens to be whole.
+    rows = pd.DataFrame({"user_id": ["u1", "u2"], "loyal_score": [1, 0], "score_rank": [1, 2]})
+    warehouse_on(fake).replace_partition_with_rows("loyalty_scores", DAY, rows)
+    stored = client_of(fake).get_table(f"{PROJECT}.{DATASET}.loyalty_scores")
+    _, columns = fake.analyzer.declared_table(bigquery_sql("loyalty_scores_table"))
+    assert [(f.name, f.field_type) for f in stored.schema] == list(columns.items())
+    assert stored.clustering_fields == ["user_id"]
+
+
 def test_the_fake_refuses_a_destination_whose_partitioning_or_clustering_differs(fake):
     client = client_of(fake)
     client.query(
