@@ -39,7 +39,9 @@ ASSETS = [
 def local_resources(settings: Settings) -> dict[str, object]:
     """The embedded defaults: everything under $KARTE_HOME, nothing needs an account."""
     return {
-        "warehouse": DuckDBWarehouse(path=str(settings.warehouse_path)),
+        "warehouse": DuckDBWarehouse(
+            path=str(settings.warehouse_path), snapshot_retention_days=settings.snapshot_retention_days
+        ),
         "trainer": SubprocessTrainer(),
         "model_store": LocalModelStore(root=str(settings.home / "models")),
         **reporting_resources(settings),
@@ -71,7 +73,10 @@ def resources_for(settings: Settings) -> dict[str, object]:
     # Imported here: the Google Cloud clients take seconds to import, and local runs never use them.
     from karte_assets.resources.google_cloud import cloud_resources
 
-    return {**cloud_resources(settings.cloud), **reporting_resources(settings)}
+    return {
+        **cloud_resources(settings.cloud, settings.snapshot_retention_days),
+        **reporting_resources(settings),
+    }
 
 
 defs = Definitions(

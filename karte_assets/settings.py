@@ -19,6 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("local", "dev", "prod")
 SYNTHETIC_SOURCE = "synthetic"
 BIGQUERY_SOURCE = "bigquery"  # the existing events table KARTE_BQ_EVENTS_TABLE (dev, prod)
+# Per-day snapshots are kept this long: the default training window reads 77 days back, plus 35.
+DEFAULT_SNAPSHOT_RETENTION_DAYS = 112
 
 
 class SettingsError(ValueError):
@@ -31,6 +33,7 @@ class CloudSettings:
 
     project: str  # KARTE_GCP_PROJECT
     region: str  # KARTE_GCP_REGION
+    bigquery_location: str  # KARTE_BQ_LOCATION, default the region: where every job runs
     bigquery_dataset: str  # KARTE_BQ_DATASET, default karte_<env>
     events_table: str  # KARTE_BQ_EVENTS_TABLE: the existing day-partitioned events table
     gcs_bucket: str  # KARTE_GCS_BUCKET
@@ -48,6 +51,7 @@ class Settings:
     partitions_start: dt.date
     synthetic_users_per_day: float
     comet_project: str  # KARTE_COMET_PROJECT, default karte-loyalty-<env>
+    snapshot_retention_days: int  # KARTE_SNAPSHOT_RETENTION_DAYS: how long per-day snapshots are kept
     cloud: CloudSettings | None = None  # None for local
 
     @property
@@ -82,6 +86,11 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         users_per_day = -1.0
     if users_per_day <= 0:
         raise SettingsError(f"KARTE_SYNTHETIC_USERS_PER_DAY={users_text!r} must be a positive number")
+    retention_text = environ.get("KARTE_SNAPSHOT_RETENTION_DAYS", str(DEFAULT_SNAPSHOT_RETENTION_DAYS))
+    if not retention_text.isdigit() or int(retention_text) < 1:
+        raise SettingsError(
+            f"KARTE_SNAPSHOT_RETENTION_DAYS={retention_text!r} must be a whole number of days, at least 1"
+        )
     return Settings(
         env=env,
         home=Path(environ.get("KARTE_HOME", REPO_ROOT / ".karte")).resolve(),
@@ -92,6 +101,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         partitions_start=partitions_start,
         synthetic_users_per_day=users_per_day,
         comet_project=environ.get("KARTE_COMET_PROJECT", f"karte-loyalty-{env}"),
+        snapshot_retention_days=int(retention_text),
         cloud=None if env == "local" else _cloud_settings(env, environ),
     )
 
@@ -105,6 +115,7 @@ def _required(environ: Mapping[str, str], name: str, env: str) -> str:
 
 # BigQuery names reach SQL as identifiers, which cannot be query parameters: only plain ones pass.
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_LOCATION = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,62}$")  # US, EU, asia-northeast1, ...
 _TABLE = re.compile(r"^([a-z][a-z0-9-]{4,28}[a-z0-9]\.)?[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_-]{1,1024}$")
 
 
@@ -117,9 +128,12 @@ def _matching(name: str, value: str, pattern: re.Pattern[str], form: str) -> str
 def _cloud_settings(env: str, environ: Mapping[str, str]) -> CloudSettings:
     dataset = environ.get("KARTE_BQ_DATASET", f"karte_{env}")
     events_table = _required(environ, "KARTE_BQ_EVENTS_TABLE", env)
+    region = environ.get("KARTE_GCP_REGION", "asia-northeast1")
+    location = environ.get("KARTE_BQ_LOCATION", region)
     return CloudSettings(
         project=_required(environ, "KARTE_GCP_PROJECT", env),
-        region=environ.get("KARTE_GCP_REGION", "asia-northeast1"),
+        region=region,
+        bigquery_location=_matching("KARTE_BQ_LOCATION", location, _LOCATION, "a BigQuery location"),
         bigquery_dataset=_matching("KARTE_BQ_DATASET", dataset, _DATASET, "a BigQuery dataset name"),
         events_table=_matching(
             "KARTE_BQ_EVENTS_TABLE", events_table, _TABLE, "a BigQuery table, [project.]dataset.table"

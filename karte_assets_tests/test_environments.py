@@ -40,6 +40,7 @@ def test_a_missing_required_variable_fails_at_load_naming_it(env, missing):
         ("KARTE_BQ_EVENTS_TABLE", "events; DROP TABLE x"),
         ("KARTE_BQ_EVENTS_TABLE", "events"),
         ("KARTE_BQ_DATASET", "a.b"),
+        ("KARTE_BQ_LOCATION", "asia northeast1"),
     ],
 )
 def test_bigquery_names_that_are_not_plain_identifiers_fail_at_load(name, value):
@@ -62,6 +63,14 @@ def test_dev_and_prod_differ_in_dataset_bucket_prefix_topic_and_comet_project():
         assert trainer.worker_pool.image_uri.endswith("/training:abc123")
         assert resources["status"].topic == f"karte-loyalty-status-{env}"
         assert resources["tracker"].project == f"karte-loyalty-{env}"
+
+
+def test_the_bigquery_location_and_the_snapshot_retention_reach_the_warehouse():
+    warehouse = resources_for(load_settings(cloud_environ("prod")))["warehouse"]
+    assert (warehouse.bigquery.location, warehouse.snapshot_retention_days) == ("asia-northeast1", 112)
+    environ = {**cloud_environ("prod"), "KARTE_BQ_LOCATION": "US", "KARTE_SNAPSHOT_RETENTION_DAYS": "200"}
+    warehouse = resources_for(load_settings(environ))["warehouse"]
+    assert (warehouse.bigquery.location, warehouse.snapshot_retention_days) == ("US", 200)
 
 
 def load_definitions(environ: dict[str, str]) -> subprocess.CompletedProcess:

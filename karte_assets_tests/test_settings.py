@@ -20,6 +20,8 @@ def test_defaults_need_no_variable():
         ({"KARTE_PARTITIONS_START": "2026-13-01"}, "KARTE_PARTITIONS_START"),
         ({"KARTE_SYNTHETIC_USERS_PER_DAY": "-5"}, "KARTE_SYNTHETIC_USERS_PER_DAY"),
         ({"KARTE_ENV": "prod"}, "KARTE_ENV=prod needs KARTE_"),
+        ({"KARTE_SNAPSHOT_RETENTION_DAYS": "0"}, "KARTE_SNAPSHOT_RETENTION_DAYS"),
+        ({"KARTE_SNAPSHOT_RETENTION_DAYS": "1e3"}, "KARTE_SNAPSHOT_RETENTION_DAYS"),
     ],
 )
 def test_a_bad_variable_fails_at_load_naming_it(variables, named):

@@ -8,7 +8,9 @@ import time
 import duckdb
 import pandas as pd
 import pytest
+from dagster import materialize
 
+from karte_assets.assets.training_set import loyalty_training_set
 from karte_assets.resources.warehouse import DuckDBWarehouse
 
 DAY = dt.date(2026, 6, 2)
@@ -78,3 +80,35 @@ def test_a_lock_held_past_the_timeout_fails_loudly(warehouse):
     with pytest.raises(duckdb.IOException, match="lock"):
         impatient.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": [1]}))
     holder.kill()
+
+
+def test_a_per_day_snapshot_keeps_only_its_retention_behind_the_day_written(tmp_path):
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), snapshot_retention_days=10)
+    days = [DAY - dt.timedelta(days=back) for back in (11, 10, 0)]
+    for day in days:
+        for table in ("user_features", "raw_events"):
+            warehouse.replace_partition_with_rows(table, day, pd.DataFrame({"x": [1]}))
+    with warehouse.connect() as connection:
+        kept = {
+            table: sorted(d for (d,) in connection.execute(f"SELECT partition_date FROM {table}").fetchall())
+            for table in ("user_features", "raw_events")
+        }
+    assert kept == {"user_features": days[1:], "raw_events": days}  # only snapshots expire
+    assert not warehouse.partition_exists("user_features", days[0])
+    assert warehouse.partition_exists("user_features", days[1])
+    assert warehouse.partition_exists("raw_events", days[0])
+
+
+def test_a_retention_shorter_than_the_training_window_fails_before_writing(tmp_path):
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), snapshot_retention_days=30)
+    result = materialize(
+        [loyalty_training_set],
+        resources={"warehouse": warehouse},
+        partition_key=(DAY + dt.timedelta(days=100)).isoformat(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "reads user_features 77 days back" in message and "kept 30 days" in message
+    assert not warehouse.partition_exists("loyalty_training_set", DAY + dt.timedelta(days=100))

@@ -1,6 +1,6 @@
 import datetime as dt
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue
 from pydantic import Field
 
 from karte_assets.assets.activity import user_daily_activity
@@ -42,6 +42,14 @@ def loyalty_training_set(
     context: AssetExecutionContext, config: TrainingSetConfig, warehouse: Warehouse
 ) -> MaterializeResult:
     """Labelled snapshots for the day's model: users' features on day s, label = purchased in (s, s + horizon], s + horizon <= day."""
+    # The oldest snapshot read is this many days before the day: user_features must still be there.
+    reach = config.horizon_days + (config.max_snapshots - 1) * config.snapshot_every_days
+    if reach > warehouse.snapshot_retention_days:
+        raise Failure(
+            f"the training set reads user_features {reach} days back (horizon_days + (max_snapshots - 1) "
+            f"* snapshot_every_days), but snapshots are kept {warehouse.snapshot_retention_days} days "
+            "(KARTE_SNAPSHOT_RETENTION_DAYS): raise the retention or shorten the window"
+        )
 
     def build(day: dt.date) -> int:
         window = snapshot_dates(

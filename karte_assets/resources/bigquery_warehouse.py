@@ -10,7 +10,10 @@ and a ``maximum_bytes_billed`` guard, and the bytes it processed go into the ass
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
+import logging
+import re
 from collections.abc import Mapping
 
 import pyarrow as pa
@@ -22,14 +25,16 @@ from google.api_core.exceptions import GoogleAPICallError, NotFound
 from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
+from sqlglot.tokens import TokenType
 
 from karte_assets.resources.bigquery_rows import conform, query_parameters
 from karte_assets.resources.gcp_labels import label
-from karte_assets.resources.warehouse import Rows, Warehouse, checked_identifier
+from karte_assets.resources.warehouse import SNAPSHOT_TABLES, Rows, Warehouse, checked_identifier
 from karte_assets.sql import bigquery_sql, bind
 
 EVENTS_TABLE = "events_table"  # the placeholder in sql/raw_events_from_table.sql
-_PARTITIONING = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="partition_date")
+_DAY_MS = 24 * 3600 * 1000
+_NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 # A later version of a query may add a column; BigQuery allows that for partition-decorator writes.
 _ADD_FIELDS = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
 
@@ -37,7 +42,9 @@ _ADD_FIELDS = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
 class BigQueryWarehouse(Warehouse):
     """Tables in one BigQuery dataset, each partitioned by day on ``partition_date``."""
 
-    bigquery: BigQueryResource = Field(description="Project and location of the jobs; credentials from ADC.")
+    bigquery: BigQueryResource = Field(
+        description="Project and location (KARTE_BQ_LOCATION) of the jobs; credentials from ADC."
+    )
     dataset: str = Field(description="Dataset of the graph's tables (KARTE_BQ_DATASET).")
     events_table: str = Field(
         description="The existing events table, [project.]dataset.table (KARTE_BQ_EVENTS_TABLE)."
@@ -47,6 +54,14 @@ class BigQueryWarehouse(Warehouse):
     )
     _usage: dict[tuple[str, str], dict[str, int]] = PrivateAttr(default_factory=dict)
     _log_ready: bool = PrivateAttr(default=False)
+    _declared: set[str] = PrivateAttr(default_factory=set)
+    _located_runs: set[str] = PrivateAttr(default_factory=set)
+
+    def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
+        # Runs on BigQuery are kept apart by the run queue; what a run needs first is the location.
+        if run_id not in self._located_runs:
+            self._check_location()
+            self._located_runs.add(run_id)
 
     def ensure_table(self, ddl_name):
         self._run(ddl_name, bigquery_sql(ddl_name), {})
@@ -54,6 +69,7 @@ class BigQueryWarehouse(Warehouse):
     def replace_partition(self, table, day, query_name, params=None):
         bound = bind(query_name, {**(params or {}), "partition_date": day})
         select = self._sql(query_name)
+        partitioning, clustering = self._declare(table)
         # Our own SQL around a checked query file; the day is a parameter.
         stamped = f"SELECT @partition_date AS partition_date, q.*\nFROM (\n{select}\n) AS q"  # noqa: S608
         config = self._job_config(
@@ -63,7 +79,8 @@ class BigQueryWarehouse(Warehouse):
             day,
             destination=self._partition(table, day),
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            time_partitioning=_PARTITIONING,
+            time_partitioning=partitioning,
+            clustering_fields=clustering,
             schema_update_options=_ADD_FIELDS,
         )
         with self.bigquery.get_client() as client:
@@ -76,6 +93,7 @@ class BigQueryWarehouse(Warehouse):
         arrow = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
         arrow = arrow if isinstance(arrow, pa.Table) else pa.Table.from_pandas(arrow, preserve_index=False)
         arrow = arrow.add_column(0, "partition_date", pa.array([day] * arrow.num_rows, pa.date32()))
+        partitioning, clustering = self._declare(table)
         config = self._job_config(
             bigquery.LoadJobConfig,
             "load",
@@ -83,14 +101,12 @@ class BigQueryWarehouse(Warehouse):
             day,
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            time_partitioning=_PARTITIONING,
+            time_partitioning=partitioning,
+            clustering_fields=clustering,
             schema_update_options=_ADD_FIELDS,
         )
         with self.bigquery.get_client() as client:
-            try:
-                existing = client.get_table(self._table_id(table)).schema
-            except NotFound:
-                existing = []
+            existing = client.get_table(self._table_id(table)).schema
             buffer = io.BytesIO()
             pq.write_table(conform(arrow, existing), buffer)
             size = buffer.tell()
@@ -121,7 +137,7 @@ class BigQueryWarehouse(Warehouse):
         # safe. A logged day is always there.
         self._ensure_log()
         params = {"table_name": table, "partition_date": day, "row_count": rows}
-        self._run("partition_log_merge", bigquery_sql("partition_log_merge"), params)
+        self._run("partition_log_insert", bigquery_sql("partition_log_insert"), params)
         return int(rows)
 
     def _ensure_log(self) -> None:
@@ -129,18 +145,73 @@ class BigQueryWarehouse(Warehouse):
             self.ensure_table("partition_log_table")
             self._log_ready = True
 
+    def _declare(self, table: str) -> tuple[bigquery.TimePartitioning, list[str] | None]:
+        """Create ``table`` from its declared DDL (``sql/<table>_table.sql``) before its first write,
+        with the partition expiration of a per-day snapshot; its partitioning and clustering.
+
+        A job that writes a destination must state the table's own partitioning and clustering,
+        or BigQuery fails it ("Incompatible table partitioning specification").
+        """
+        field, clustering = declared_layout(table)
+        if table not in self._declared:
+            self.ensure_table(f"{table}_table")
+            if table in SNAPSHOT_TABLES:
+                self._expire_partitions(table)
+            self._declared.add(table)
+        return bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field=field), clustering
+
+    def _expire_partitions(self, table: str) -> None:
+        """A per-day snapshot keeps ``snapshot_retention_days`` days: set through the table API
+        (``timePartitioning.expirationMs``), a number, never text pasted into DDL."""
+        expiration_ms = self.snapshot_retention_days * _DAY_MS
+        with self.bigquery.get_client() as client:
+            existing = client.get_table(self._table_id(table))
+            if existing.time_partitioning.expiration_ms != expiration_ms:
+                existing.time_partitioning = bigquery.TimePartitioning(
+                    type_=existing.time_partitioning.type_,
+                    field=existing.time_partitioning.field,
+                    expiration_ms=expiration_ms,
+                )
+                client.update_table(existing, ["time_partitioning"])
+
+    def _check_location(self) -> None:
+        """Jobs run in one location; the graph's dataset and the events table must both be there."""
+        location = self.bigquery.location
+        if not location:
+            raise ValueError("BigQueryWarehouse needs a location for its jobs (KARTE_BQ_LOCATION)")
+        with self.bigquery.get_client() as client:
+            try:
+                dataset = client.get_dataset(f"{self.bigquery.project}.{self.dataset}")
+                events = client.get_table(self.events_table)
+            except NotFound as error:
+                raise RuntimeError(
+                    f"BigQuery: {error.message} (KARTE_BQ_DATASET, KARTE_BQ_EVENTS_TABLE)"
+                ) from error
+        if {dataset.location.lower(), events.location.lower()} != {location.lower()}:
+            raise RuntimeError(
+                f"BigQuery location mismatch: jobs run in {location} (KARTE_BQ_LOCATION), the dataset "
+                f"{self.bigquery.project}.{self.dataset} is in {dataset.location} and the events table "
+                f"{self.events_table} is in {events.location}; a job reads and writes one location only"
+            )
+
     def _sql(self, query_name: str) -> str:
+        """The file's text as it was analyzed, with only the events placeholder replaced by the
+        configured table: each of its parts a quoted identifier (a project id may contain dashes)."""
         text = bigquery_sql(query_name)
-        statement = sqlglot.parse_one(text, read="bigquery")
-        placeholders = [table for table in statement.find_all(exp.Table) if table.name == EVENTS_TABLE]
+        placeholders = [
+            token
+            for token in sqlglot.tokenize(text, read="bigquery")
+            if token.token_type == TokenType.VAR and token.text == EVENTS_TABLE
+        ]
         if not placeholders:
             return text
-        events = exp.to_table(self.events_table, dialect="bigquery")
-        for part in events.parts:
-            part.set("quoted", True)  # a project id may contain dashes
-        for placeholder in placeholders:
-            placeholder.replace(events.copy())
-        return statement.sql(dialect="bigquery", pretty=True)
+        parts = self.events_table.split(".")
+        if not all(_NAME_PART.match(part) for part in parts):
+            raise ValueError(f"events_table {self.events_table!r} is not [project.]dataset.table")
+        events = ".".join(f"`{part}`" for part in parts)
+        for token in reversed(placeholders):
+            text = text[: token.start] + events + text[token.end + 1 :]
+        return text
 
     def _table_id(self, table: str) -> str:
         return f"{self.bigquery.project}.{self.dataset}.{checked_identifier(table)}"
@@ -195,6 +266,17 @@ class BigQueryWarehouse(Warehouse):
                 "bigquery_bytes_billed": usage["billed"],
             }
         )
+
+
+@functools.cache
+def declared_layout(table: str) -> tuple[str, list[str] | None]:
+    """The partition column and the clustering columns (None if none) of a table's declared DDL."""
+    statement = sqlglot.parse_one(bigquery_sql(f"{table}_table"), read="bigquery")
+    partition = statement.find(exp.PartitionedByProperty)
+    if partition is None:
+        raise ValueError(f"sql/{table}_table.sql declares no PARTITION BY: every table is partitioned by day")
+    cluster = statement.find(exp.ClusterProperty)
+    return partition.this.name, [column.name for column in cluster.expressions] if cluster else None
 
 
 def _current_asset_context() -> AssetExecutionContext | None:

@@ -15,14 +15,15 @@ from karte_assets.resources.vertex_trainer import DEFAULT_POOL, VertexTrainer
 from karte_assets.settings import CloudSettings
 
 
-def cloud_resources(cloud: CloudSettings) -> dict[str, object]:
+def cloud_resources(cloud: CloudSettings, snapshot_retention_days: int) -> dict[str, object]:
     """``warehouse``, ``trainer`` and ``model_store`` on Google Cloud."""
     gcs = GCSResource(project=cloud.project)
     return {
         "warehouse": BigQueryWarehouse(
-            bigquery=BigQueryResource(project=cloud.project),
+            bigquery=BigQueryResource(project=cloud.project, location=cloud.bigquery_location),
             dataset=cloud.bigquery_dataset,
             events_table=cloud.events_table,
+            snapshot_retention_days=snapshot_retention_days,
         ),
         "trainer": VertexTrainer(
             project=cloud.project,

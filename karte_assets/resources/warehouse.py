@@ -21,7 +21,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 from dagster import ConfigurableResource
+from pydantic import Field
 
+from karte_assets.settings import DEFAULT_SNAPSHOT_RETENTION_DAYS
 from karte_assets.sql import bind, duckdb_sql
 
 Rows = pd.DataFrame | pa.Table | pa.RecordBatchReader
@@ -32,6 +34,8 @@ CREATE TABLE IF NOT EXISTS partition_log (
   table_name VARCHAR, partition_date DATE, row_count BIGINT, written_at TIMESTAMP,
   PRIMARY KEY (table_name, partition_date)
 )"""
+# Per-day full snapshots: every day holds every user, so old days expire (``snapshot_retention_days``).
+SNAPSHOT_TABLES = frozenset({"user_profile", "user_features", "loyalty_training_set"})
 # Run locks this process holds: lock file -> (run id, file descriptor).
 _RUN_LOCKS: dict[str, tuple[str, int]] = {}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -46,6 +50,13 @@ def checked_identifier(name: str) -> str:
 
 class Warehouse(ConfigurableResource, ABC):
     """Runs the named queries of ``karte_assets/sql`` and owns every table's day partitions."""
+
+    snapshot_retention_days: int = Field(
+        default=DEFAULT_SNAPSHOT_RETENTION_DAYS,
+        ge=1,
+        description="Days a per-day snapshot (user_profile, user_features, loyalty_training_set) is kept "
+        "(KARTE_SNAPSHOT_RETENTION_DAYS); must cover the training set's snapshot window.",
+    )
 
     def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
         """Wait until no other run writes this warehouse, then keep it for run ``run_id``.
@@ -156,12 +167,18 @@ class DuckDBWarehouse(Warehouse):
         select = duckdb_sql(query_name)
         bound = {**bind(query_name, {**(params or {}), "partition_date": day}), "partition_date": day}
         with self.connect() as connection:
-            return _replace(connection, table, select, bound)
+            return _replace(connection, table, select, bound, self._retention(table))
 
     def replace_partition_with_rows(self, table, day, rows):
         with self.connect() as connection:
             connection.register("incoming_rows", rows)
-            return _replace(connection, table, "SELECT * FROM incoming_rows", {"partition_date": day})
+            return _replace(
+                connection,
+                table,
+                "SELECT * FROM incoming_rows",
+                {"partition_date": day},
+                self._retention(table),
+            )
 
     def query(self, query_name, params=None):
         if params is None:
@@ -176,6 +193,9 @@ class DuckDBWarehouse(Warehouse):
             return connection.sql(
                 duckdb_sql(query_name), params=bind(query_name, params or {})
             ).to_arrow_table()
+
+    def _retention(self, table: str) -> int | None:
+        return self.snapshot_retention_days if table in SNAPSHOT_TABLES else None
 
     def partition_exists(self, table, day):
         with self.connect() as connection:
@@ -196,8 +216,15 @@ def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _replace(
-    connection: duckdb.DuckDBPyConnection, table: str, select: str, params: Mapping[str, object]
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    select: str,
+    params: Mapping[str, object],
+    retention_days: int | None,
 ) -> int:
+    """Replace one day partition; with ``retention_days``, drop the days older than that before it
+    (BigQuery's partition expiration counts from today instead: the local graph's days are often
+    far from today, so the written day is the clock here)."""
     target = checked_identifier(table)
     day = {"partition_date": params["partition_date"]}
     stamped = f"SELECT CAST($partition_date AS DATE) AS partition_date, q.* FROM ({select}) AS q"  # noqa: S608 (checked identifiers and our own SQL)
@@ -214,6 +241,14 @@ def _replace(
             "INSERT OR REPLACE INTO partition_log VALUES ($table, $day, $rows, now()::TIMESTAMP)",
             {"table": table, "day": day["partition_date"], "rows": rows},
         )
+        if retention_days is not None:
+            oldest = day["partition_date"] - dt.timedelta(days=retention_days)
+            expire = f"DELETE FROM {target} WHERE partition_date < $oldest"  # noqa: S608 (checked identifier)
+            connection.execute(expire, {"oldest": oldest})
+            connection.execute(
+                "DELETE FROM partition_log WHERE table_name = $table AND partition_date < $oldest",
+                {"table": table, "oldest": oldest},
+            )
         connection.commit()
     except BaseException:
         connection.rollback()

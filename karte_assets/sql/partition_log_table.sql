@@ -1,9 +1,12 @@
--- BigQuery only: one row per written day partition of each table (DuckDB keeps its own, in the
--- same transaction as the write). Written after the partition, so a logged day is always there.
+-- BigQuery only: one row per write of a day partition of a table, appended (DuckDB keeps its own
+-- log, in the same transaction as the write). Written after the partition, so a logged day is
+-- always there. Partitioned by the day written and clustered by table, so that a lookup of one
+-- table's day reads one partition's block of that table.
 CREATE TABLE IF NOT EXISTS partition_log (
   table_name STRING,
   partition_date DATE,
   row_count INT64,
   written_at TIMESTAMP
 )
+PARTITION BY partition_date
 CLUSTER BY table_name

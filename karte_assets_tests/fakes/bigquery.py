@@ -1,12 +1,20 @@
 """A loopback stand-in for the BigQuery REST API, executing jobs on DuckDB.
 
 It serves the calls google-cloud-bigquery makes for query jobs (jobs.insert, jobs.get,
-jobs.getQueryResults), Parquet load jobs (multipart upload) and tables.get. Each query must parse
-as BigQuery SQL; it runs transpiled by the same code as the local path (``karte_assets.sql``).
-Writes follow BigQuery's rules for destinations: a ``table$YYYYMMDD`` decorator needs a
-day-partitioned table and rows of that day only; WRITE_TRUNCATE replaces just that partition.
-Bytes processed are estimated (8 bytes a cell of every table a query reads) and checked against
-``maximumBytesBilled`` as BigQuery does.
+jobs.getQueryResults), Parquet load jobs (multipart and resumable uploads), datasets.get,
+tables.get and tables.patch. It enforces, before anything runs, the rules of BigQuery that the
+graph depends on, each with its reference beside it:
+
+- every query, DDL and DML statement is analyzed by Google's GoogleSQL analyzer (ZetaSQL) against
+  the fake's current tables and the job's parameter types; what it rejects fails as ``invalidQuery``;
+- datasets exist and have a location; a job in another location than a dataset it touches fails;
+- a destination's partitioning and clustering must match the existing table's;
+- a ``table$YYYYMMDD`` decorator needs a day-partitioned table and rows of that day only;
+  WRITE_TRUNCATE replaces just that partition;
+- bytes processed count only the partitions a constant filter selects (partition pruning), and are
+  checked against ``maximumBytesBilled``.
+
+Only a statement that passed all of this is transpiled to DuckDB and run.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ import email.parser
 import email.policy
 import io
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
@@ -32,10 +42,16 @@ from sqlglot import exp
 
 from karte_assets.sql import to_duckdb
 from karte_assets_tests.fakes.http import FakeHttpService, Request, Response
+from karte_assets_tests.googlesql import Analyzer, GoogleSQLError
 
 _PROJECT = r"/bigquery/v2/projects/([^/]+)"
+_UPLOAD = r"/upload" + _PROJECT + r"/jobs"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MIN_BILLED = 10 * 2**20  # BigQuery bills at least 10 MB per query
+# "The chunk size must be a multiple of 256 KiB" for every chunk but the last:
+# https://cloud.google.com/bigquery/docs/reference/api-uploads#resumable
+_CHUNK_QUANTUM = 256 * 1024
+_CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
 
 class JobError(Exception):
@@ -44,35 +60,81 @@ class JobError(Exception):
         self.reason = reason
 
 
-class FakeBigQuery(FakeHttpService):
-    """Datasets are DuckDB schemas; ``jobs`` keeps each job's resource as BigQuery would return it."""
+@dataclass
+class TableSpec:
+    """What BigQuery keeps of a table besides its rows."""
 
-    def __init__(self) -> None:
+    partition_field: str | None = None
+    clustering: list[str] = field(default_factory=list)
+    expiration_ms: int | None = None
+
+    def described(self) -> str:
+        """The form of BigQuery's "Incompatible table partitioning specification" message."""
+        text = f"interval(type:day,field:{self.partition_field})" if self.partition_field else "none"
+        return text + (f" clustering({','.join(self.clustering)})" if self.clustering else "")
+
+
+@dataclass
+class _Upload:
+    project: str
+    resource: dict
+    data: bytearray = field(default_factory=bytearray)
+
+
+class FakeBigQuery(FakeHttpService):
+    """Datasets are DuckDB schemas; ``jobs`` keeps each job's resource as BigQuery would return it,
+    and ``analyzed`` the statement text of each query job that GoogleSQL's ``analyzer`` accepted.
+
+    ``location`` is where datasets are that the test did not place elsewhere (``create_dataset``).
+    """
+
+    def __init__(self, analyzer: Analyzer, location: str = "US") -> None:
         super().__init__()
+        self.analyzer = analyzer
+        self.analyzed: dict[str, str] = {}  # job id -> the statement GoogleSQL accepted
         self.db = duckdb.connect()
         self.db.execute("SET TimeZone = 'UTC'")
-        self.partitioning: dict[tuple[str, str], str] = {}  # (dataset, table) -> partition column
+        self.location = location
+        self.datasets: dict[str, str] = {}  # dataset -> location
+        self.specs: dict[tuple[str, str], TableSpec] = {}
         self.jobs: dict[str, dict] = {}
         self.results: dict[str, pa.Table] = {}
+        self._uploads: dict[str, _Upload] = {}
         self._lock = threading.Lock()
         self.route("POST", _PROJECT + r"/jobs", self._insert)
-        self.route("POST", r"/upload" + _PROJECT + r"/jobs", self._upload)
+        self.route("POST", _UPLOAD, self._upload)
+        self.route("PUT", _UPLOAD, self._upload_chunk)
         self.route("GET", _PROJECT + r"/jobs/([^/]+)", self._get_job)
         self.route("GET", _PROJECT + r"/queries/([^/]+)", self._get_results)
+        self.route("GET", _PROJECT + r"/datasets/([^/]+)", self._get_dataset)
         self.route("GET", _PROJECT + r"/datasets/([^/]+)/tables/([^/]+)", self._get_table)
+        self.route("PATCH", _PROJECT + r"/datasets/([^/]+)/tables/([^/]+)", self._patch_table)
 
     def table(self, dataset: str, table: str) -> pa.Table:
         return self.db.execute(f'SELECT * FROM "{dataset}"."{table}"').to_arrow_table()  # noqa: S608 (test data)
 
-    def create(self, dataset: str, table: str, rows: pa.Table, partitioned_by: str | None = None) -> None:
-        """Seed a table, as one that existed before the graph ran."""
+    def create_dataset(self, dataset: str, location: str | None = None) -> None:
+        """A dataset in ``location`` (the fake's default if None), as one made in the console."""
         with self._lock:
-            self._ensure_dataset(dataset)
+            self.datasets[dataset] = location or self.location
+            self.db.execute(f'CREATE SCHEMA IF NOT EXISTS "{dataset}"')
+
+    def create(
+        self,
+        dataset: str,
+        table: str,
+        rows: pa.Table,
+        partitioned_by: str | None = None,
+        clustered_by: tuple[str, ...] = (),
+    ) -> None:
+        """Seed a table, as one that existed before the graph ran (its dataset too, if new)."""
+        if dataset not in self.datasets:
+            self.create_dataset(dataset)
+        with self._lock:
             self.db.register("seed", rows)
             self.db.execute(f'CREATE TABLE "{dataset}"."{table}" AS SELECT * FROM seed')  # noqa: S608
             self.db.unregister("seed")
-            if partitioned_by:
-                self.partitioning[(dataset, table)] = partitioned_by
+            self.specs[(dataset, table)] = TableSpec(partitioned_by, list(clustered_by))
 
     # --- routes
 
@@ -80,6 +142,13 @@ class FakeBigQuery(FakeHttpService):
         return Response.json(self._run_job(request.groups[0], request.json(), None))
 
     def _upload(self, request: Request) -> Response:
+        if request.query.get("uploadType") == "resumable":
+            # https://cloud.google.com/bigquery/docs/reference/api-uploads#resumable: the first
+            # request carries the job resource and answers with the session URI in Location.
+            upload_id = uuid.uuid4().hex
+            self._uploads[upload_id] = _Upload(request.groups[0], request.json())
+            session = f"{self.url}{request.path}?uploadType=resumable&upload_id={upload_id}"
+            return Response(200, b"", {"Location": session})
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
             b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + request.body
         )
@@ -87,8 +156,33 @@ class FakeBigQuery(FakeHttpService):
         resource = json.loads(resource_part.get_payload(decode=True))
         return Response.json(self._run_job(request.groups[0], resource, data_part.get_payload(decode=True)))
 
+    def _upload_chunk(self, request: Request) -> Response:
+        """One PUT of a resumable session: ``Content-Range: bytes FIRST-LAST/TOTAL`` (TOTAL ``*``
+        while unknown). Until the last byte: 308 Resume Incomplete with the ``Range`` received;
+        then 200 with the job, as https://cloud.google.com/bigquery/docs/reference/api-uploads#resumable."""
+        upload = self._uploads.get(request.query.get("upload_id", ""))
+        if upload is None:
+            return Response.error(404, "Not found: upload session", "notFound")
+        match = _CONTENT_RANGE.fullmatch(request.headers.get("content-range", ""))
+        if match is None:
+            return Response.error(400, f"bad Content-Range {request.headers.get('content-range')!r}")
+        first, last, total = match.groups()
+        if first is not None:
+            if int(first) != len(upload.data) or int(last) - int(first) + 1 != len(request.body):
+                return Response.error(
+                    400, f"chunk bytes {first}-{last} do not follow the {len(upload.data)} bytes received"
+                )
+            final = total != "*" and int(last) + 1 == int(total)
+            if not final and len(request.body) % _CHUNK_QUANTUM:
+                return Response.error(400, "a chunk other than the last must be a multiple of 256 KiB")
+            upload.data += request.body
+        if total == "*" or len(upload.data) < int(total):
+            return Response(308, b"", {"Range": f"bytes=0-{len(upload.data) - 1}"})
+        del self._uploads[request.query["upload_id"]]
+        return Response.json(self._run_job(upload.project, upload.resource, bytes(upload.data)))
+
     def _get_job(self, request: Request) -> Response:
-        job = self.jobs.get(request.groups[1])
+        job = self._job(request)
         return (
             Response.json(job)
             if job
@@ -96,8 +190,8 @@ class FakeBigQuery(FakeHttpService):
         )
 
     def _get_results(self, request: Request) -> Response:
+        job = self._job(request)
         job_id = request.groups[1]
-        job = self.jobs.get(job_id)
         if job is None:
             return Response.error(404, f"Not found: Job {job_id}", "notFound")
         if "errorResult" in job["status"]:
@@ -121,47 +215,94 @@ class FakeBigQuery(FakeHttpService):
             payload["pageToken"] = str(start + page.num_rows)
         return Response.json(payload)
 
+    def _job(self, request: Request) -> dict | None:
+        """A job is found only in its own location (the client sends ``location`` with each get)."""
+        job = self.jobs.get(request.groups[1])
+        asked = request.query.get("location")
+        if job and asked and not _same_location(asked, job["jobReference"]["location"]):
+            return None
+        return job
+
+    def _get_dataset(self, request: Request) -> Response:
+        project, dataset = request.groups
+        if dataset not in self.datasets:
+            return Response.error(404, f"Not found: Dataset {project}:{dataset}", "notFound")
+        return Response.json(
+            {
+                "kind": "bigquery#dataset",
+                "id": f"{project}:{dataset}",
+                "datasetReference": {"projectId": project, "datasetId": dataset},
+                "location": self.datasets[dataset],
+            }
+        )
+
     def _get_table(self, request: Request) -> Response:
         project, dataset, table = request.groups
         if not self._exists(dataset, table):
             return Response.error(404, f"Not found: Table {project}:{dataset}.{table}", "notFound")
-        resource = {
+        return Response.json(self._table_resource(project, dataset, table))
+
+    def _patch_table(self, request: Request) -> Response:
+        """tables.patch (``client.update_table``): only the partition expiration may change;
+        "you cannot change an existing table's partitioning"
+        (https://cloud.google.com/bigquery/docs/managing-partitioned-tables#partition-expiration,
+        https://cloud.google.com/bigquery/docs/creating-partitioned-tables)."""
+        project, dataset, table = request.groups
+        if not self._exists(dataset, table):
+            return Response.error(404, f"Not found: Table {project}:{dataset}.{table}", "notFound")
+        spec = self.specs.setdefault((dataset, table), TableSpec())
+        patch = request.json()
+        unsupported = set(patch) - {"timePartitioning", "tableReference"}
+        if unsupported:
+            return Response.error(400, f"the fake patches timePartitioning only, not {sorted(unsupported)}")
+        if "timePartitioning" in patch:
+            partitioning = patch["timePartitioning"]
+            if partitioning.get("field") != spec.partition_field or partitioning.get("type", "DAY") != "DAY":
+                return Response.error(400, "Cannot change partitioning spec of an existing table.")
+            expiration = partitioning.get("expirationMs")
+            spec.expiration_ms = None if expiration is None else int(expiration)
+        return Response.json(self._table_resource(project, dataset, table))
+
+    def _table_resource(self, project: str, dataset: str, table: str) -> dict:
+        resource: dict = {
             "kind": "bigquery#table",
             "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
-            "schema": {"fields": [_field(f) for f in self.table(dataset, table).schema]},
+            "schema": {"fields": [_field(f) for f in self._schema(dataset, table)]},
+            "location": self.datasets[dataset],
         }
-        if (dataset, table) in self.partitioning:
-            resource["timePartitioning"] = {"type": "DAY", "field": self.partitioning[(dataset, table)]}
-        return Response.json(resource)
+        spec = self.specs.get((dataset, table), TableSpec())
+        if spec.partition_field:
+            resource["timePartitioning"] = {"type": "DAY", "field": spec.partition_field}
+            if spec.expiration_ms is not None:
+                resource["timePartitioning"]["expirationMs"] = str(spec.expiration_ms)
+        if spec.clustering:
+            resource["clustering"] = {"fields": spec.clustering}
+        return resource
 
     # --- jobs
 
     def _run_job(self, project: str, resource: dict, data: bytes | None) -> dict:
-        reference = {
-            "projectId": project,
-            "jobId": uuid.uuid4().hex,
-            "location": "US",
-            **resource.get("jobReference", {}),
-        }
+        reference = {"projectId": project, "jobId": uuid.uuid4().hex, **resource.get("jobReference", {})}
         configuration = resource["configuration"]
         status: dict = {"state": "DONE"}
         statistics: dict = {"creationTime": "1", "startTime": "1", "endTime": "2"}
         try:
             with self._lock:
                 if "query" in configuration:
-                    statistics["query"] = self._query(reference["jobId"], configuration["query"])
+                    statistics["query"] = self._query(project, reference, configuration["query"])
                     statistics["totalBytesProcessed"] = statistics["query"]["totalBytesProcessed"]
                 else:
-                    self._load(configuration["load"], data)
+                    self._load(project, reference, configuration["load"], data)
         except (JobError, duckdb.Error, sqlglot.errors.ParseError) as error:
             reason = getattr(error, "reason", "invalidQuery")
             status.update(
                 errorResult={"reason": reason, "message": str(error)},
                 errors=[{"reason": reason, "message": str(error)}],
             )
+        reference.setdefault("location", self.location)
         job = {
             "kind": "bigquery#job",
-            "id": f"{project}:US.{reference['jobId']}",
+            "id": f"{project}:{reference['location']}.{reference['jobId']}",
             "jobReference": reference,
             "configuration": configuration,
             "status": status,
@@ -170,21 +311,67 @@ class FakeBigQuery(FakeHttpService):
         self.jobs[reference["jobId"]] = job
         return job
 
-    def _query(self, job_id: str, config: dict) -> dict:
+    def _locate(self, project: str, reference: dict, datasets: set[str]) -> None:
+        """A job runs in one location: the one it names, else that of the datasets it touches.
+
+        "You cannot query data in one location and write the results to a table in another
+        location", and a dataset elsewhere is reported missing: "Not found: Dataset p:d was not
+        found in location L" (https://cloud.google.com/bigquery/docs/locations#specify_locations).
+        """
+        location = reference.get("location") or next(
+            (self.datasets[d] for d in sorted(datasets) if d in self.datasets), self.location
+        )
+        reference["location"] = location
+        for dataset in sorted(datasets):
+            if dataset not in self.datasets or not _same_location(self.datasets[dataset], location):
+                raise JobError(
+                    "notFound", f"Not found: Dataset {project}:{dataset} was not found in location {location}"
+                )
+
+    def _analyze(self, project: str, job_id: str, config: dict) -> None:
+        """GoogleSQL's analyzer, against the tables as they are now and the job's parameter types.
+
+        BigQuery resolves every statement before it runs any of it, and answers ``invalidQuery``
+        with the message and ``[at line:column]`` of the first error:
+        https://cloud.google.com/bigquery/docs/error-messages (invalidQuery).
+        """
+        default = config.get("defaultDataset", {}).get("datasetId")
+        tables: dict[str, dict[str, str]] = {}
+        for dataset, table in self.db.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+        ).fetchall():
+            if dataset not in self.datasets:
+                continue
+            columns = {f.name: _bq_type(f.type) for f in self._schema(dataset, table)}
+            for path in (f"{project}.{dataset}.{table}", f"{dataset}.{table}"):
+                tables[path] = columns
+            if dataset == default:
+                tables[table] = columns
+        parameters = {
+            p["name"]: _parameter_type(p["parameterType"]) for p in config.get("queryParameters", [])
+        }
+        try:
+            self.analyzer.analyze(config["query"], tables=tables, parameters=parameters)
+        except GoogleSQLError as error:
+            where = "" if error.line is None else f" at [{error.line}:{error.column}]"
+            raise JobError("invalidQuery", f"{error.message}{where}") from None
+        self.analyzed[job_id] = config["query"]
+
+    def _query(self, project: str, reference: dict, config: dict) -> dict:
+        self._analyze(project, reference["jobId"], config)
         statement = sqlglot.parse_one(config["query"], read="bigquery")
         default = config.get("defaultDataset", {}).get("datasetId")
-        if default:
-            self._ensure_dataset(default)
-            self.db.execute(f"SET schema = '{default}'")
         ctes = {cte.alias for cte in statement.find_all(exp.CTE)}
-        read = {
-            (table.db or default, table.name)
-            for table in statement.find_all(exp.Table)
-            if table.name not in ctes
-        }
-        for table in statement.find_all(exp.Table):
-            table.set("catalog", None)  # datasets are schemas; projects are not modelled
-        processed = sum(self._cells(dataset, table) * 8 for dataset, table in read)
+        tables = [table for table in statement.find_all(exp.Table) if table.name not in ctes]
+        destination = config.get("destinationTable")
+        touched = {table.db or default for table in tables}
+        if destination:
+            touched.add(destination["datasetId"])
+        self._locate(project, reference, {d for d in touched if d})
+        if default:
+            self.db.execute(f"SET schema = '{default}'")
+        params = {p["name"]: _parameter(p) for p in config.get("queryParameters", [])}
+        processed = self._processed(statement, tables, default, params)
         billed = max(_MIN_BILLED, processed) if isinstance(statement, exp.Query) else 0
         limit = config.get("maximumBytesBilled")
         if limit is not None and billed > int(limit):
@@ -192,7 +379,8 @@ class FakeBigQuery(FakeHttpService):
                 "bytesBilledLimitExceeded",
                 f"Query exceeded limit for bytes billed: {limit}. {billed} or higher required.",
             )
-        params = {p["name"]: _parameter(p) for p in config.get("queryParameters", [])}
+        for table in statement.find_all(exp.Table):
+            table.set("catalog", None)  # datasets are schemas; projects are not modelled
         sql = to_duckdb(statement.sql(dialect="bigquery"))
         if isinstance(statement, exp.Create):
             self._create(statement, sql, default)
@@ -200,21 +388,50 @@ class FakeBigQuery(FakeHttpService):
             result = self.db.execute(sql, params)
             if isinstance(statement, exp.Query):
                 rows = result.to_arrow_table()
-                destination = config.get("destinationTable")
                 if destination:
                     self._write(destination, rows, config)
-                self.results[job_id] = rows
+                self.results[reference["jobId"]] = rows
         return {"totalBytesProcessed": str(processed), "totalBytesBilled": str(billed), "cacheHit": False}
+
+    def _processed(self, statement: exp.Expression, tables: list[exp.Table], default, params) -> int:
+        """8 bytes a cell of the partitions each table reference reads.
+
+        BigQuery prunes partitions when the filter on the partitioning column compares it with a
+        constant expression (parameters included), and not when it depends on a subquery or on
+        other columns: https://cloud.google.com/bigquery/docs/querying-partitioned-tables#use_a_constant_filter_expression
+        """
+        filters: dict[tuple[str, str], list[str | None]] = {}
+        for table in tables:
+            key = (table.db or default, table.name)
+            if not self._exists(*key):
+                continue
+            spec = self.specs.get(key, TableSpec())
+            filters.setdefault(key, []).append(_pruning_filter(table, spec.partition_field))
+        processed = 0
+        for (dataset, table), wheres in filters.items():
+            where = "TRUE" if None in wheres else " OR ".join(f"({w})" for w in wheres)
+            sql = to_duckdb(f"SELECT COUNT(*) FROM `{dataset}`.`{table}` WHERE {where}")  # noqa: S608
+            used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+            rows = self.db.execute(sql, used).fetchall()[0][0]
+            processed += rows * len(self._schema(dataset, table)) * 8
+        return processed
 
     def _create(self, statement: exp.Create, sql: str, default: str | None) -> None:
         table = statement.find(exp.Table)
         dataset = table.db or default
-        partition = statement.find(exp.PartitionedByProperty)
+        existed = self._exists(dataset, table.name)
         self.db.execute(sql)
-        if partition is not None:
-            self.partitioning[(dataset, table.name)] = partition.this.name
+        if existed:
+            return
+        partition = statement.find(exp.PartitionedByProperty)
+        cluster = statement.find(exp.ClusterProperty)
+        self.specs[(dataset, table.name)] = TableSpec(
+            partition.this.name if partition is not None else None,
+            [column.name for column in cluster.expressions] if cluster is not None else [],
+        )
 
-    def _load(self, config: dict, data: bytes | None) -> None:
+    def _load(self, project: str, reference: dict, config: dict, data: bytes | None) -> None:
+        self._locate(project, reference, {config["destinationTable"]["datasetId"]})
         if config.get("sourceFormat") != "PARQUET" or data is None:
             raise JobError(
                 "invalid", f"the fake loads Parquet uploads only, not {config.get('sourceFormat')}"
@@ -225,74 +442,124 @@ class FakeBigQuery(FakeHttpService):
         dataset = destination["datasetId"]
         table, _, decorator = destination["tableId"].partition("$")
         name = f'"{dataset}"."{table}"'
-        self._ensure_dataset(dataset)
+        wanted = TableSpec(
+            config.get("timePartitioning", {}).get("field"), config.get("clustering", {}).get("fields", [])
+        )
         self.db.register("incoming", rows)
         try:
             if not self._exists(dataset, table):
                 if config.get("createDisposition", "CREATE_IF_NEEDED") != "CREATE_IF_NEEDED":
                     raise JobError("notFound", f"Not found: Table {dataset}.{table}")
                 self.db.execute(f"CREATE TABLE {name} AS SELECT * FROM incoming LIMIT 0")  # noqa: S608
-                field = config.get("timePartitioning", {}).get("field")
-                if field:
-                    self.partitioning[(dataset, table)] = field
+                self.specs[(dataset, table)] = wanted
+            spec = self.specs.setdefault((dataset, table), TableSpec())
+            self._check_spec(spec, wanted, config)
             self._add_columns(dataset, table, rows, config)
             where = "TRUE"
             if decorator:
-                field = self.partitioning.get((dataset, table))
-                if field is None:
+                if spec.partition_field is None:
                     raise JobError(
                         "invalid",
                         f"{dataset}.{table} is not partitioned: no partition decorator ${decorator}",
                     )
                 day = dt.datetime.strptime(decorator, "%Y%m%d").date()
                 outside = self.db.execute(
-                    f'SELECT count(*) FROM incoming WHERE "{field}" IS DISTINCT FROM $day', {"day": day}
-                ).fetchone()[0]  # noqa: S608
+                    f'SELECT count(*) FROM incoming WHERE "{spec.partition_field}" IS DISTINCT FROM $day',  # noqa: S608
+                    {"day": day},
+                ).fetchall()[0][0]
                 if outside:
                     raise JobError(
                         "invalid", f"{outside} rows do not belong to the partition {table}${decorator}"
                     )
-                where = f"\"{field}\" = DATE '{day}'"
+                where = f"\"{spec.partition_field}\" = DATE '{day}'"
             disposition = config.get("writeDisposition", "WRITE_EMPTY")
             if disposition == "WRITE_TRUNCATE":
                 self.db.execute(f"DELETE FROM {name} WHERE {where}")  # noqa: S608
             elif (
                 disposition == "WRITE_EMPTY"
-                and self.db.execute(f"SELECT count(*) FROM {name} WHERE {where}").fetchone()[0]
-            ):  # noqa: S608
+                and self.db.execute(f"SELECT count(*) FROM {name} WHERE {where}").fetchall()[0][0]  # noqa: S608
+            ):
                 raise JobError("duplicate", f"Table {dataset}.{table} is not empty")
             self.db.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming")  # noqa: S608
         finally:
             self.db.unregister("incoming")
 
+    @staticmethod
+    def _check_spec(existing: TableSpec, wanted: TableSpec, config: dict) -> None:
+        """A job that states a destination's partitioning or clustering must state the table's.
+
+        BigQuery answers "Incompatible table partitioning specification. Expects partitioning
+        specification interval(type:day,field:F) clustering(C), but input partitioning
+        specification is ..." (seen in GoogleCloudDataproc/spark-bigquery-connector#164; the rule:
+        https://cloud.google.com/bigquery/docs/creating-partitioned-tables#limitations, "you
+        cannot change an existing table's partitioning", and the clustering of a destination
+        written by a query or load job must match the table's).
+        """
+        if "timePartitioning" not in config and "clustering" not in config:
+            return
+        if (existing.partition_field, existing.clustering) != (wanted.partition_field, wanted.clustering):
+            raise JobError(
+                "invalid",
+                "Incompatible table partitioning specification. Expects partitioning specification "
+                f"{existing.described()}, but input partitioning specification is {wanted.described()}",
+            )
+
     def _add_columns(self, dataset: str, table: str, rows: pa.Table, config: dict) -> None:
-        existing = set(self.table(dataset, table).column_names)
-        new = [field for field in rows.schema if field.name not in existing]
+        existing = set(self._schema(dataset, table).names)
+        new = [column for column in rows.schema if column.name not in existing]
         if new and "ALLOW_FIELD_ADDITION" not in config.get("schemaUpdateOptions", []):
             raise JobError(
                 "invalid",
                 f"Provided Schema does not match Table {dataset}.{table}: new fields {[f.name for f in new]}",
             )
-        for field in new:
+        for column in new:
             self.db.execute(
-                f'ALTER TABLE "{dataset}"."{table}" ADD COLUMN "{field.name}" {_duck_type(field.type)}'
+                f'ALTER TABLE "{dataset}"."{table}" ADD COLUMN "{column.name}" {_duck_type(column.type)}'
             )
 
-    def _cells(self, dataset: str, table: str) -> int:
-        if not self._exists(dataset, table):
-            return 0
-        rows = self.db.execute(f'SELECT count(*) FROM "{dataset}"."{table}"').fetchone()[0]  # noqa: S608
-        return rows * len(self.table(dataset, table).column_names)
+    def _schema(self, dataset: str, table: str) -> pa.Schema:
+        return self.db.execute(f'SELECT * FROM "{dataset}"."{table}" LIMIT 0').to_arrow_table().schema  # noqa: S608
 
     def _exists(self, dataset: str, table: str) -> bool:
         found = self.db.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
             {"s": dataset, "t": table},
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         return bool(found)
 
-    def _ensure_dataset(self, dataset: str) -> None:
-        self.db.execute(f'CREATE SCHEMA IF NOT EXISTS "{dataset}"')
+
+def _same_location(a: str, b: str) -> bool:
+    # Location names are case-insensitive ("US" and "us", "asia-northeast1").
+    return a.lower() == b.lower()
+
+
+def _pruning_filter(table: exp.Table, partition_field: str | None) -> str | None:
+    """The conjuncts of the WHERE around ``table`` that restrict its partition column to constants,
+    as BigQuery SQL over that column alone; None when they select every partition."""
+    select = table.find_ancestor(exp.Select)
+    where = select.args.get("where") if select is not None else None
+    if partition_field is None or where is None:
+        return None
+    names = {table.alias_or_name, table.name}
+    kept = []
+    for condition in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+        columns = list(condition.find_all(exp.Column))
+        on_partition = [c for c in columns if c.name == partition_field and (not c.table or c.table in names)]
+        if (
+            isinstance(condition, exp.EQ | exp.GT | exp.GTE | exp.LT | exp.LTE | exp.Between | exp.In)
+            and len(columns) == len(on_partition) == 1
+            and condition.find(exp.Subquery, exp.Select) is None
+        ):
+            unqualified = condition.copy()
+            unqualified.find(exp.Column).set("table", None)
+            kept.append(unqualified.sql(dialect="bigquery"))
+    return " AND ".join(kept) or None
+
+
+def _parameter_type(parameter_type: dict) -> str:
+    if parameter_type["type"] == "ARRAY":
+        return f"ARRAY<{_parameter_type(parameter_type['arrayType'])}>"
+    return parameter_type["type"]
 
 
 def _parameter(parameter: dict) -> object:
@@ -372,6 +639,7 @@ class LoopbackBigQuery(BigQueryResource):
     def get_client(self) -> Iterator[bigquery.Client]:
         yield bigquery.Client(
             project=self.project,
+            location=self.location,
             credentials=AnonymousCredentials(),
             client_options={"api_endpoint": self.url},
         )
