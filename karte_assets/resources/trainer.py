@@ -17,7 +17,7 @@ class TrainingJob:
     """What a training run needs; it travels to the entrypoint as Pipes extras."""
 
     partition_date: str
-    data_uri: str
+    data_uri: str  # the folder of the exported training data's Parquet files
     model_uri: str
     horizon_days: int
     lightgbm_params: Mapping[str, object]
@@ -33,6 +33,8 @@ class TrainingOutcome:
     feature_importance: Mapping[str, float] = field(default_factory=dict)
     # Binned validation results for the model's charts (training/evaluation.py).
     validation_summary: Mapping[str, object] = field(default_factory=dict)
+    # Rows and content hash of the training data the job read (training/data.py).
+    training_data: Mapping[str, object] = field(default_factory=dict)
 
 
 class Trainer(ConfigurableResource, ABC):
