@@ -7,23 +7,34 @@ import pandas as pd
 import pytest
 import sqlglot
 from dagster import AssetExecutionContext, asset, materialize
+from dagster_gcp import GCSResource
 
 from karte_assets.definitions import ASSETS
 from karte_assets.partitions import daily_partitions
 from karte_assets.resources.bigquery_warehouse import BigQueryWarehouse
+from karte_assets.resources.gcs_model_store import GcsModelStore
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.sql import SQL_DIR
 from karte_assets_tests.fakes.bigquery import FakeBigQuery, LoopbackBigQuery
+from karte_assets_tests.fakes.gcs import FakeGcs
 from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
 
-PROJECT, DATASET = "karte-proj", "karte_test"
+PROJECT, DATASET, BUCKET = "karte-proj", "karte_test", "karte-test"
 TABLES = [a.key.path[-1] for a in ASSETS]
 VOLATILE = {"loyalty_model": ["trained_at", "model_uri"]}
 
 
 @pytest.fixture
-def fake():
-    service = FakeBigQuery().start()
+def gcs(monkeypatch):
+    service = FakeGcs((BUCKET,)).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", service.url)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def fake(gcs):
+    service = FakeBigQuery(gcs).start()
     yield service
     service.stop()
 
@@ -68,6 +79,9 @@ def test_the_graph_on_bigquery_gives_the_local_graphs_tables(fake, tmp_path):
 
     cloud = LocalGraph(tmp_path / "cloud")
     cloud.resources["warehouse"] = warehouse_on(fake)
+    cloud.resources["model_store"] = GcsModelStore(
+        bucket=BUCKET, prefix="karte/test", gcs=GCSResource(project=PROJECT)
+    )
     result = cloud.materialize(FIRST_DAY, last)
     assert result.success
 
@@ -76,6 +90,21 @@ def test_the_graph_on_bigquery_gives_the_local_graphs_tables(fake, tmp_path):
         actual = canonical(fake.table(DATASET, name).to_pandas(date_as_object=False), VOLATILE.get(name, []))
         pd.testing.assert_frame_equal(actual, expected, check_dtype=False, obj=name)
     assert (fake.table(DATASET, "loyalty_model").to_pandas()["status"] == "trained").sum() == 1
+
+    # Training data and the scoring audience never reach this process: their query jobs are only
+    # waited for (getQueryResults with maxResults=0), never read, and no table's rows are listed.
+    # The rows went BigQuery -> extract job -> GCS -> training / scoring job -> GCS -> load job.
+    bulk = {
+        job_id
+        for job_id, job in fake.jobs.items()
+        if job["configuration"].get("labels", {}).get("karte_query") in ("training_data", "scoring_features")
+    }
+    assert len(bulk) >= 2
+    reads = [r for r in fake.requests if r.path.rsplit("/", 1)[-1] in bulk and "/queries/" in r.path]
+    assert reads and all(r.query.get("maxResults") == "0" for r in reads)
+    assert not [r for r in fake.requests if r.path.endswith("/data")]
+    assert any(j["configuration"].get("extract") for j in fake.jobs.values())
+    assert any(j["configuration"].get("load", {}).get("sourceUris") for j in fake.jobs.values())
 
     # Every statement sent is BigQuery SQL, and every query file of the graph was sent.
     queries = sent_queries(fake)
