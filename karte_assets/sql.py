@@ -36,6 +36,10 @@ PARAMETER_TYPES = {
     "row_count": "INT64",
     "table_name": "STRING",
     "event_names": "ARRAY<STRING>",
+    "audience": "INT64",
+    "tier_a_rank": "INT64",
+    "tier_b_rank": "INT64",
+    "model_version": "STRING",
 }
 
 

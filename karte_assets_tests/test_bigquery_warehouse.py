@@ -12,6 +12,7 @@ import pytest
 import requests
 import sqlglot
 from dagster import AssetExecutionContext, asset, materialize
+from dagster_gcp import GCSResource
 from google.api_core.exceptions import BadRequest, NotFound
 from google.cloud import bigquery
 from google.cloud.bigquery import client as bigquery_client
@@ -21,20 +22,30 @@ from karte_assets.definitions import ASSETS
 from karte_assets.partitions import daily_partitions
 from karte_assets.report import newest_day
 from karte_assets.resources.bigquery_warehouse import BigQueryWarehouse, declared_layout
+from karte_assets.resources.gcs_model_store import GcsModelStore
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.sql import SQL_DIR, bigquery_sql
 from karte_assets_tests.fakes.bigquery import FakeBigQuery, LoopbackBigQuery
+from karte_assets_tests.fakes.gcs import FakeGcs
 from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
 
-PROJECT, DATASET, LOCATION = "karte-proj", "karte_test", "asia-northeast1"
+PROJECT, DATASET, LOCATION, BUCKET = "karte-proj", "karte_test", "asia-northeast1", "karte-test"
 EVENTS = f"{PROJECT}.tracking.events"
 TABLES = [a.key.path[-1] for a in ASSETS]
 VOLATILE = {"loyalty_model": ["trained_at", "model_uri"]}
 
 
 @pytest.fixture
-def fake(googlesql):
-    service = FakeBigQuery(googlesql, location=LOCATION).start()
+def gcs(monkeypatch):
+    service = FakeGcs((BUCKET,)).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", service.url)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def fake(googlesql, gcs):
+    service = FakeBigQuery(googlesql, location=LOCATION, gcs=gcs).start()
     service.create_dataset(DATASET)
     yield service
     service.stop()
@@ -96,6 +107,9 @@ def test_the_graph_on_bigquery_gives_the_local_graphs_tables(fake, tmp_path):
     create_events(fake)
     cloud = LocalGraph(tmp_path / "cloud")
     cloud.resources["warehouse"] = warehouse_on(fake)
+    cloud.resources["model_store"] = GcsModelStore(
+        bucket=BUCKET, prefix="karte/test", gcs=GCSResource(project=PROJECT)
+    )
     result = cloud.materialize(FIRST_DAY, last)
     assert result.success
 
@@ -104,6 +118,21 @@ def test_the_graph_on_bigquery_gives_the_local_graphs_tables(fake, tmp_path):
         actual = canonical(fake.table(DATASET, name).to_pandas(date_as_object=False), VOLATILE.get(name, []))
         pd.testing.assert_frame_equal(actual, expected, check_dtype=False, obj=name)
     assert (fake.table(DATASET, "loyalty_model").to_pandas()["status"] == "trained").sum() == 1
+
+    # Training data and the scoring audience never reach this process: their query jobs are only
+    # waited for (getQueryResults with maxResults=0), never read, and no table's rows are listed.
+    # The rows went BigQuery -> extract job -> GCS -> training / scoring job -> GCS -> load job.
+    bulk = {
+        job_id
+        for job_id, job in fake.jobs.items()
+        if job["configuration"].get("labels", {}).get("karte_query") in ("training_data", "scoring_features")
+    }
+    assert len(bulk) >= 2
+    reads = [r for r in fake.requests if r.path.rsplit("/", 1)[-1] in bulk and "/queries/" in r.path]
+    assert reads and all(r.query.get("maxResults") == "0" for r in reads)
+    assert not [r for r in fake.requests if r.path.endswith("/data")]
+    assert any(j["configuration"].get("extract") for j in fake.jobs.values())
+    assert any(j["configuration"].get("load", {}).get("sourceUris") for j in fake.jobs.values())
 
     # Every statement sent is exactly what GoogleSQL's analyzer accepted, and every query file of
     # the graph was sent.

@@ -1,15 +1,12 @@
 """The GCS model store, through google-cloud-storage against a loopback Cloud Storage."""
 
-import io
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from dagster_gcp import GCSResource
 from google.api_core.exceptions import NotFound
 
 from karte_assets.resources.gcs_model_store import GcsModelStore
-from karte_assets.training.uris import read_bytes, split_gs_uri, write_bytes
+from karte_assets.training.uris import parquet_files, read_parquet, split_gs_uri, write_bytes, write_parquet
 from karte_assets_tests.fakes.gcs import FakeGcs
 
 BUCKET = "karte-models"
@@ -30,9 +27,10 @@ def store(gcs) -> GcsModelStore:
 
 def test_a_model_goes_from_staging_to_its_version_and_staging_is_discarded(gcs, store):
     table = pa.table({"user_id": ["a", "b"], "label": [0, 1]})
-    data_uri = store.stage_training_data("run-1/2026-06-15", table)
-    assert data_uri == f"gs://{BUCKET}/karte/prod/staging/run-1/2026-06-15/training_data.parquet"
-    assert pq.read_table(io.BytesIO(read_bytes(data_uri))).equals(table)
+    prefix = store.staging_prefix("run-1/2026-06-15", "training_data")
+    assert prefix == f"gs://{BUCKET}/karte/prod/staging/run-1/2026-06-15/training_data/"
+    write_parquet(f"{prefix}part-0.parquet", table)
+    assert [read_parquet(uri) for uri in parquet_files(prefix)] == [table]
 
     staged = store.staged_model_uri("run-1/2026-06-15")
     write_bytes(staged, b"tree\nversion=v4\n")

@@ -29,6 +29,8 @@ WRITES = {
     "user_features": "user_features",
     "loyalty_training_set": "loyalty_training_set",
     "coupon_audience": "coupon_audience",
+    "loyalty_raw_scores": "baseline_scores",
+    "loyalty_scores": "loyalty_scores",
 }
 
 

@@ -14,11 +14,11 @@ from urllib.parse import urlparse
 import lightgbm as lgb
 import pytest
 
-from karte_assets.assets.experiments import table_sha256
 from karte_assets.definitions import reporting_resources
 from karte_assets.resources.pubsub_status import PubSubStatusPublisher
 from karte_assets.resources.tracker import CometOnlineTracker, TrackingError, TrainingRecord
 from karte_assets.settings import load_settings
+from karte_assets.training.data import frame_sha256
 from karte_assets_tests.graph import FAST_CONFIG, FIRST_DAY, LocalGraph
 
 DAY = FIRST_DAY + dt.timedelta(days=14)  # the first day with a model under the fast config
@@ -94,10 +94,10 @@ def test_a_real_training_is_an_offline_experiment_with_its_metrics_params_data_t
     others = logged(messages, "other")
     assert others["Name"] == model["model_version"]
     assert others["dagster_run_id"] == result.run_id and others["partition"] == str(DAY)
-    training_data = graph.warehouse.query_arrow("training_data", {"partition_date": DAY})
-    assert others["training_data_rows"] == training_data.num_rows == metrics["refit_rows"]
-    assert others["training_data_sha256"] == table_sha256(training_data)
-    assert table_sha256(training_data.slice(1)) != table_sha256(training_data)
+    training_data = graph.warehouse.query_arrow("training_data", {"partition_date": DAY}).to_pandas()
+    assert others["training_data_rows"] == len(training_data) == metrics["refit_rows"]
+    assert others["training_data_sha256"] == frame_sha256(training_data)
+    assert frame_sha256(training_data.iloc[1:]) != frame_sha256(training_data)
 
     model_text = Path(model["model_uri"]).read_text()
     assert uploaded(messages, bundle, "model.txt").decode() == model_text

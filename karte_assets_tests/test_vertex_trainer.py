@@ -212,16 +212,21 @@ def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_
         vertex.stop()
     assert result.success
 
-    (request,) = vertex.calls("CreateCustomJob")
-    machine = request.custom_job.job_spec.worker_pool_specs[0].machine_spec
+    # One training job, then one scoring job for the day the model scores, in the same image.
+    training, scoring = vertex.calls("CreateCustomJob")
+    machine = training.custom_job.job_spec.worker_pool_specs[0].machine_spec
     assert (machine.machine_type, machine.accelerator_count) == ("n1-highmem-4", 0)
+    (pool,) = scoring.custom_job.job_spec.worker_pool_specs
+    assert list(pool.container_spec.command) == ["python", "-m", "karte_assets.training.scoring"]
+    assert (pool.machine_spec.machine_type, pool.machine_spec.accelerator_count) == ("n2-highmem-8", 0)
+    assert pool.container_spec.image_uri == IMAGE
     # Metrics came back as Pipes messages through the bucket, into the model registry and metadata.
     model = graph.table("loyalty_model", last)
     (version,) = model["model_version"]
     assert model["validation_auc"].iloc[0] > 0.5
     assert model["model_uri"].iloc[0] == f"gs://{BUCKET}/karte/test/versions/{version}/model.txt"
     assert gcs.text(model["model_uri"].iloc[0]).startswith("tree\n")
-    assert not gcs.names(BUCKET, "karte/test/staging/"), "staging is discarded after publishing"
+    assert not gcs.names(BUCKET, "karte/test/staging/"), "staging is discarded after publishing and scoring"
     materialization = result.asset_materializations_for_node("loyalty_model")[-1]
     assert materialization.metadata["vertex_job_id"].value == "1000"
     assert (
@@ -236,5 +241,9 @@ def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_
     assert any("validation AUC" in (message or "") for message in logs)
     assert "device_type cpu" in capfd.readouterr().out
     # The scores of the day name the model, which the model store holds.
+    # ... and the scoring job's raw scores, loaded back, are the day's scores, one per user.
     scores = graph.table("loyalty_scores", last)
     assert set(scores["model_version"]) == {version}
+    raw = graph.table("loyalty_raw_scores", last)
+    assert len(scores) == len(raw) == len(graph.table("user_features", last)) > 0
+    assert sorted(scores["loyal_score"]) == sorted(raw["loyal_score"])

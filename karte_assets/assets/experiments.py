@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
-import pandas as pd
-import pyarrow as pa
 from dagster import AssetExecutionContext
 
 from karte_assets.resources.tracker import TrackedExperiment, Tracker, TrainingRecord
 from karte_assets.resources.trainer import TrainingJob, TrainingOutcome
 
 
-def table_sha256(table: pa.Table) -> str:
-    """A content hash of ``table``'s column names and rows: the same data always hashes the same."""
-    # Not the Arrow IPC bytes: buffers may hold arbitrary bytes under nulls.
-    frame = table.to_pandas()
-    digest = hashlib.sha256("\t".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
 def training_record(
     context: AssetExecutionContext,
     day: dt.date,
     job: TrainingJob,
-    data: pa.Table,
     outcome: TrainingOutcome,
     version: str,
     model_text: str,
@@ -41,7 +28,10 @@ def training_record(
         },
         metrics=outcome.metrics,
         feature_importance=outcome.feature_importance,
-        datasets={"training_data_rows": data.num_rows, "training_data_sha256": table_sha256(data)},
+        datasets={
+            "training_data_rows": outcome.training_data["rows"],
+            "training_data_sha256": outcome.training_data["sha256"],
+        },
         model_text=model_text,
         tags={
             "dagster_run_id": context.run_id,

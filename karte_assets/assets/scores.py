@@ -1,6 +1,5 @@
 import datetime as dt
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
@@ -12,8 +11,9 @@ from karte_assets.assets.features import user_features
 from karte_assets.assets.training import loyalty_model
 from karte_assets.plots import chart_metadata, score_change_figure, score_distribution_figure
 from karte_assets.resources.model_store import ModelStore
+from karte_assets.resources.trainer import ScoringJob, Trainer
 from karte_assets.resources.warehouse import Warehouse
-from karte_assets.tiers import NO_COUPON, assign_tiers
+from karte_assets.tiers import NO_COUPON, tier_ranks
 from karte_assets.training.loyalty import BASELINE_FEATURE
 
 # Before the first model exists the audience is still ranked, by the baseline the model must beat.
@@ -45,11 +45,6 @@ class ScoresConfig(Config):
         return self
 
 
-def baseline_scores(features: pd.DataFrame) -> np.ndarray:
-    """Percentile rank of recent purchase count, in (0, 1]."""
-    return features[BASELINE_FEATURE].fillna(0).rank(pct=True, method="average").to_numpy()
-
-
 def users_per_score_bin(warehouse: Warehouse, day: dt.date) -> np.ndarray | None:
     """Users per score bin of width 1/SCORE_BINS on ``day``, or None if the day was never scored."""
     if not warehouse.partition_exists("loyalty_scores", day):
@@ -60,32 +55,33 @@ def users_per_score_bin(warehouse: Warehouse, day: dt.date) -> np.ndarray | None
     return counts
 
 
-def tier_cutoffs(table: pd.DataFrame) -> dict[str, float]:
-    """The lowest score in each coupon tier."""
-    tiers = table[table["coupon_tier"] != NO_COUPON].groupby("coupon_tier")["loyal_score"].min()
-    return {tier: float(score) for tier, score in tiers.items()}
+def tier_cutoffs(tiers: pd.DataFrame) -> dict[str, float]:
+    """The lowest score in each coupon tier, from the day's ``score_tiers`` summary."""
+    given = tiers[tiers["coupon_tier"] != NO_COUPON]
+    return {tier: float(score) for tier, score in zip(given["coupon_tier"], given["min_score"], strict=True)}
 
 
 def _check_day(
     warehouse: Warehouse,
     day: dt.date,
     audience: int,
-    table: pd.DataFrame,
+    tiers: pd.DataFrame,
     config: ScoresConfig,
     checks: DayChecks,
 ) -> None:
-    n = len(table)
-    tiers = table["coupon_tier"].value_counts()
+    n = int(tiers["users"].sum())
+    counts = dict(zip(tiers["coupon_tier"], tiers["users"], strict=True))
     expected = {"A": int(n * config.tier_a_share)}
     expected["B"] = int(n * (config.tier_a_share + config.tier_b_share)) - expected["A"]
     problems = []
     if n != audience:
         problems.append(f"{n:,} scores for an audience of {audience:,}")
-    if not table["loyal_score"].between(0, 1).all():
-        problems.append(f"{int((~table['loyal_score'].between(0, 1)).sum()):,} scores outside [0, 1]")
+    invalid = int(tiers["invalid_scores"].sum())
+    if invalid:
+        problems.append(f"{invalid:,} scores outside [0, 1]")
     for tier, count in expected.items():
-        if int(tiers.get(tier, 0)) != count:
-            problems.append(f"tier {tier} has {int(tiers.get(tier, 0)):,} users, configured {count:,}")
+        if int(counts.get(tier, 0)) != count:
+            problems.append(f"tier {tier} has {int(counts.get(tier, 0)):,} users, configured {count:,}")
     checks.record(
         SCORES_VALID, day, not problems, "; ".join(problems) or f"{n:,} users scored, tiers as configured"
     )
@@ -97,6 +93,34 @@ def _check_day(
     checks.record(
         SCORES_DRIFT, day, psi <= MAX_PSI, f"PSI {psi:.3f} against the day before (warning over {MAX_PSI})"
     )
+
+
+def raw_scores(
+    context: AssetExecutionContext,
+    day: dt.date,
+    model: pd.DataFrame,
+    warehouse: Warehouse,
+    trainer: Trainer,
+    model_store: ModelStore,
+) -> int:
+    """Replace ``loyalty_raw_scores`` of ``day``: the model's scores, computed by a scoring job on
+    the exported audience, or the baseline's, computed in the warehouse; returns the users scored."""
+    if model.empty:
+        return warehouse.replace_partition("loyalty_raw_scores", day, "baseline_scores")
+    job_key = f"{context.run_id}/scores/{day}"
+    try:
+        job = ScoringJob(
+            partition_date=day.isoformat(),
+            features_uri=warehouse.export_query(
+                "scoring_features", {"partition_date": day}, model_store.staging_prefix(job_key, "audience")
+            ),
+            model_uri=model["model_uri"].iloc[0],
+            scores_uri=model_store.staging_prefix(job_key, "scores"),
+        )
+        trainer.score(context, job)
+        return warehouse.replace_partition_from_files("loyalty_raw_scores", day, job.scores_uri)
+    finally:
+        model_store.discard_staging(job_key)
 
 
 @daily_asset(
@@ -116,47 +140,50 @@ def _check_day(
     ],
 )
 def loyalty_scores(
-    context: AssetExecutionContext, config: ScoresConfig, warehouse: Warehouse, model_store: ModelStore
+    context: AssetExecutionContext,
+    config: ScoresConfig,
+    warehouse: Warehouse,
+    trainer: Trainer,
+    model_store: ModelStore,
 ) -> MaterializeResult:
     """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them."""
-    boosters: dict[str, lgb.Booster] = {}
-    newest: dict[str, object] = {}
+    versions: dict[dt.date, str] = {}
     checks = DayChecks()
 
     def score(day: dt.date) -> int:
-        features = warehouse.query("scoring_features", {"partition_date": day})
         model = warehouse.query("latest_model", {"partition_date": day})
-        if model.empty:
-            version, scores = BASELINE_VERSION, baseline_scores(features)
-        else:
-            version = model["model_version"].iloc[0]
-            if version not in boosters:
-                boosters[version] = lgb.Booster(model_str=model_store.read_model(model["model_uri"].iloc[0]))
-            booster = boosters[version]
-            scores = booster.predict(features[booster.feature_name()]) if len(features) else np.array([])
-        table = assign_tiers(features["user_id"], scores, config.tier_a_share, config.tier_b_share)
-        table["model_version"] = version
-        newest.update(day=day, table=table, version=version)
-        rows = warehouse.replace_partition_with_rows("loyalty_scores", day, table)
-        _check_day(warehouse, day, len(features), table, config, checks)
+        versions[day] = BASELINE_VERSION if model.empty else model["model_version"].iloc[0]
+        scored = raw_scores(context, day, model, warehouse, trainer, model_store)
+        a_rank, b_rank = tier_ranks(scored, config.tier_a_share, config.tier_b_share)
+        params = {
+            "audience": max(scored, 1),
+            "tier_a_rank": a_rank,
+            "tier_b_rank": b_rank,
+            "model_version": versions[day],
+        }
+        rows = warehouse.replace_partition("loyalty_scores", day, "loyalty_scores", params)
+        tiers = warehouse.query("score_tiers", {"partition_date": day})
+        audience = int(warehouse.query("audience_size", {"partition_date": day})["users"].iloc[0])
+        _check_day(warehouse, day, audience, tiers, config, checks)
         return rows
 
     rows = for_each_day(context, warehouse, score)
-    table: pd.DataFrame = newest["table"]
-    tiers = table["coupon_tier"].value_counts().rename_axis("coupon_tier").reset_index(name="users")
-    quantiles = table["loyal_score"].quantile([0.1, 0.5, 0.9]) if len(table) else pd.Series(dtype=float)
-    day, cutoffs = newest["day"], tier_cutoffs(table)
+    day = max(versions)
+    tiers = warehouse.query("score_tiers", {"partition_date": day})
+    quantiles = warehouse.query("score_quantiles", {"partition_date": day}).iloc[0]
+    preview = warehouse.query("score_preview", {"partition_date": day, "limit": 10})
+    cutoffs = tier_cutoffs(tiers)
     previous_day = day - dt.timedelta(days=1)
     tier_sizes = dict(zip(tiers["coupon_tier"], tiers["users"], strict=True))
     return MaterializeResult(
         metadata={
             **rows_metadata(rows),
-            "model_version": MetadataValue.text(newest["version"]),
-            "tier_counts": MetadataValue.md(markdown_table(tiers)),
+            "model_version": MetadataValue.text(versions[day]),
+            "tier_counts": MetadataValue.md(markdown_table(tiers[["coupon_tier", "users"]])),
             "score_quantiles": MetadataValue.json(
-                {f"p{int(q * 100)}": float(v) for q, v in quantiles.items()}
+                {name: float(value) for name, value in quantiles.items() if pd.notna(value)}
             ),
-            "preview": MetadataValue.md(markdown_table(table.head(10))),
+            "preview": MetadataValue.md(markdown_table(preview)),
             "tier_cutoffs": MetadataValue.json(cutoffs),
             **chart_metadata(
                 context.log,

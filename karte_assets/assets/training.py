@@ -168,11 +168,16 @@ def loyalty_model(
             row = {"status": "skipped", "note": reason}
         else:
             job_key = f"{context.run_id}/{day}"
-            data = warehouse.query_arrow("training_data", {"partition_date": day})
             try:
+                # The rows go from the warehouse to files the job reads, never through this process.
+                data_uri = warehouse.export_query(
+                    "training_data",
+                    {"partition_date": day},
+                    model_store.staging_prefix(job_key, "training_data"),
+                )
                 job = TrainingJob(
                     partition_date=day.isoformat(),
-                    data_uri=model_store.stage_training_data(job_key, data),
+                    data_uri=data_uri,
                     model_uri=model_store.staged_model_uri(job_key),
                     horizon_days=int(summary["horizon_days"].max()),
                     lightgbm_params=config.lightgbm_params(),
@@ -186,9 +191,7 @@ def loyalty_model(
                 uri = model_store.publish(job_key, version)
             finally:
                 model_store.discard_staging(job_key)
-            experiment = tracking.track(
-                training_record(context, day, job, data, outcome, version, model_text)
-            )
+            experiment = tracking.track(training_record(context, day, job, outcome, version, model_text))
             metrics = dict(outcome.metrics)
             rejection = why_rejected(warehouse, day, metrics["validation_auc"], config)
             checks.record(

@@ -14,6 +14,7 @@ import functools
 import io
 import logging
 import re
+import uuid
 from collections.abc import Mapping
 
 import pyarrow as pa
@@ -31,10 +32,13 @@ from karte_assets.resources.bigquery_rows import conform, query_parameters
 from karte_assets.resources.gcp_labels import label
 from karte_assets.resources.warehouse import SNAPSHOT_TABLES, Rows, Warehouse, checked_identifier
 from karte_assets.sql import bigquery_sql, bind
+from karte_assets.training.uris import GS_SCHEME
 
 EVENTS_TABLE = "events_table"  # the placeholder in sql/raw_events_from_table.sql
 _DAY_MS = 24 * 3600 * 1000
 _NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")
+# BigQuery replaces the wildcard by a 12-digit file number: part-000000000000.parquet, ...
+EXPORT_FILES = "part-*.parquet"
 # A later version of a query may add a column; BigQuery allows that for partition-decorator writes.
 _ADD_FIELDS = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
 
@@ -129,6 +133,68 @@ class BigQueryWarehouse(Warehouse):
         params = {"table_name": table, "partition_date": day}
         self._ensure_log()
         return self._run("partition_logged", bigquery_sql("partition_logged"), params).total_rows > 0
+
+    def export_query(self, query_name, params, destination_prefix):
+        if not destination_prefix.startswith(GS_SCHEME) or not destination_prefix.endswith("/"):
+            raise ValueError(f"BigQuery exports to a gs://bucket/folder/ prefix, not {destination_prefix!r}")
+        bound = bind(query_name, dict(params))
+        day = bound.get("partition_date")
+        # A query job cannot write files: it fills a table that an extract job then writes to
+        # Cloud Storage. The table is the export's alone and dropped once the files are written.
+        staging = self._table_id(f"export_{query_name}_{uuid.uuid4().hex}")
+        query = self._job_config(
+            bigquery.QueryJobConfig,
+            query_name,
+            bound,
+            day,
+            destination=staging,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        )
+        # A wildcard, so BigQuery may split the rows into files of at most 1 GB each, as it must
+        # above 1 GB (https://cloud.google.com/bigquery/docs/exporting-data#exporting_data_into_one_or_more_files).
+        files = f"{destination_prefix}{EXPORT_FILES}"
+        extract = self._job_config(
+            bigquery.ExtractJobConfig,
+            query_name,
+            {},
+            day,
+            destination_format=bigquery.DestinationFormat.PARQUET,
+        )
+        with self.bigquery.get_client() as client:
+            try:
+                self._wait(
+                    client.query(self._sql(query_name), job_config=query), f"{query_name} into {staging}"
+                )
+                self._wait(
+                    client.extract_table(staging, [files], job_config=extract), f"{staging} to {files}"
+                )
+            finally:
+                client.delete_table(staging, not_found_ok=True)
+        return destination_prefix
+
+    def replace_partition_from_files(self, table, day, prefix):
+        if not prefix.startswith(GS_SCHEME) or not prefix.endswith("/"):
+            raise ValueError(f"BigQuery loads from a gs://bucket/folder/ prefix, not {prefix!r}")
+        partitioning, clustering = self._declare(table)
+        config = self._job_config(
+            bigquery.LoadJobConfig,
+            "load",
+            {},
+            day,
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            time_partitioning=partitioning,
+            clustering_fields=clustering,
+            schema_update_options=_ADD_FIELDS,
+        )
+        # One wildcard after the bucket name selects every file the job wrote
+        # (https://cloud.google.com/bigquery/docs/batch-loading-data#load-wildcards).
+        with self.bigquery.get_client() as client:
+            job = client.load_table_from_uri(
+                f"{prefix}*.parquet", self._partition(table, day), job_config=config
+            )
+            self._wait(job, f"{prefix} into {table}${day:%Y%m%d}")
+        return self._logged(table, day, job.output_rows or 0)
 
     def _logged(self, table: str, day: dt.date, rows: int) -> int:
         # Logged after the partition is written, not in one transaction with it (BigQuery has no

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
-import pyarrow.parquet as pq
 from dagster_gcp import GCSResource
 from google.api_core.exceptions import PreconditionFailed
 from google.cloud import storage
 from pydantic import Field
 
 from karte_assets.resources.model_store import ModelStore
-from karte_assets.training.uris import read_bytes, write_bytes
+from karte_assets.training.uris import read_bytes
 
 MODEL_FILE = "model.txt"
 
@@ -32,12 +29,8 @@ class GcsModelStore(ModelStore):
     def _bucket(self) -> storage.Bucket:
         return self.gcs.get_client().bucket(self.bucket)
 
-    def stage_training_data(self, job_key, table):
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
-        uri = self._uri("staging", job_key, "training_data.parquet")
-        write_bytes(uri, buffer.getvalue(), self.gcs.get_client())
-        return uri
+    def staging_prefix(self, job_key, name):
+        return self._uri("staging", job_key, name) + "/"
 
     def staged_model_uri(self, job_key):
         return self._uri("staging", job_key, MODEL_FILE)

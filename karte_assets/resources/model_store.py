@@ -1,4 +1,4 @@
-"""The model store seam: staging for training data and models, and published model versions."""
+"""The model store seam: staging for job data and models, and published model versions."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 
 
@@ -20,8 +18,9 @@ class ModelStore(ConfigurableResource, ABC):
     """
 
     @abstractmethod
-    def stage_training_data(self, job_key: str, table: pa.Table) -> str:
-        """Write a job's training data where the trainer can read it; returns its URI."""
+    def staging_prefix(self, job_key: str, name: str) -> str:
+        """A folder for a job's files ``name`` (training data, audience, scores), ending in ``/``:
+        the warehouse exports there and the job reads and writes there."""
 
     @abstractmethod
     def staged_model_uri(self, job_key: str) -> str:
@@ -48,12 +47,8 @@ class LocalModelStore(ModelStore):
     def _staging(self, job_key: str) -> Path:
         return Path(self.root) / "staging" / job_key
 
-    def stage_training_data(self, job_key, table):
-        directory = self._staging(job_key)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "training_data.parquet"
-        pq.write_table(table, path)
-        return str(path)
+    def staging_prefix(self, job_key, name):
+        return f"{self._staging(job_key) / name}/"
 
     def staged_model_uri(self, job_key):
         return str(self._staging(job_key) / "model.txt")

@@ -1,4 +1,4 @@
-"""The trainer seam: runs the training entrypoint somewhere and brings its results back."""
+"""The trainer seam: runs the training and scoring entrypoints somewhere and brings their results back."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from dagster import AssetExecutionContext, ConfigurableResource, PipesSubprocessClient
 
 ENTRYPOINT_MODULE = "karte_assets.training.entrypoint"
+SCORING_MODULE = "karte_assets.training.scoring"
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class TrainingJob:
     """What a training run needs; it travels to the entrypoint as Pipes extras."""
 
     partition_date: str
-    data_uri: str
+    data_uri: str  # the folder of the exported training data's Parquet files
     model_uri: str
     horizon_days: int
     lightgbm_params: Mapping[str, object]
@@ -28,18 +29,35 @@ class TrainingJob:
 
 
 @dataclass(frozen=True)
+class ScoringJob:
+    """What a scoring run needs: the folder of the exported audience features, the model file and
+    the folder for the raw scores (``partition_date``, ``user_id``, ``loyal_score`` Parquet files)."""
+
+    partition_date: str
+    features_uri: str
+    model_uri: str
+    scores_uri: str
+
+
+@dataclass(frozen=True)
 class TrainingOutcome:
     metrics: Mapping[str, object]
     feature_importance: Mapping[str, float] = field(default_factory=dict)
     # Binned validation results for the model's charts (training/evaluation.py).
     validation_summary: Mapping[str, object] = field(default_factory=dict)
+    # Rows and content hash of the training data the job read (training/data.py).
+    training_data: Mapping[str, object] = field(default_factory=dict)
 
 
 class Trainer(ConfigurableResource, ABC):
-    """Runs one training job to completion; raises if it fails."""
+    """Runs one training or scoring job to completion; raises if it fails."""
 
     @abstractmethod
     def train(self, context: AssetExecutionContext, job: TrainingJob) -> TrainingOutcome: ...
+
+    @abstractmethod
+    def score(self, context: AssetExecutionContext, job: ScoringJob) -> int:
+        """Score the audience where the job runs; returns the number of users scored."""
 
 
 def outcome_from_messages(messages: list[object]) -> TrainingOutcome:
@@ -49,15 +67,26 @@ def outcome_from_messages(messages: list[object]) -> TrainingOutcome:
     return TrainingOutcome(**reports[-1])
 
 
+def scored_from_messages(messages: list[object]) -> int:
+    reports = [message for message in messages if isinstance(message, Mapping) and "scored" in message]
+    if not reports:
+        raise RuntimeError("the scoring job finished without reporting how many users it scored")
+    return int(reports[-1]["scored"])
+
+
 class SubprocessTrainer(Trainer):
     """The local default: the entrypoint in a child Python process, talking back through Pipes."""
 
     python_executable: str = sys.executable
 
     def train(self, context, job):
+        return outcome_from_messages(self._run(context, ENTRYPOINT_MODULE, asdict(job)))
+
+    def score(self, context, job):
+        return scored_from_messages(self._run(context, SCORING_MODULE, asdict(job)))
+
+    def _run(self, context: AssetExecutionContext, module: str, extras: Mapping[str, object]) -> list:
         invocation = PipesSubprocessClient().run(
-            context=context,
-            command=[self.python_executable, "-m", ENTRYPOINT_MODULE],
-            extras=asdict(job),
+            context=context, command=[self.python_executable, "-m", module], extras=dict(extras)
         )
-        return outcome_from_messages(list(invocation.get_custom_messages()))
+        return list(invocation.get_custom_messages())

@@ -1,16 +1,22 @@
-"""The trainer on Google Cloud: the training entrypoint as a Vertex AI CustomJob under Pipes."""
+"""The trainer on Google Cloud: the training and scoring entrypoints as Vertex AI CustomJobs under Pipes."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from dagster import Failure
+from dagster import AssetExecutionContext, Failure
 from dagster_gcp import GCSResource
 from google.cloud.aiplatform_v1 import JobServiceClient
 from pydantic import Field
 
 from karte_assets.resources.gcp_labels import label
-from karte_assets.resources.trainer import ENTRYPOINT_MODULE, Trainer, outcome_from_messages
+from karte_assets.resources.trainer import (
+    ENTRYPOINT_MODULE,
+    SCORING_MODULE,
+    Trainer,
+    outcome_from_messages,
+    scored_from_messages,
+)
 from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient
 from karte_assets.resources.worker_pool import WorkerPool
 
@@ -23,6 +29,10 @@ DEFAULT_POOL = WorkerPool(
     boot_disk_size_gb=100,
     timeout_seconds=3 * 3600,
 )
+# Scoring: LightGBM prediction on CPUs, one exported file (at most 1 GB) in memory at a time.
+SCORING_POOL = WorkerPool(
+    machine_type="n2-highmem-8", accelerator_type=None, accelerator_count=0, timeout_seconds=2 * 3600
+)
 
 
 class VertexTrainer(Trainer):
@@ -34,6 +44,9 @@ class VertexTrainer(Trainer):
     prefix: str = Field(description="Folder in the bucket; Pipes files go under <prefix>/pipes/.")
     worker_pool: WorkerPool = Field(
         default=DEFAULT_POOL, description="Default worker pool; an asset's config overrides single fields."
+    )
+    scoring_worker_pool: WorkerPool = Field(
+        default=SCORING_POOL, description="Overrides of worker_pool for scoring jobs (no GPU by default)."
     )
     poll_interval_seconds: float = Field(default=15.0, gt=0, description="Seconds between job state checks.")
     message_interval_seconds: float = Field(
@@ -57,6 +70,22 @@ class VertexTrainer(Trainer):
                 f"device_type {device}: the worker pool has {pool.accelerator_count or 0} accelerators"
             )
         params = {**job.lightgbm_params, "device_type": device}
+        extras = {**asdict(job), "lightgbm_params": params}
+        return outcome_from_messages(
+            self._run_module(context, job.partition_date, ENTRYPOINT_MODULE, pool, extras)
+        )
+
+    def score(self, context, job):
+        # Prediction needs no GPU: the scoring machine, in the training pool's image and network.
+        pool = self.worker_pool.with_overrides(self.scoring_worker_pool.overrides())
+        return scored_from_messages(
+            self._run_module(context, job.partition_date, SCORING_MODULE, pool, asdict(job))
+        )
+
+    def _run_module(
+        self, context: AssetExecutionContext, partition_date: str, module: str, pool: WorkerPool, extras: dict
+    ) -> list:
+        """Run ``python -m module`` as a CustomJob under Pipes; the custom messages it reported."""
         client = PipesVertexCustomJobClient(
             job_client=self.job_client(),
             storage_client=self.gcs.get_client(),
@@ -69,17 +98,17 @@ class VertexTrainer(Trainer):
         invocation = client.run(
             context=context,
             parent=f"projects/{self.project}/locations/{self.region}",
-            display_name=f"{asset}-{job.partition_date}-{context.run.run_id[:8]}",
+            display_name=f"{asset}-{partition_date}-{context.run.run_id[:8]}",
             pool=pool,
-            command=["python", "-m", ENTRYPOINT_MODULE],
+            command=["python", "-m", module],
             labels={
                 "dagster_asset": label(asset),
-                "dagster_partition": label(job.partition_date),
+                "dagster_partition": label(partition_date),
                 "dagster_run_id": label(context.run.run_id),
             },
-            extras={**asdict(job), "lightgbm_params": params},
+            extras=extras,
         )
         context.add_asset_metadata(
-            {**invocation.metadata, "worker_pool": pool.overrides()}, partition_key=job.partition_date
+            {**invocation.metadata, "worker_pool": pool.overrides()}, partition_key=partition_date
         )
-        return outcome_from_messages(list(invocation.get_custom_messages()))
+        return list(invocation.get_custom_messages())

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from karte_assets.settings import DEFAULT_SNAPSHOT_RETENTION_DAYS
 from karte_assets.sql import bind, duckdb_sql
+from karte_assets.training.uris import GS_SCHEME, parquet_files, read_parquet, write_parquet
 
 Rows = pd.DataFrame | pa.Table | pa.RecordBatchReader
 # Every partition write is logged in the same transaction, so an empty partition still counts
@@ -35,9 +36,11 @@ CREATE TABLE IF NOT EXISTS partition_log (
   PRIMARY KEY (table_name, partition_date)
 )"""
 # Per-day full snapshots: every day holds every user, so old days expire (``snapshot_retention_days``).
-SNAPSHOT_TABLES = frozenset({"user_profile", "user_features", "loyalty_training_set"})
+SNAPSHOT_TABLES = frozenset({"user_profile", "user_features", "loyalty_training_set", "loyalty_raw_scores"})
 # Run locks this process holds: lock file -> (run id, file descriptor).
 _RUN_LOCKS: dict[str, tuple[str, int]] = {}
+# The file name of a local export; BigQuery names its files by a wildcard (bigquery_warehouse.py).
+EXPORT_FILE = "part-0.parquet"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -91,6 +94,17 @@ class Warehouse(ConfigurableResource, ABC):
     @abstractmethod
     def partition_exists(self, table: str, day: dt.date) -> bool:
         """Whether ``table`` has a materialised partition ``day`` (possibly with zero rows)."""
+
+    @abstractmethod
+    def export_query(self, query_name: str, params: Mapping[str, object], destination_prefix: str) -> str:
+        """Write the rows of a named query as Parquet file(s) under ``destination_prefix`` (a folder
+        or ``gs://bucket/folder/``) and return that prefix. The rows go from the warehouse to the
+        files directly: at production scale nothing the size of the result passes through here."""
+
+    @abstractmethod
+    def replace_partition_from_files(self, table: str, day: dt.date, prefix: str) -> int:
+        """Atomically replace ``table``'s partition ``day`` with the rows of the Parquet files under
+        ``prefix``; each row has a ``partition_date`` column equal to ``day``."""
 
 
 class DuckDBWarehouse(Warehouse):
@@ -196,6 +210,39 @@ class DuckDBWarehouse(Warehouse):
 
     def _retention(self, table: str) -> int | None:
         return self.snapshot_retention_days if table in SNAPSHOT_TABLES else None
+
+    def export_query(self, query_name, params, destination_prefix):
+        select, bound = duckdb_sql(query_name), bind(query_name, dict(params))
+        if destination_prefix.startswith(GS_SCHEME):
+            # Cloud Storage (a local warehouse with the GCS model store): DuckDB cannot reach the
+            # bucket with ADC, so the rows pass through here, as they may on the local path.
+            write_parquet(f"{destination_prefix}{EXPORT_FILE}", self.query_arrow(query_name, params))
+            return destination_prefix
+        Path(destination_prefix).mkdir(parents=True, exist_ok=True)
+        target = str(Path(destination_prefix) / EXPORT_FILE).replace("'", "''")
+        with self.connect() as connection:
+            connection.execute(f"COPY ({select}) TO '{target}' (FORMAT PARQUET)", bound)
+        return destination_prefix
+
+    def replace_partition_from_files(self, table, day, prefix):
+        files = parquet_files(prefix)
+        with self.connect() as connection:
+            if prefix.startswith(GS_SCHEME):
+                connection.register("incoming_files", pa.concat_tables(read_parquet(f) for f in files))
+                source, params = "incoming_files", {}
+            else:
+                source, params = "read_parquet($files)", {"files": files}
+            # As a BigQuery load into a partition decorator: a row of another day is an error.
+            outside = connection.execute(
+                f"SELECT count(*) FROM {source} WHERE partition_date IS DISTINCT FROM $day",  # noqa: S608
+                {**params, "day": day},
+            ).fetchall()[0][0]
+            if outside:
+                raise ValueError(f"{outside} rows under {prefix} do not belong to {table}'s partition {day}")
+            select = f"SELECT * EXCLUDE (partition_date) FROM {source}"  # noqa: S608
+            return _replace(
+                connection, table, select, {**params, "partition_date": day}, self._retention(table)
+            )
 
     def partition_exists(self, table, day):
         with self.connect() as connection:

@@ -1,17 +1,15 @@
 """The training job: ``python -m karte_assets.training.entrypoint`` under Dagster Pipes.
 
 It runs unchanged as a local subprocess or inside the Vertex AI training container. Dagster passes
-the job through Pipes extras (data URI, model URI, parameters: local paths or ``gs://`` URIs); the
+the job through Pipes extras (the folder of the exported training data, the model URI, parameters:
+local paths or ``gs://`` URIs); the
 job logs progress to the run, writes the model file and reports its metrics back as a Pipes
 custom message.
 """
 
 from __future__ import annotations
 
-import io
-
 import lightgbm as lgb
-import pandas as pd
 from dagster_pipes import (
     PipesContext,
     PipesEnvVarParamsLoader,
@@ -21,13 +19,17 @@ from dagster_pipes import (
 )
 from google.cloud import storage
 
+from karte_assets.training.data import frame_sha256, read_frame
 from karte_assets.training.loyalty import train_loyalty_model
-from karte_assets.training.uris import read_bytes, write_bytes
+from karte_assets.training.uris import write_bytes
+
+# The order of sql/training_data.sql, which the files of an export do not keep.
+TRAINING_ORDER = ("snapshot_date", "user_id")
 
 
 def run(pipes: PipesContext) -> None:
     job = pipes.extras
-    frame = pd.read_parquet(io.BytesIO(read_bytes(job["data_uri"])))
+    frame = read_frame(job["data_uri"], TRAINING_ORDER)
     # To the container's stdout too (Cloud Logging on Vertex AI), where a failed job is debugged.
     device = job["lightgbm_params"].get("device_type", "cpu")
     print(
@@ -47,6 +49,8 @@ def run(pipes: PipesContext) -> None:
             "metrics": trained.metrics,
             "feature_importance": trained.feature_importance,
             "validation_summary": trained.validation_summary,
+            # What the tracker records of the data, so that Dagster never has to hold it.
+            "training_data": {"rows": len(frame), "sha256": frame_sha256(frame)},
         }
     )
 

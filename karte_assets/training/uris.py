@@ -3,8 +3,11 @@ Dagster and by the training entrypoint in its Vertex AI container (credentials f
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from google.cloud import storage
 
 GS_SCHEME = "gs://"
@@ -33,3 +36,28 @@ def write_bytes(uri: str, data: bytes, client: storage.Client | None = None) -> 
         return
     bucket, name = split_gs_uri(uri)
     (client or storage.Client()).bucket(bucket).blob(name).upload_from_string(data)
+
+
+def parquet_files(prefix: str, client: storage.Client | None = None) -> list[str]:
+    """The Parquet files under ``prefix`` (a local directory or a ``gs://bucket/folder/`` URI),
+    sorted by name; a prefix without any is an error naming it."""
+    if prefix.startswith(GS_SCHEME):
+        bucket, name = split_gs_uri(prefix)
+        blobs = (client or storage.Client()).list_blobs(bucket, prefix=name)
+        files = sorted(f"{GS_SCHEME}{bucket}/{blob.name}" for blob in blobs if blob.name.endswith(".parquet"))
+    else:
+        files = sorted(str(path) for path in Path(prefix).glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no Parquet files under {prefix}")
+    return files
+
+
+def read_parquet(uri: str, client: storage.Client | None = None) -> pa.Table:
+    """One Parquet file, local or in Cloud Storage."""
+    return pq.read_table(io.BytesIO(read_bytes(uri, client)))
+
+
+def write_parquet(uri: str, table: pa.Table, client: storage.Client | None = None) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    write_bytes(uri, buffer.getvalue(), client)

@@ -41,6 +41,7 @@ from google.cloud import bigquery
 from sqlglot import exp
 
 from karte_assets.sql import to_duckdb
+from karte_assets_tests.fakes.gcs import FakeGcs
 from karte_assets_tests.fakes.http import FakeHttpService, Request, Response
 from karte_assets_tests.googlesql import Analyzer, GoogleSQLError
 
@@ -52,6 +53,8 @@ _MIN_BILLED = 10 * 2**20  # BigQuery bills at least 10 MB per query
 # https://cloud.google.com/bigquery/docs/reference/api-uploads#resumable
 _CHUNK_QUANTUM = 256 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)")
+# https://cloud.google.com/bigquery/docs/reference/rest/v2/Job#JobConfigurationExtract destinationFormat
+_EXTRACT_FORMATS = {"CSV", "NEWLINE_DELIMITED_JSON", "AVRO", "PARQUET"}
 
 
 class JobError(Exception):
@@ -88,10 +91,15 @@ class FakeBigQuery(FakeHttpService):
     ``location`` is where datasets are that the test did not place elsewhere (``create_dataset``).
     """
 
-    def __init__(self, analyzer: Analyzer, location: str = "US") -> None:
+    # Extract jobs: BigQuery writes at most 1 GB per file; tests lower these to see the rules.
+    max_single_file_bytes = 2**30
+    extract_rows_per_file = 1_000_000
+
+    def __init__(self, analyzer: Analyzer, location: str = "US", gcs: FakeGcs | None = None) -> None:
         super().__init__()
         self.analyzer = analyzer
         self.analyzed: dict[str, str] = {}  # job id -> the statement GoogleSQL accepted
+        self.gcs = gcs  # where extract jobs write and load jobs read gs:// URIs
         self.db = duckdb.connect()
         self.db.execute("SET TimeZone = 'UTC'")
         self.location = location
@@ -109,6 +117,7 @@ class FakeBigQuery(FakeHttpService):
         self.route("GET", _PROJECT + r"/datasets/([^/]+)", self._get_dataset)
         self.route("GET", _PROJECT + r"/datasets/([^/]+)/tables/([^/]+)", self._get_table)
         self.route("PATCH", _PROJECT + r"/datasets/([^/]+)/tables/([^/]+)", self._patch_table)
+        self.route("DELETE", _PROJECT + r"/datasets/([^/]+)/tables/([^/]+)", self._delete_table)
 
     def table(self, dataset: str, table: str) -> pa.Table:
         return self.db.execute(f'SELECT * FROM "{dataset}"."{table}"').to_arrow_table()  # noqa: S608 (test data)
@@ -291,6 +300,10 @@ class FakeBigQuery(FakeHttpService):
                 if "query" in configuration:
                     statistics["query"] = self._query(project, reference, configuration["query"])
                     statistics["totalBytesProcessed"] = statistics["query"]["totalBytesProcessed"]
+                elif "extract" in configuration:
+                    statistics["extract"] = self._extract(project, reference, configuration["extract"])
+                elif data is None:
+                    statistics["load"] = self._load_from_uris(project, reference, configuration["load"])
                 else:
                     self._load(project, reference, configuration["load"], data)
         except (JobError, duckdb.Error, sqlglot.errors.ParseError) as error:
@@ -438,6 +451,89 @@ class FakeBigQuery(FakeHttpService):
             )
         self._write(config["destinationTable"], pq.read_table(io.BytesIO(data)), config)
 
+    def _delete_table(self, request: Request) -> Response:
+        # https://cloud.google.com/bigquery/docs/reference/rest/v2/tables/delete
+        project, dataset, table = request.groups
+        if not self._exists(dataset, table):
+            return Response.error(404, f"Not found: Table {project}:{dataset}.{table}", "notFound")
+        with self._lock:
+            self.db.execute(f'DROP TABLE "{dataset}"."{table}"')
+            self.specs.pop((dataset, table), None)
+        return Response(204)
+
+    def _extract(self, project: str, reference: dict, config: dict) -> dict:
+        """An extract job: a table to Parquet files in the GCS fake.
+
+        https://cloud.google.com/bigquery/docs/reference/rest/v2/Job#JobConfigurationExtract and the
+        rules of https://cloud.google.com/bigquery/docs/exporting-data: one wildcard per URI at
+        most, replaced by a 12-digit file number; a table over 1 GB needs a wildcard URI.
+        """
+        fmt = config.get("destinationFormat", "CSV")
+        if fmt not in _EXTRACT_FORMATS:
+            raise JobError("invalid", f"Invalid extract destination format {fmt!r}")
+        if fmt != "PARQUET":
+            raise JobError("invalid", f"the fake extracts PARQUET only, not {fmt}")
+        if config.get("compression", "NONE") not in ("NONE", "SNAPPY", "GZIP", "ZSTD"):
+            raise JobError("invalid", f"Invalid compression {config['compression']!r} for PARQUET")
+        source = config["sourceTable"]
+        dataset, table = source["datasetId"], source["tableId"]
+        self._locate(project, reference, {dataset})
+        if not self._exists(dataset, table):
+            raise JobError("notFound", f"Not found: Table {source['projectId']}:{dataset}.{table}")
+        rows = self.table(dataset, table)
+        (uri,) = config["destinationUris"]  # the fake writes one URI's files
+        if not uri.startswith("gs://") or uri.count("*") > 1:
+            raise JobError("invalid", f"Invalid destination URI {uri!r}: gs:// with at most one '*'")
+        size = rows.num_rows * rows.num_columns * 8  # the bytes estimate of a query's scan
+        if "*" not in uri and size > self.max_single_file_bytes:
+            raise JobError(
+                "invalid",
+                f"Table {dataset}.{table} too large to be exported to a single file. Specify a uri "
+                f"including a * to shard export. See 'Exporting data into one or more files' in "
+                f"https://cloud.google.com/bigquery/docs/exporting-data.",
+            )
+        bucket, _, pattern = uri.removeprefix("gs://").partition("/")
+        per_file = max(1, self.extract_rows_per_file) if "*" in uri else max(1, rows.num_rows)
+        for number, start in enumerate(range(0, max(rows.num_rows, 1), per_file)):
+            buffer = io.BytesIO()
+            pq.write_table(rows.slice(start, per_file), buffer)
+            stored = self._storage()._store(
+                bucket, pattern.replace("*", f"{number:012d}"), buffer.getvalue(), None
+            )
+            if stored.status != 200:
+                raise JobError("notFound", f"Not found: URI {uri}")
+        return {"destinationUriFileCounts": [str(number + 1)]}
+
+    def _load_from_uris(self, project: str, reference: dict, config: dict) -> dict:
+        """A load job from Cloud Storage: each source URI may hold one '*' after the bucket name
+        (https://cloud.google.com/bigquery/docs/batch-loading-data#load-wildcards); a URI that
+        matches no object fails the job."""
+        self._locate(project, reference, {config["destinationTable"]["datasetId"]})
+        if config.get("sourceFormat") != "PARQUET":
+            raise JobError("invalid", f"the fake loads Parquet only, not {config.get('sourceFormat')}")
+        tables = []
+        for uri in config["sourceUris"]:
+            bucket, _, pattern = uri.removeprefix("gs://").partition("/")
+            if not uri.startswith("gs://") or uri.count("*") > 1:
+                raise JobError("invalid", f"Invalid source URI {uri!r}: gs:// with at most one '*'")
+            head, star, tail = pattern.partition("*")
+            if star:
+                found = self._storage().names(bucket, head)
+                names = [n for n in found if n.endswith(tail) and len(n) >= len(head) + len(tail)]
+            else:
+                names = [pattern] if (bucket, pattern) in self._storage().objects else []
+            if not names:
+                raise JobError("notFound", f"Not found: URI {uri}")
+            tables += [pq.read_table(io.BytesIO(self._storage().objects[(bucket, n)][1])) for n in names]
+        rows = pa.concat_tables(tables, promote_options="default")
+        self._write(config["destinationTable"], rows, config)
+        return {"inputFiles": str(len(tables)), "outputRows": str(rows.num_rows)}
+
+    def _storage(self) -> FakeGcs:
+        if self.gcs is None:
+            raise JobError("invalid", "this FakeBigQuery has no FakeGcs for gs:// URIs")
+        return self.gcs
+
     def _write(self, destination: dict, rows: pa.Table, config: dict) -> None:
         dataset = destination["datasetId"]
         table, _, decorator = destination["tableId"].partition("$")
@@ -466,7 +562,7 @@ class FakeBigQuery(FakeHttpService):
                 outside = self.db.execute(
                     f'SELECT count(*) FROM incoming WHERE "{spec.partition_field}" IS DISTINCT FROM $day',  # noqa: S608
                     {"day": day},
-                ).fetchall()[0][0]
+                ).fetchall()[0][0]  # fetchall: a pending result blocks unregister
                 if outside:
                     raise JobError(
                         "invalid", f"{outside} rows do not belong to the partition {table}${decorator}"

@@ -1,0 +1,7 @@
+-- Approximate 10th, 50th and 90th percentiles of the loyalty scores of @partition_date.
+SELECT
+  APPROX_QUANTILES(loyal_score, 10)[OFFSET(1)] AS p10,
+  APPROX_QUANTILES(loyal_score, 10)[OFFSET(5)] AS p50,
+  APPROX_QUANTILES(loyal_score, 10)[OFFSET(9)] AS p90
+FROM loyalty_scores
+WHERE partition_date = @partition_date
