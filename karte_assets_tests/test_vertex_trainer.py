@@ -14,6 +14,8 @@ import dagster._core.pipes.utils
 import pytest
 from dagster import AssetExecutionContext, DagsterEventType, DagsterInstance, asset, materialize
 from dagster_gcp import GCSResource
+from google.api_core.exceptions import Forbidden
+from google.cloud import storage
 
 from karte_assets.partitions import daily_partitions
 from karte_assets.resources.gcs_model_store import GcsModelStore
@@ -36,10 +38,18 @@ class LoopbackVertexTrainer(VertexTrainer):
         return FakeJobService.client_for(self.fake_address)
 
 
+CODE_SA = "karte-code@karte-proj.iam.gserviceaccount.com"
+TRAINER_SA = "karte-trainer@karte-proj.iam.gserviceaccount.com"
+# The bucket roles of each identity, as docs/google-cloud.md ("IAM per identity") documents them.
+DOCUMENTED_ROLES = ["roles/storage.objectUser", "roles/storage.legacyBucketReader"]
+DOCUMENTED = {BUCKET: {CODE_SA: DOCUMENTED_ROLES, TRAINER_SA: DOCUMENTED_ROLES}}
+
+
 @pytest.fixture
-def gcs(monkeypatch):
-    fake = FakeGcs((BUCKET,)).start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
+def gcs(monkeypatch, request):
+    """The fake bucket; this process (the code location) calls it as CODE_SA."""
+    fake = FakeGcs((BUCKET,), grants=getattr(request, "param", DOCUMENTED)).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.endpoint_for(CODE_SA))
     yield fake
     fake.stop()
 
@@ -193,11 +203,12 @@ def test_cancelling_the_dagster_run_cancels_the_job(gcs, vertex, no_grace_period
 
 
 def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_path, capfd):
-    vertex = FakeJobService(run_commands=True, env={**os.environ, "STORAGE_EMULATOR_HOST": gcs.url}).start()
+    # The job runs as TRAINER_SA, the code location as CODE_SA: each with only its documented roles.
+    vertex = FakeJobService(run_commands=True, env=dict(os.environ), gcs=gcs).start()
     try:
         graph = LocalGraph(tmp_path / "karte")
         graph.resources.update(
-            trainer=trainer_for(vertex),
+            trainer=trainer_for(vertex, service_account=TRAINER_SA),
             model_store=GcsModelStore(
                 bucket=BUCKET, prefix="karte/test", gcs=GCSResource(project="karte-proj")
             ),
@@ -238,3 +249,48 @@ def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_
     # The scores of the day name the model, which the model store holds.
     scores = graph.table("loyalty_scores", last)
     assert set(scores["model_version"]) == {version}
+
+
+def test_the_fake_bucket_refuses_storage_object_admin_a_bucket_get_as_gcs_does(gcs):
+    fake = FakeGcs((BUCKET,), grants={BUCKET: {CODE_SA: ["roles/storage.objectAdmin"]}}).start()
+    try:
+        client = storage.Client(client_options={"api_endpoint": fake.endpoint_for(CODE_SA)})
+        client.bucket(BUCKET).blob("a").upload_from_string(b"objects are fine")
+        with pytest.raises(Forbidden, match=f"{CODE_SA} does not have storage.buckets.get access"):
+            client.get_bucket(BUCKET)
+    finally:
+        fake.stop()
+
+
+@pytest.mark.parametrize("gcs", [{BUCKET: {CODE_SA: ["roles/storage.objectAdmin"]}}], indirect=True)
+def test_a_code_location_without_storage_buckets_get_fails_before_starting_a_job(gcs, vertex):
+    # The roles the docs used to give the code location: Storage Object Admin only.
+    result = run_trained(trainer_for(vertex, service_account=TRAINER_SA))
+    assert not result.success
+    assert (
+        f"the code location's identity lacks storage.buckets.get on gs://{BUCKET}: Dagster Pipes over GCS"
+        in failure_message(result)
+    )
+    assert not vertex.calls("CreateCustomJob"), "no job is started that could not talk back"
+
+
+@pytest.mark.parametrize("gcs", [{BUCKET: {CODE_SA: DOCUMENTED_ROLES}}], indirect=True)
+def test_a_training_job_identity_without_bucket_access_fails_naming_it(gcs, no_grace_period):
+    # The training job's service account had no storage role at all in the old docs.
+    vertex = FakeJobService(run_commands=True, env=dict(os.environ), gcs=gcs).start()
+    try:
+        result = run_trained(trainer_for(vertex, service_account=TRAINER_SA))
+    finally:
+        vertex.stop()
+    assert not result.success
+    message = failure_message(result)
+    assert "ended JOB_STATE_FAILED" in message
+    assert (
+        f"its identity ({TRAINER_SA}) needs storage.buckets.get, storage.objects.get, "
+        "storage.objects.create on it" in message
+    )
+    (output,) = vertex.output.values()
+    assert (
+        "this training job's service account lacks storage.buckets.get, storage.objects.get, "
+        f"storage.objects.create on gs://{BUCKET}" in output
+    )

@@ -33,6 +33,7 @@ from google.cloud.aiplatform_v1.types import (
 from google.protobuf.duration_pb2 import Duration
 
 from karte_assets.resources.worker_pool import WorkerPool
+from karte_assets.training.gcs_access import CODE_LOCATION_PERMISSIONS, JOB_PERMISSIONS, missing_permissions
 
 ENDED = {
     JobState.JOB_STATE_SUCCEEDED,
@@ -120,6 +121,8 @@ class PipesVertexCustomJobClient(PipesClient):
         message_interval: float = 10.0,
     ) -> None:
         self.job_client = job_client
+        self.storage_client = storage_client
+        self.bucket = bucket
         self.context_injector = PipesGCSContextInjector(
             bucket=bucket, client=storage_client, key_prefix=prefix
         )
@@ -143,6 +146,7 @@ class PipesVertexCustomJobClient(PipesClient):
         labels: Mapping[str, str],
         extras: Mapping[str, object],
     ) -> PipesClientCompletedInvocation:
+        self._check_bucket_access()
         with open_pipes_session(
             context=context,
             message_reader=self.message_reader,
@@ -158,7 +162,31 @@ class PipesVertexCustomJobClient(PipesClient):
                 context.log.warning(f"run interrupted: cancelling Vertex AI job {job.name}")
                 self.job_client.cancel_custom_job(name=job.name)
                 raise
+            if job.state != JobState.JOB_STATE_SUCCEEDED:
+                hint = ""
+                if not session.message_handler.received_opened_message:
+                    hint = (
+                        f" No Dagster Pipes message came back: if the job could not use gs://{self.bucket}, "
+                        f"its identity ({pool.service_account or 'the Vertex AI Custom Code Service Agent'}) "
+                        f"needs {', '.join(JOB_PERMISSIONS)} on it; the job's log says."
+                    )
+                raise Failure(
+                    description=f"Vertex AI job {job.name} ended {job.state.name}: "
+                    f"{job.error.message or 'no error message'}.{hint}",
+                    metadata=job_metadata(job),
+                )
             return PipesClientCompletedInvocation(session, metadata=job_metadata(job))
+
+    def _check_bucket_access(self) -> None:
+        # dagster-gcp's message reader swallows every error (a 403 reads as "no messages yet"), so
+        # a missing permission would surface only as a job whose messages never arrive.
+        missing = missing_permissions(self.storage_client, self.bucket, CODE_LOCATION_PERMISSIONS)
+        if missing:
+            raise Failure(
+                f"the code location's identity lacks {', '.join(missing)} on gs://{self.bucket}: "
+                "Dagster Pipes over GCS needs them to pass the context to the Vertex AI job and read its "
+                "messages (see 'IAM per identity' in docs/google-cloud.md)"
+            )
 
     def _wait(self, context: AssetExecutionContext, job: CustomJob) -> CustomJob:
         state = None
@@ -169,11 +197,6 @@ class PipesVertexCustomJobClient(PipesClient):
             time.sleep(self.poll_interval)
             job = self.job_client.get_custom_job(name=job.name)
         context.log.info(f"Vertex AI job {job.name}: {job.state.name}")
-        if job.state != JobState.JOB_STATE_SUCCEEDED:
-            raise Failure(
-                description=f"Vertex AI job {job.name} ended {job.state.name}: {job.error.message or 'no error message'}",
-                metadata=job_metadata(job),
-            )
         return job
 
 

@@ -4,6 +4,11 @@ CancelCustomJob, served on 127.0.0.1 for the official google-cloud-aiplatform cl
 A job either runs its container's command as a local process (``run_commands=True``: the command
 gets the container's env, so a Pipes job talks back through the fake GCS like on Vertex AI), or
 walks through a scripted list of states, one per GetCustomJob, ending with ``error``.
+
+With ``gcs``, a job's process reaches the fake GCS as the identity the job runs as: the job spec's
+``service_account``, or else Vertex AI's Custom Code Service Agent
+(https://cloud.google.com/vertex-ai/docs/general/access-control#service-agents), which holds no
+role on the bucket unless granted one.
 """
 
 from __future__ import annotations
@@ -26,8 +31,16 @@ from google.cloud.aiplatform_v1.types import (
 from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
+from karte_assets_tests.fakes.gcs import FakeGcs
+
 SERVICE = "google.cloud.aiplatform.v1.JobService"
 S = JobState
+
+
+def job_identity(job: CustomJob) -> str:
+    """The identity whose credentials the job's container gets."""
+    project = job.name.split("/")[1]  # the project number in the real agent's name
+    return job.job_spec.service_account or f"service-{project}@gcp-sa-aiplatform-cc.iam.gserviceaccount.com"
 
 
 class FakeJobService:
@@ -39,8 +52,10 @@ class FakeJobService:
         states: tuple[JobState, ...] = (S.JOB_STATE_PENDING, S.JOB_STATE_RUNNING, S.JOB_STATE_SUCCEEDED),
         error: str = "",
         env: dict[str, str] | None = None,
+        gcs: FakeGcs | None = None,
     ) -> None:
         self.run_commands = run_commands
+        self.gcs = gcs
         self.states = states
         self.error = error
         self.env = env or {}
@@ -114,6 +129,8 @@ class FakeJobService:
         # The image's "python" is this interpreter, which has the project installed.
         command = [sys.executable if part == "python" else part for part in container.command]
         env = {**self.env, **{variable.name: variable.value for variable in container.env}}
+        if self.gcs is not None:
+            env["STORAGE_EMULATOR_HOST"] = self.gcs.endpoint_for(job_identity(job))
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
