@@ -2,17 +2,32 @@
 context and messages through a loopback GCS."""
 
 import base64
+import dataclasses
 import datetime as dt
+import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
 import zlib
 
 import dagster._core.pipes.utils
+import grpc
+import numpy as np
+import pandas as pd
 import pytest
-from dagster import AssetExecutionContext, DagsterEventType, DagsterInstance, asset, materialize
+from dagster import (
+    AssetExecutionContext,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    MaterializeResult,
+    asset,
+)
 from dagster_gcp import GCSResource
 from google.api_core.exceptions import Forbidden
 from google.cloud import storage
@@ -57,9 +72,10 @@ def gcs(monkeypatch, request):
 IMAGE = "asia-docker.pkg.dev/karte-proj/karte/training:abc"
 
 
-def trainer_for(fake: FakeJobService, **pool: object) -> LoopbackVertexTrainer:
+def trainer_for(fake: FakeJobService, max_wait_seconds: float | None = None, **pool: object):
     return LoopbackVertexTrainer(
         fake_address=fake.address,
+        max_wait_seconds=max_wait_seconds,
         project="karte-proj",
         region="asia-northeast1",
         bucket=BUCKET,
@@ -83,18 +99,22 @@ JOB = TrainingJob(
 )
 
 
-@asset(partitions_def=daily_partitions)
-def trained(context: AssetExecutionContext, trainer: Trainer) -> None:
-    trainer.train(context, JOB)
+def training_asset(job: TrainingJob):
+    @asset(name="trained", partitions_def=daily_partitions)
+    def trained(context: AssetExecutionContext, trainer: Trainer) -> MaterializeResult:
+        outcome = trainer.train(context, job)
+        return MaterializeResult(metadata={"validation_auc": outcome.metrics["validation_auc"]})
+
+    return trained
 
 
-def run_trained(trainer, instance=None):
-    return materialize(
-        [trained],
-        resources={"trainer": trainer},
-        partition_key=JOB.partition_date,
+def run_trained(trainer, instance=None, job=JOB, run_id=None):
+    definitions = Definitions(assets=[training_asset(job)], resources={"trainer": trainer})
+    return definitions.resolve_implicit_global_asset_job_def().execute_in_process(
+        partition_key=job.partition_date,
         instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
+        run_id=run_id,
     )
 
 
@@ -294,3 +314,125 @@ def test_a_training_job_identity_without_bucket_access_fails_naming_it(gcs, no_g
         "this training job's service account lacks storage.buckets.get, storage.objects.get, "
         f"storage.objects.create on gs://{BUCKET}" in output
     )
+
+
+@pytest.mark.parametrize(
+    "vertex",
+    [{"faults": {"GetCustomJob": {2: grpc.StatusCode.UNAVAILABLE}}}],
+    indirect=True,
+)
+def test_a_transient_unavailable_mid_poll_does_not_fail_the_step(gcs, vertex, no_grace_period):
+    result = run_trained(trainer_for(vertex))
+    # The poll after the UNAVAILABLE one saw the job through to SUCCEEDED; what fails the asset is
+    # only that a scripted job reports no metrics.
+    assert len(vertex.calls("GetCustomJob")) == 3
+    assert vertex.jobs[f"{PARENT}/customJobs/1000"].state == S.JOB_STATE_SUCCEEDED
+    assert "finished without reporting its metrics" in failure_message(result)
+    assert "UNAVAILABLE" not in failure_message(result)
+    assert not vertex.calls("CancelCustomJob")
+
+
+@pytest.mark.parametrize(
+    ("vertex", "max_wait_seconds", "error"),
+    [
+        (
+            {"faults": {"GetCustomJob": {2: grpc.StatusCode.PERMISSION_DENIED}}},
+            None,
+            "injected PERMISSION_DENIED on call 2 of GetCustomJob",
+        ),
+        (
+            # The cancel itself meets an UNAVAILABLE first, and is retried.
+            {
+                "states": (S.JOB_STATE_PENDING, S.JOB_STATE_RUNNING),
+                "faults": {"CancelCustomJob": {1: grpc.StatusCode.UNAVAILABLE}},
+            },
+            0.5,
+            f"Vertex AI job {PARENT}/customJobs/1000 did not end in time: still JOB_STATE_RUNNING",
+        ),
+    ],
+    indirect=["vertex"],
+)
+def test_a_step_that_stops_waiting_abnormally_cancels_its_job(
+    gcs, vertex, max_wait_seconds, error, no_grace_period
+):
+    result = run_trained(trainer_for(vertex, max_wait_seconds=max_wait_seconds))
+    assert not result.success
+    assert error in failure_message(result)
+    assert vertex.calls("CancelCustomJob")[-1].name == f"{PARENT}/customJobs/1000"
+    assert vertex.jobs[f"{PARENT}/customJobs/1000"].state == S.JOB_STATE_CANCELLING
+    assert not vertex.running(), "no job left billing"
+
+
+# The first attempt of a step, in its own process, so that it can die without a chance to clean up.
+FIRST_ATTEMPT = """
+import sys, types
+from karte_assets_tests.test_vertex_trainer import CPU_JOB, run_trained, trainer_for
+vertex = types.SimpleNamespace(address=sys.argv[1])
+run_trained(trainer_for(vertex, service_account=sys.argv[2]), job=CPU_JOB, run_id=sys.argv[3])
+"""
+CPU_JOB = dataclasses.replace(
+    JOB, lightgbm_params={"num_leaves": 7, "device_type": "cpu"}, worker_pool={"accelerator_count": 0}
+)
+
+
+def training_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    rows = 400
+    purchases, noise = rng.poisson(2, rows), rng.normal(size=rows)
+    return pd.DataFrame(
+        {
+            "snapshot_date": ["2026-06-01"] * (rows // 2) + ["2026-06-08"] * (rows // 2),
+            "user_id": [f"u{i}" for i in range(rows)],
+            "purchases_90d": purchases,
+            "sessions_7d": noise,
+            "label": (purchases + noise + rng.normal(size=rows) > 2).astype(int),
+        }
+    )
+
+
+def wait_for(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_retried_step_reattaches_to_the_job_of_its_killed_attempt_and_reads_its_messages(gcs):
+    data = io.BytesIO()
+    training_frame().to_parquet(data)
+    storage.Client(client_options={"api_endpoint": gcs.url}).bucket(BUCKET).blob(
+        "data.parquet"
+    ).upload_from_string(data.getvalue())
+    # Jobs stay PENDING (provisioning) until released: the first attempt dies before its job starts.
+    vertex = FakeJobService(run_commands=True, env=dict(os.environ), gcs=gcs, hold=True).start()
+    run_id = str(uuid.uuid4())
+    try:
+        first = subprocess.Popen(
+            [sys.executable, "-c", FIRST_ATTEMPT, vertex.address, TRAINER_SA, run_id],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: vertex.calls("GetCustomJob"), "the first attempt to poll its job")
+        first.kill()  # as when the step's process is OOM-killed or its node goes away
+        first.wait()
+        assert vertex.running() == [f"{PARENT}/customJobs/1000"], "the job outlives its step"
+
+        def release_once_the_retry_has_looked():
+            wait_for(lambda: len(vertex.calls("ListCustomJobs")) == 2, "the retry to list jobs")
+            vertex.release()
+
+        releaser = threading.Thread(target=release_once_the_retry_has_looked)
+        releaser.start()
+        result = run_trained(trainer_for(vertex, service_account=TRAINER_SA), job=CPU_JOB, run_id=run_id)
+        releaser.join()
+    finally:
+        vertex.stop()
+    assert len(vertex.calls("CreateCustomJob")) == 1, "one GPU job, not two"
+    (listed,) = {request.filter for request in vertex.calls("ListCustomJobs")}
+    assert listed.startswith('labels.karte_job_key="')
+    # The re-attached job read its context and its metrics came back through Pipes.
+    assert result.success, failure_message(result)
+    (materialization,) = result.asset_materializations_for_node("trained")
+    assert 0 < materialization.metadata["validation_auc"].value <= 1
+    assert vertex.jobs[f"{PARENT}/customJobs/1000"].state == S.JOB_STATE_SUCCEEDED
+    assert not vertex.running()

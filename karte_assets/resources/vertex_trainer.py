@@ -11,7 +11,7 @@ from pydantic import Field
 
 from karte_assets.resources.gcp_labels import label
 from karte_assets.resources.trainer import ENTRYPOINT_MODULE, Trainer, outcome_from_messages
-from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient
+from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient, job_key_of
 from karte_assets.resources.worker_pool import WorkerPool
 
 DEFAULT_POOL = WorkerPool(
@@ -39,6 +39,12 @@ class VertexTrainer(Trainer):
     message_interval_seconds: float = Field(
         default=10.0, gt=0, description="Seconds between reads of messages."
     )
+    max_wait_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Most seconds a step waits for its job before it cancels the job and fails; by "
+        "default the pool's timeout_seconds plus an hour for queueing and provisioning.",
+    )
     gcs: GCSResource = Field(description="Cloud Storage client for the Pipes files; credentials from ADC.")
 
     def job_client(self) -> JobServiceClient:
@@ -57,19 +63,22 @@ class VertexTrainer(Trainer):
                 f"device_type {device}: the worker pool has {pool.accelerator_count or 0} accelerators"
             )
         params = {**job.lightgbm_params, "device_type": device}
+        asset = context.asset_key.to_python_identifier()
+        run_id, day = context.run.run_id, job.partition_date
+        job_key = job_key_of(run_id, asset, day)
         client = PipesVertexCustomJobClient(
             job_client=self.job_client(),
             storage_client=self.gcs.get_client(),
             bucket=self.bucket,
-            prefix=f"{self.prefix.strip('/')}/pipes/{context.run.run_id}/",
+            prefix=f"{self.prefix.strip('/')}/pipes/{run_id}/{asset}/{day}/",
             poll_interval=self.poll_interval_seconds,
             message_interval=self.message_interval_seconds,
         )
-        asset = context.asset_key.to_python_identifier()
         invocation = client.run(
             context=context,
             parent=f"projects/{self.project}/locations/{self.region}",
-            display_name=f"{asset}-{job.partition_date}-{context.run.run_id[:8]}",
+            job_key=job_key,
+            display_name=f"{asset}-{day}-{job_key[:8]}",
             pool=pool,
             command=["python", "-m", ENTRYPOINT_MODULE],
             labels={
@@ -78,6 +87,7 @@ class VertexTrainer(Trainer):
                 "dagster_run_id": label(context.run.run_id),
             },
             extras={**asdict(job), "lightgbm_params": params},
+            deadline_seconds=self.max_wait_seconds or pool.timeout_seconds + 3600,
         )
         context.add_asset_metadata(
             {**invocation.metadata, "worker_pool": pool.overrides()}, partition_key=job.partition_date
