@@ -92,7 +92,7 @@ JOB = TrainingJob(
     data_uri=f"gs://{BUCKET}/data.parquet",
     model_uri=f"gs://{BUCKET}/model.txt",
     horizon_days=7,
-    lightgbm_params={"num_leaves": 7, "device_type": "cpu"},
+    lightgbm_params={"num_leaves": 7, "device_type": "gpu"},
     num_boost_round=5,
     early_stopping_rounds=2,
     worker_pool={"machine_type": "g2-standard-24", "accelerator_type": "NVIDIA_L4", "accelerator_count": 2},
@@ -142,7 +142,7 @@ def vertex(request):
     fake.stop()
 
 
-def test_job_carries_the_worker_pool_asked_for_and_selects_the_gpu_learner(gcs, vertex, no_grace_period):
+def test_job_carries_the_worker_pool_asked_for_with_the_gpu_learner_asked_for(gcs, vertex, no_grace_period):
     result = run_trained(
         trainer_for(
             vertex,
@@ -234,7 +234,7 @@ def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_
             ),
         )
         last = FIRST_DAY + dt.timedelta(days=14)
-        # An analyst's launch-time override: a CPU machine instead of the default GPU one.
+        # An analyst's launch-time override: a bigger-memory CPU machine than the default.
         launch = config_with(
             loyalty_model={"worker_pool": {"machine_type": "n1-highmem-4", "accelerator_count": 0}}
         )
@@ -436,3 +436,21 @@ def test_a_retried_step_reattaches_to_the_job_of_its_killed_attempt_and_reads_it
     assert 0 < materialization.metadata["validation_auc"].value <= 1
     assert vertex.jobs[f"{PARENT}/customJobs/1000"].state == S.JOB_STATE_SUCCEEDED
     assert not vertex.running()
+
+
+@pytest.mark.parametrize(
+    ("device", "pool", "accelerators"),
+    [("gpu", {"accelerator_count": 0}, 0), ("cpu", {}, 2)],
+)
+def test_a_device_type_that_does_not_match_the_worker_pool_is_a_config_error(
+    gcs, vertex, device, pool, accelerators
+):
+    job = dataclasses.replace(
+        JOB, lightgbm_params={"device_type": device}, worker_pool={**JOB.worker_pool, **pool}
+    )
+    result = run_trained(trainer_for(vertex), job=job)
+    assert (
+        f"loyalty_model config device_type '{device}' does not match the worker pool, which has "
+        f"{accelerators} accelerators" in failure_message(result)
+    )
+    assert not vertex.calls("CreateCustomJob")

@@ -14,10 +14,10 @@ from karte_assets.resources.trainer import ENTRYPOINT_MODULE, Trainer, outcome_f
 from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient, job_key_of
 from karte_assets.resources.worker_pool import WorkerPool
 
+# CPU by default, like the model config's device_type; a GPU run sets both (docs/google-cloud.md).
 DEFAULT_POOL = WorkerPool(
     machine_type="n1-standard-8",
-    accelerator_type="NVIDIA_TESLA_T4",
-    accelerator_count=1,
+    accelerator_count=0,
     replica_count=1,
     boot_disk_type="pd-ssd",
     boot_disk_size_gb=100,
@@ -26,7 +26,8 @@ DEFAULT_POOL = WorkerPool(
 
 
 class VertexTrainer(Trainer):
-    """Runs each training job as a Vertex AI CustomJob in the training image, with a GPU when asked."""
+    """Runs each training job as a Vertex AI CustomJob in the training image, on a GPU when the model
+    config asks for device_type gpu."""
 
     project: str = Field(description="Project the jobs run in (KARTE_GCP_PROJECT).")
     region: str = Field(description="Vertex AI region (KARTE_GCP_REGION).")
@@ -56,13 +57,16 @@ class VertexTrainer(Trainer):
             pool = self.worker_pool.with_overrides(job.worker_pool)
         except ValueError as error:
             raise Failure(f"loyalty_model config worker_pool: {error}") from error
-        # LightGBM's OpenCL GPU learner when the pool has a GPU; the CPU learner otherwise.
-        device = "gpu" if pool.accelerator_count else "cpu"
-        if job.lightgbm_params.get("device_type", "cpu") != device:
-            context.log.info(
-                f"device_type {device}: the worker pool has {pool.accelerator_count or 0} accelerators"
+        # The device is the model config's choice (CPU by default, for reproducible versions); the
+        # pool must match it, so that no job runs on CPU beside an idle, billed GPU or asks for a
+        # GPU that is not there.
+        device, gpus = job.lightgbm_params.get("device_type", "cpu"), pool.accelerator_count or 0
+        if (device == "gpu") != (gpus > 0):
+            raise Failure(
+                f"loyalty_model config device_type {device!r} does not match the worker pool, which has "
+                f"{gpus} accelerators: device_type gpu needs worker_pool.accelerator_type and "
+                "accelerator_count >= 1, device_type cpu needs accelerator_count 0"
             )
-        params = {**job.lightgbm_params, "device_type": device}
         asset = context.asset_key.to_python_identifier()
         run_id, day = context.run.run_id, job.partition_date
         job_key = job_key_of(run_id, asset, day)
@@ -86,7 +90,7 @@ class VertexTrainer(Trainer):
                 "dagster_partition": label(job.partition_date),
                 "dagster_run_id": label(context.run.run_id),
             },
-            extras={**asdict(job), "lightgbm_params": params},
+            extras=asdict(job),
             deadline_seconds=self.max_wait_seconds or pool.timeout_seconds + 3600,
         )
         context.add_asset_metadata(
