@@ -29,8 +29,9 @@ from dagster import (
     asset,
 )
 from dagster_gcp import GCSResource
-from google.api_core.exceptions import Forbidden
+from google.api_core.exceptions import Forbidden, InvalidArgument
 from google.cloud import storage
+from google.cloud.aiplatform_v1.types import ListCustomJobsRequest
 
 from karte_assets.partitions import daily_partitions
 from karte_assets.resources.gcs_model_store import GcsModelStore
@@ -454,3 +455,17 @@ def test_a_device_type_that_does_not_match_the_worker_pool_is_a_config_error(
         f"{accelerators} accelerators" in failure_message(result)
     )
     assert not vertex.calls("CreateCustomJob")
+
+
+def test_the_fake_job_service_refuses_a_filter_it_does_not_understand(vertex):
+    # As Vertex AI answers INVALID_ARGUMENT to a malformed filter, the fake refuses what it cannot
+    # evaluate rather than list every job.
+    client = FakeJobService.client_for(vertex.address)
+    with pytest.raises(InvalidArgument, match="Provided filter is not valid"):
+        list(
+            client.list_custom_jobs(request=ListCustomJobsRequest(parent=PARENT, filter='display_name:"x*"'))
+        )
+    listed = client.list_custom_jobs(
+        request=ListCustomJobsRequest(parent=PARENT, filter='state!="JOB_STATE_FAILED"')
+    )
+    assert list(listed) == []
