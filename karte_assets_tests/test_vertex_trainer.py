@@ -469,3 +469,16 @@ def test_the_fake_job_service_refuses_a_filter_it_does_not_understand(vertex):
         request=ListCustomJobsRequest(parent=PARENT, filter='state!="JOB_STATE_FAILED"')
     )
     assert list(listed) == []
+
+
+@pytest.mark.parametrize("vertex", [{"states": (S.JOB_STATE_PENDING, S.JOB_STATE_RUNNING)}], indirect=True)
+def test_a_step_retried_after_it_cancelled_its_job_starts_a_fresh_one(gcs, vertex, no_grace_period):
+    run_id = str(uuid.uuid4())
+    for _ in range(2):
+        run_trained(trainer_for(vertex, max_wait_seconds=0.3), run_id=run_id)
+    first, second = vertex.calls("CreateCustomJob")
+    assert first.custom_job.labels["karte_job_key"] == second.custom_job.labels["karte_job_key"]
+    assert [cancel.name for cancel in vertex.calls("CancelCustomJob")] == [
+        f"{PARENT}/customJobs/1000",
+        f"{PARENT}/customJobs/1001",
+    ]

@@ -242,13 +242,14 @@ class PipesVertexCustomJobClient(PipesClient):
             return PipesClientCompletedInvocation(session, metadata=job_metadata(job))
 
     def _running_job(self, parent: str, job_key: str) -> CustomJob | None:
-        """The job of ``job_key`` that has not ended, if any. Filter syntax: ListCustomJobsRequest.filter
+        """The job of ``job_key`` that is still on its way, if any. Filter syntax: ListCustomJobsRequest.filter
         (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.customJobs/list)."""
         jobs = self.job_client.list_custom_jobs(
             request=ListCustomJobsRequest(parent=parent, filter=f'labels.{JOB_KEY_LABEL}="{job_key}"'),
             retry=self.retry,
         )
-        running = [job for job in jobs if job.state not in ENDED]
+        # A job being cancelled (by an earlier attempt that failed and cleaned up) is not followed.
+        running = [job for job in jobs if job.state not in ENDED | {JobState.JOB_STATE_CANCELLING}]
         return running[0] if running else None
 
     def _cancel(self, context: AssetExecutionContext, job: CustomJob, reason: BaseException) -> None:
