@@ -13,7 +13,7 @@ DEMO_DAYS ?= 90
 DEMO_START := $(or $(KARTE_PARTITIONS_START),2026-06-01)
 DEMO_END := $(shell date -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) days" +%F)
 
-.PHONY: help setup demo report export dev test lint format audit browser bench zetasql
+.PHONY: help setup demo report export dev test lint format audit browser bench zetasql gpu-check
 
 help:
 	@echo "make demo    set up, backfill $(DEMO_DAYS) days of synthetic events through the graph, print the scores"
@@ -23,6 +23,7 @@ help:
 	@echo "make export DAY=YYYY-MM-DD  the day's coupon audience as Parquet and CSV under $$KARTE_HOME/exports"
 	@echo "make zetasql install Google's GoogleSQL analyzer (ZetaSQL) for the tests, from npm, into .karte/zetasql"
 	@echo "make browser install Debian's chromium and chromium-driver (the browser test needs them; CI runs it)"
+	@echo "make gpu-check  in the training image's environment, LightGBM on GPU vs CPU: time and AUC at 1M rows (needs a GPU)"
 	@echo "make bench   measure throughput, memory, backfill and scoring on this machine; writes BENCHMARKS.md (~30 min)"
 
 $(CURDIR)/.karte/bootstrap/bin/uv:
@@ -49,6 +50,10 @@ export:
 # Benchmarks (not part of `make test`): BENCH_ARGS selects parts, e.g. BENCH_ARGS='--part features --sizes 1e6'.
 bench: setup
 	$(UV) run python -m bench.run $(BENCH_ARGS)
+
+# The training image's Python environment (the lock's training group) in its own venv, GPU vs CPU.
+gpu-check: $(UV)
+	UV=$(UV) python3 bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 dev: setup
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

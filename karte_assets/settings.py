@@ -63,7 +63,19 @@ class Settings:
         return self.events_source == SYNTHETIC_SOURCE
 
 
+# Dagster+ sets this in every deployed code location
+# (https://docs.dagster.io/deployment/dagster-plus/management/environment-variables/built-in).
+DEPLOYMENT_VARIABLE = "DAGSTER_CLOUD_DEPLOYMENT_NAME"
+
+
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    if DEPLOYMENT_VARIABLE in environ and "KARTE_ENV" not in environ:
+        # Fail closed: a deployed code location without KARTE_ENV would otherwise run the local
+        # synthetic shop into a throwaway DuckDB and look green.
+        raise SettingsError(
+            f"KARTE_ENV is not set in Dagster+ deployment {environ[DEPLOYMENT_VARIABLE]!r}: "
+            "set KARTE_ENV=dev or prod on the code location"
+        )
     env = environ.get("KARTE_ENV", "local")
     if env not in ENVIRONMENTS:
         raise SettingsError(f"KARTE_ENV={env!r} is not one of {', '.join(ENVIRONMENTS)}")

@@ -92,3 +92,9 @@ def test_the_prod_code_location_loads_without_connecting_and_fails_fast_without_
     failed = load_definitions(environ)
     assert failed.returncode != 0
     assert "SettingsError: KARTE_ENV=prod needs KARTE_GCS_BUCKET to be set" in failed.stderr
+
+
+def test_a_deployed_code_location_without_karte_env_fails_at_load_naming_it(tmp_path):
+    failed = load_definitions({"DAGSTER_CLOUD_DEPLOYMENT_NAME": "prod", "KARTE_HOME": str(tmp_path)})
+    assert failed.returncode != 0
+    assert "SettingsError: KARTE_ENV is not set in Dagster+ deployment 'prod'" in failed.stderr

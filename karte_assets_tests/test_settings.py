@@ -27,3 +27,10 @@ def test_defaults_need_no_variable():
 def test_a_bad_variable_fails_at_load_naming_it(variables, named):
     with pytest.raises(SettingsError, match=named):
         load_settings(variables)
+
+
+def test_a_dagster_plus_deployment_without_karte_env_fails_closed():
+    with pytest.raises(SettingsError, match="KARTE_ENV is not set in Dagster\\+ deployment 'prod'"):
+        load_settings({"DAGSTER_CLOUD_DEPLOYMENT_NAME": "prod"})
+    # Set explicitly, even to local (a branch deployment's choice), it loads.
+    assert load_settings({"DAGSTER_CLOUD_DEPLOYMENT_NAME": "prod", "KARTE_ENV": "local"}).env == "local"

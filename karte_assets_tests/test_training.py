@@ -2,11 +2,13 @@
 
 import datetime as dt
 import itertools
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from karte_assets.assets.training import ModelConfig
 from karte_assets.training.loyalty import roc_auc, snapshot_dates, time_split, train_loyalty_model
 
 
@@ -74,3 +76,30 @@ def test_the_model_learns_recency_that_a_frequency_ranking_misses():
     assert trained.metrics["validation_auc"] > 0.8
     assert abs(trained.metrics["baseline_auc"] - 0.5) < 0.1
     assert trained.feature_importance["days_since_last_seen"] > trained.feature_importance["purchases_90d"]
+
+
+def train_small(frame, params):
+    return train_loyalty_model(frame, 14, params, 50, 10, log=lambda _: None)
+
+
+def test_the_default_is_the_deterministic_cpu_learner_on_every_cpu_of_the_machine():
+    days = [dt.date(2026, 6, 1) + dt.timedelta(days=7 * i) for i in range(6)]
+    frame = snapshots_frame(np.random.default_rng(0), days)
+    params = ModelConfig().lightgbm_params()
+    first, second = train_small(frame, params), train_small(frame, params)
+    assert first.booster.model_to_string() == second.booster.model_to_string()
+    assert first.metrics["device_type"] == "cpu" and first.metrics["reproducible"] is True
+    assert first.metrics["num_threads"] == os.cpu_count()
+    assert f"[num_threads: {os.cpu_count()}]" in first.booster.model_to_string()
+
+
+def test_the_gpu_learner_without_an_opencl_device_fails_with_a_clear_message():
+    # This machine has no GPU: LightGBM's own GPU learner raises "No OpenCL device found".
+    days = [dt.date(2026, 6, 1) + dt.timedelta(days=7 * i) for i in range(6)]
+    frame = snapshots_frame(np.random.default_rng(0), days)
+    with pytest.raises(
+        RuntimeError,
+        match=r"device_type gpu: LightGBM's GPU learner found no usable OpenCL device \(No OpenCL device "
+        r"found\)\. Train on a worker pool with an accelerator",
+    ):
+        train_small(frame, ModelConfig(device_type="gpu").lightgbm_params())

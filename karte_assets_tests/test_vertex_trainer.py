@@ -2,18 +2,36 @@
 context and messages through a loopback GCS."""
 
 import base64
+import dataclasses
 import datetime as dt
+import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
 import zlib
 
 import dagster._core.pipes.utils
+import grpc
+import numpy as np
+import pandas as pd
 import pytest
-from dagster import AssetExecutionContext, DagsterEventType, DagsterInstance, asset, materialize
+from dagster import (
+    AssetExecutionContext,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    MaterializeResult,
+    asset,
+)
 from dagster_gcp import GCSResource
+from google.api_core.exceptions import Forbidden, InvalidArgument
+from google.cloud import storage
+from google.cloud.aiplatform_v1.types import ListCustomJobsRequest
 
 from karte_assets.partitions import daily_partitions
 from karte_assets.resources.gcs_model_store import GcsModelStore
@@ -36,10 +54,18 @@ class LoopbackVertexTrainer(VertexTrainer):
         return FakeJobService.client_for(self.fake_address)
 
 
+CODE_SA = "karte-code@karte-proj.iam.gserviceaccount.com"
+TRAINER_SA = "karte-trainer@karte-proj.iam.gserviceaccount.com"
+# The bucket roles of each identity, as docs/google-cloud.md ("IAM per identity") documents them.
+DOCUMENTED_ROLES = ["roles/storage.objectUser", "roles/storage.legacyBucketReader"]
+DOCUMENTED = {BUCKET: {CODE_SA: DOCUMENTED_ROLES, TRAINER_SA: DOCUMENTED_ROLES}}
+
+
 @pytest.fixture
-def gcs(monkeypatch):
-    fake = FakeGcs((BUCKET,)).start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
+def gcs(monkeypatch, request):
+    """The fake bucket; this process (the code location) calls it as CODE_SA."""
+    fake = FakeGcs((BUCKET,), grants=getattr(request, "param", DOCUMENTED)).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.endpoint_for(CODE_SA))
     yield fake
     fake.stop()
 
@@ -47,9 +73,10 @@ def gcs(monkeypatch):
 IMAGE = "asia-docker.pkg.dev/karte-proj/karte/training:abc"
 
 
-def trainer_for(fake: FakeJobService, **pool: object) -> LoopbackVertexTrainer:
+def trainer_for(fake: FakeJobService, max_wait_seconds: float | None = None, **pool: object):
     return LoopbackVertexTrainer(
         fake_address=fake.address,
+        max_wait_seconds=max_wait_seconds,
         project="karte-proj",
         region="asia-northeast1",
         bucket=BUCKET,
@@ -66,25 +93,29 @@ JOB = TrainingJob(
     data_uri=f"gs://{BUCKET}/data.parquet",
     model_uri=f"gs://{BUCKET}/model.txt",
     horizon_days=7,
-    lightgbm_params={"num_leaves": 7, "device_type": "cpu"},
+    lightgbm_params={"num_leaves": 7, "device_type": "gpu"},
     num_boost_round=5,
     early_stopping_rounds=2,
     worker_pool={"machine_type": "g2-standard-24", "accelerator_type": "NVIDIA_L4", "accelerator_count": 2},
 )
 
 
-@asset(partitions_def=daily_partitions)
-def trained(context: AssetExecutionContext, trainer: Trainer) -> None:
-    trainer.train(context, JOB)
+def training_asset(job: TrainingJob):
+    @asset(name="trained", partitions_def=daily_partitions)
+    def trained(context: AssetExecutionContext, trainer: Trainer) -> MaterializeResult:
+        outcome = trainer.train(context, job)
+        return MaterializeResult(metadata={"validation_auc": outcome.metrics["validation_auc"]})
+
+    return trained
 
 
-def run_trained(trainer, instance=None):
-    return materialize(
-        [trained],
-        resources={"trainer": trainer},
-        partition_key=JOB.partition_date,
+def run_trained(trainer, instance=None, job=JOB, run_id=None):
+    definitions = Definitions(assets=[training_asset(job)], resources={"trainer": trainer})
+    return definitions.resolve_implicit_global_asset_job_def().execute_in_process(
+        partition_key=job.partition_date,
         instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
+        run_id=run_id,
     )
 
 
@@ -112,7 +143,7 @@ def vertex(request):
     fake.stop()
 
 
-def test_job_carries_the_worker_pool_asked_for_and_selects_the_gpu_learner(gcs, vertex, no_grace_period):
+def test_job_carries_the_worker_pool_asked_for_with_the_gpu_learner_asked_for(gcs, vertex, no_grace_period):
     result = run_trained(
         trainer_for(
             vertex,
@@ -193,17 +224,18 @@ def test_cancelling_the_dagster_run_cancels_the_job(gcs, vertex, no_grace_period
 
 
 def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_path, capfd):
-    vertex = FakeJobService(run_commands=True, env={**os.environ, "STORAGE_EMULATOR_HOST": gcs.url}).start()
+    # The job runs as TRAINER_SA, the code location as CODE_SA: each with only its documented roles.
+    vertex = FakeJobService(run_commands=True, env=dict(os.environ), gcs=gcs).start()
     try:
         graph = LocalGraph(tmp_path / "karte")
         graph.resources.update(
-            trainer=trainer_for(vertex),
+            trainer=trainer_for(vertex, service_account=TRAINER_SA),
             model_store=GcsModelStore(
                 bucket=BUCKET, prefix="karte/test", gcs=GCSResource(project="karte-proj")
             ),
         )
         last = FIRST_DAY + dt.timedelta(days=14)
-        # An analyst's launch-time override: a CPU machine instead of the default GPU one.
+        # An analyst's launch-time override: a bigger-memory CPU machine than the default.
         launch = config_with(
             loyalty_model={"worker_pool": {"machine_type": "n1-highmem-4", "accelerator_count": 0}}
         )
@@ -247,3 +279,215 @@ def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_
     raw = graph.table("loyalty_raw_scores", last)
     assert len(scores) == len(raw) == len(graph.table("user_features", last)) > 0
     assert sorted(scores["loyal_score"]) == sorted(raw["loyal_score"])
+
+
+def test_the_fake_bucket_refuses_storage_object_admin_a_bucket_get_as_gcs_does(gcs):
+    fake = FakeGcs((BUCKET,), grants={BUCKET: {CODE_SA: ["roles/storage.objectAdmin"]}}).start()
+    try:
+        client = storage.Client(client_options={"api_endpoint": fake.endpoint_for(CODE_SA)})
+        client.bucket(BUCKET).blob("a").upload_from_string(b"objects are fine")
+        with pytest.raises(Forbidden, match=f"{CODE_SA} does not have storage.buckets.get access"):
+            client.get_bucket(BUCKET)
+    finally:
+        fake.stop()
+
+
+@pytest.mark.parametrize("gcs", [{BUCKET: {CODE_SA: ["roles/storage.objectAdmin"]}}], indirect=True)
+def test_a_code_location_without_storage_buckets_get_fails_before_starting_a_job(gcs, vertex):
+    # The roles the docs used to give the code location: Storage Object Admin only.
+    result = run_trained(trainer_for(vertex, service_account=TRAINER_SA))
+    assert not result.success
+    assert (
+        f"the code location's identity lacks storage.buckets.get on gs://{BUCKET}: Dagster Pipes over GCS"
+        in failure_message(result)
+    )
+    assert not vertex.calls("CreateCustomJob"), "no job is started that could not talk back"
+
+
+@pytest.mark.parametrize("gcs", [{BUCKET: {CODE_SA: DOCUMENTED_ROLES}}], indirect=True)
+def test_a_training_job_identity_without_bucket_access_fails_naming_it(gcs, no_grace_period):
+    # The training job's service account had no storage role at all in the old docs.
+    vertex = FakeJobService(run_commands=True, env=dict(os.environ), gcs=gcs).start()
+    try:
+        result = run_trained(trainer_for(vertex, service_account=TRAINER_SA))
+    finally:
+        vertex.stop()
+    assert not result.success
+    message = failure_message(result)
+    assert "ended JOB_STATE_FAILED" in message
+    assert (
+        f"its identity ({TRAINER_SA}) needs storage.buckets.get, storage.objects.get, "
+        "storage.objects.create on it" in message
+    )
+    (output,) = vertex.output.values()
+    assert (
+        "this training job's service account lacks storage.buckets.get, storage.objects.get, "
+        f"storage.objects.create on gs://{BUCKET}" in output
+    )
+
+
+@pytest.mark.parametrize(
+    "vertex",
+    [{"faults": {"GetCustomJob": {2: grpc.StatusCode.UNAVAILABLE}}}],
+    indirect=True,
+)
+def test_a_transient_unavailable_mid_poll_does_not_fail_the_step(gcs, vertex, no_grace_period):
+    result = run_trained(trainer_for(vertex))
+    # The poll after the UNAVAILABLE one saw the job through to SUCCEEDED; what fails the asset is
+    # only that a scripted job reports no metrics.
+    assert len(vertex.calls("GetCustomJob")) == 3
+    assert vertex.jobs[f"{PARENT}/customJobs/1000"].state == S.JOB_STATE_SUCCEEDED
+    assert "finished without reporting its metrics" in failure_message(result)
+    assert "UNAVAILABLE" not in failure_message(result)
+    assert not vertex.calls("CancelCustomJob")
+
+
+@pytest.mark.parametrize(
+    ("vertex", "max_wait_seconds", "error"),
+    [
+        (
+            {"faults": {"GetCustomJob": {2: grpc.StatusCode.PERMISSION_DENIED}}},
+            None,
+            "injected PERMISSION_DENIED on call 2 of GetCustomJob",
+        ),
+        (
+            # The cancel itself meets an UNAVAILABLE first, and is retried.
+            {
+                "states": (S.JOB_STATE_PENDING, S.JOB_STATE_RUNNING),
+                "faults": {"CancelCustomJob": {1: grpc.StatusCode.UNAVAILABLE}},
+            },
+            0.5,
+            f"Vertex AI job {PARENT}/customJobs/1000 did not end in time: still JOB_STATE_RUNNING",
+        ),
+    ],
+    indirect=["vertex"],
+)
+def test_a_step_that_stops_waiting_abnormally_cancels_its_job(
+    gcs, vertex, max_wait_seconds, error, no_grace_period
+):
+    result = run_trained(trainer_for(vertex, max_wait_seconds=max_wait_seconds))
+    assert not result.success
+    assert error in failure_message(result)
+    assert vertex.calls("CancelCustomJob")[-1].name == f"{PARENT}/customJobs/1000"
+    assert vertex.jobs[f"{PARENT}/customJobs/1000"].state == S.JOB_STATE_CANCELLING
+    assert not vertex.running(), "no job left billing"
+
+
+# The first attempt of a step, in its own process, so that it can die without a chance to clean up.
+FIRST_ATTEMPT = """
+import sys, types
+from karte_assets_tests.test_vertex_trainer import CPU_JOB, run_trained, trainer_for
+vertex = types.SimpleNamespace(address=sys.argv[1])
+run_trained(trainer_for(vertex, service_account=sys.argv[2]), job=CPU_JOB, run_id=sys.argv[3])
+"""
+CPU_JOB = dataclasses.replace(
+    JOB, lightgbm_params={"num_leaves": 7, "device_type": "cpu"}, worker_pool={"accelerator_count": 0}
+)
+
+
+def training_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    rows = 400
+    purchases, noise = rng.poisson(2, rows), rng.normal(size=rows)
+    return pd.DataFrame(
+        {
+            "snapshot_date": ["2026-06-01"] * (rows // 2) + ["2026-06-08"] * (rows // 2),
+            "user_id": [f"u{i}" for i in range(rows)],
+            "purchases_90d": purchases,
+            "sessions_7d": noise,
+            "label": (purchases + noise + rng.normal(size=rows) > 2).astype(int),
+        }
+    )
+
+
+def wait_for(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_retried_step_reattaches_to_the_job_of_its_killed_attempt_and_reads_its_messages(gcs):
+    data = io.BytesIO()
+    training_frame().to_parquet(data)
+    storage.Client(client_options={"api_endpoint": gcs.url}).bucket(BUCKET).blob(
+        "data.parquet"
+    ).upload_from_string(data.getvalue())
+    # Jobs stay PENDING (provisioning) until released: the first attempt dies before its job starts.
+    vertex = FakeJobService(run_commands=True, env=dict(os.environ), gcs=gcs, hold=True).start()
+    run_id = str(uuid.uuid4())
+    try:
+        first = subprocess.Popen(
+            [sys.executable, "-c", FIRST_ATTEMPT, vertex.address, TRAINER_SA, run_id],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: vertex.calls("GetCustomJob"), "the first attempt to poll its job")
+        first.kill()  # as when the step's process is OOM-killed or its node goes away
+        first.wait()
+        assert vertex.running() == [f"{PARENT}/customJobs/1000"], "the job outlives its step"
+
+        def release_once_the_retry_has_looked():
+            wait_for(lambda: len(vertex.calls("ListCustomJobs")) == 2, "the retry to list jobs")
+            vertex.release()
+
+        releaser = threading.Thread(target=release_once_the_retry_has_looked)
+        releaser.start()
+        result = run_trained(trainer_for(vertex, service_account=TRAINER_SA), job=CPU_JOB, run_id=run_id)
+        releaser.join()
+    finally:
+        vertex.stop()
+    assert len(vertex.calls("CreateCustomJob")) == 1, "one GPU job, not two"
+    (listed,) = {request.filter for request in vertex.calls("ListCustomJobs")}
+    assert listed.startswith('labels.karte_job_key="')
+    # The re-attached job read its context and its metrics came back through Pipes.
+    assert result.success, failure_message(result)
+    (materialization,) = result.asset_materializations_for_node("trained")
+    assert 0 < materialization.metadata["validation_auc"].value <= 1
+    assert vertex.jobs[f"{PARENT}/customJobs/1000"].state == S.JOB_STATE_SUCCEEDED
+    assert not vertex.running()
+
+
+@pytest.mark.parametrize(
+    ("device", "pool", "accelerators"),
+    [("gpu", {"accelerator_count": 0}, 0), ("cpu", {}, 2)],
+)
+def test_a_device_type_that_does_not_match_the_worker_pool_is_a_config_error(
+    gcs, vertex, device, pool, accelerators
+):
+    job = dataclasses.replace(
+        JOB, lightgbm_params={"device_type": device}, worker_pool={**JOB.worker_pool, **pool}
+    )
+    result = run_trained(trainer_for(vertex), job=job)
+    assert (
+        f"loyalty_model config device_type '{device}' does not match the worker pool, which has "
+        f"{accelerators} accelerators" in failure_message(result)
+    )
+    assert not vertex.calls("CreateCustomJob")
+
+
+def test_the_fake_job_service_refuses_a_filter_it_does_not_understand(vertex):
+    # As Vertex AI answers INVALID_ARGUMENT to a malformed filter, the fake refuses what it cannot
+    # evaluate rather than list every job.
+    client = FakeJobService.client_for(vertex.address)
+    with pytest.raises(InvalidArgument, match="Provided filter is not valid"):
+        list(
+            client.list_custom_jobs(request=ListCustomJobsRequest(parent=PARENT, filter='display_name:"x*"'))
+        )
+    listed = client.list_custom_jobs(
+        request=ListCustomJobsRequest(parent=PARENT, filter='state!="JOB_STATE_FAILED"')
+    )
+    assert list(listed) == []
+
+
+@pytest.mark.parametrize("vertex", [{"states": (S.JOB_STATE_PENDING, S.JOB_STATE_RUNNING)}], indirect=True)
+def test_a_step_retried_after_it_cancelled_its_job_starts_a_fresh_one(gcs, vertex, no_grace_period):
+    run_id = str(uuid.uuid4())
+    for _ in range(2):
+        run_trained(trainer_for(vertex, max_wait_seconds=0.3), run_id=run_id)
+    first, second = vertex.calls("CreateCustomJob")
+    assert first.custom_job.labels["karte_job_key"] == second.custom_job.labels["karte_job_key"]
+    assert [cancel.name for cancel in vertex.calls("CancelCustomJob")] == [
+        f"{PARENT}/customJobs/1000",
+        f"{PARENT}/customJobs/1001",
+    ]

@@ -1,6 +1,7 @@
 import datetime as dt
 import hashlib
 import json
+from typing import Literal
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
@@ -57,15 +58,20 @@ class ModelConfig(Config):
     early_stopping_rounds: int = Field(
         default=30, ge=1, description="Stop when validation AUC has not improved for this many rounds."
     )
-    num_threads: int = Field(
-        default=2, ge=1, description="LightGBM threads; fixed so that a model is reproducible."
+    num_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="LightGBM threads; by default every CPU of the machine that trains. The count used "
+        "is in the model's metrics: a CPU model is reproducible for a given count.",
     )
     seed: int = Field(
-        default=7, description="LightGBM seed: with num_threads fixed, the same data gives the same model."
+        default=7, description="LightGBM seed: on CPU, the same data gives the same model (and version)."
     )
-    device_type: str = Field(
+    device_type: Literal["cpu", "gpu"] = Field(
         default="cpu",
-        description='"cpu", or "gpu" for the OpenCL GPU learner; on Vertex AI the worker pool decides.',
+        description='"cpu": deterministic, refits give the same model version. "gpu": LightGBM\'s OpenCL '
+        "GPU learner, only on a Vertex AI worker pool with an accelerator; faster on large sets, but "
+        "its refits are not bit-identical (the metrics say reproducible: false).",
     )
     worker_pool: WorkerPool = Field(
         default_factory=WorkerPool,
@@ -95,7 +101,8 @@ class ModelConfig(Config):
                 "max_auc_drop",
             }
         )
-        return {**params, "deterministic": True, "force_row_wise": True}
+        # The learner's determinism settings follow device_type (training/loyalty.py learner_params).
+        return params
 
 
 def why_not_trainable(summary: pd.DataFrame) -> str | None:
@@ -282,6 +289,8 @@ def model_metadata(
             "baseline_auc": MetadataValue.float(metrics["baseline_auc"]),
             "baseline": MetadataValue.text(f"ranking by {metrics['baseline']}"),
             "metrics": MetadataValue.json(json.loads(json.dumps(metrics, default=str))),
+            # False for a GPU model: refitting the same data need not give the same version.
+            "reproducible": MetadataValue.bool(bool(metrics.get("reproducible", True))),
             "feature_importance": MetadataValue.md(markdown_table(importance, "{:,.1f}")),
         }
     )

@@ -115,6 +115,25 @@ def status_record(
     }
 
 
+def unavailable_record(run_id: str, status: str, environment: str, reason: str) -> dict[str, object]:
+    """The record of a run whose details cannot be loaded: its status is still reported, with the
+    fields of ``status_record`` that need the run left empty and ``error`` saying why."""
+    return {
+        "run_id": run_id,
+        "job_name": None,
+        "status": status,
+        "environment": environment,
+        "partitions": None,
+        "assets": [],
+        "model_id": None,
+        "metrics": {},
+        "error": f"run record unavailable: {reason}",
+        "started_at": None,
+        "ended_at": None,
+        "idempotency_key": f"{run_id}:{status}",
+    }
+
+
 def ended_runs_after(
     instance: DagsterInstance, after_storage_id: int, limit: int
 ) -> list[tuple[int, str, str]]:

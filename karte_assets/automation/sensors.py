@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
-from karte_assets.automation.run_status import ended_runs_after, status_record
+from karte_assets.automation.run_status import ended_runs_after, status_record, unavailable_record
 from karte_assets.resources.status import StatusPublisher
 from karte_assets.settings import current_settings
 
@@ -65,9 +65,7 @@ def run_status_publisher(context: SensorEvaluationContext, status: StatusPublish
     for storage_id, run_id, run_status in ended_runs_after(context.instance, cursor.after, RUNS_PER_TICK):
         if time.monotonic() > deadline:
             break
-        record = status_record(
-            context.instance, context.instance.get_run_by_id(run_id), run_status, current_settings().env
-        )
+        record = run_record(context, run_id, run_status)
         try:
             status.publish(record)
         except Exception as error:  # any failure to deliver: keep the cursor, back off, retry
@@ -82,3 +80,18 @@ def run_status_publisher(context: SensorEvaluationContext, status: StatusPublish
         context.update_cursor(cursor.serialize())
         delivered += 1
     return SkipReason(f"delivered {delivered} status records")
+
+
+def run_record(context: SensorEvaluationContext, run_id: str, run_status: str) -> dict[str, object]:
+    """The status record of a run; a minimal one if the run cannot be loaded (deleted since it
+    ended, or its records unreadable), so that one bad run never holds back the ones after it."""
+    environment = current_settings().env
+    try:
+        run = context.instance.get_run_by_id(run_id)
+        if run is None:
+            raise LookupError("the run no longer exists in the instance (deleted?)")
+        return status_record(context.instance, run, run_status, environment)
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"
+        context.log.error(f"run {run_id} ({run_status}): sending a minimal status record, {reason}")
+        return unavailable_record(run_id, run_status, environment, reason)

@@ -54,7 +54,11 @@ class BigQueryWarehouse(Warehouse):
         description="The existing events table, [project.]dataset.table (KARTE_BQ_EVENTS_TABLE)."
     )
     maximum_bytes_billed: int = Field(
-        default=200 * 2**30, gt=0, description="A query that would bill more bytes fails instead of running."
+        # 1 TiB: above the largest daily job at 300 M users (the training export, ~835 GB; see
+        # docs/google-cloud.md), so the guard stops runaway queries, not the graph's own.
+        default=2**40,
+        gt=0,
+        description="A query that would bill more bytes fails instead of running.",
     )
     _usage: dict[tuple[str, str], dict[str, int]] = PrivateAttr(default_factory=dict)
     _log_ready: bool = PrivateAttr(default=False)

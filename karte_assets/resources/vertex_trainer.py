@@ -17,13 +17,13 @@ from karte_assets.resources.trainer import (
     outcome_from_messages,
     scored_from_messages,
 )
-from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient
+from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient, job_key_of
 from karte_assets.resources.worker_pool import WorkerPool
 
+# CPU by default, like the model config's device_type; a GPU run sets both (docs/google-cloud.md).
 DEFAULT_POOL = WorkerPool(
     machine_type="n1-standard-8",
-    accelerator_type="NVIDIA_TESLA_T4",
-    accelerator_count=1,
+    accelerator_count=0,
     replica_count=1,
     boot_disk_type="pd-ssd",
     boot_disk_size_gb=100,
@@ -36,7 +36,8 @@ SCORING_POOL = WorkerPool(
 
 
 class VertexTrainer(Trainer):
-    """Runs each training job as a Vertex AI CustomJob in the training image, with a GPU when asked."""
+    """Runs each training job as a Vertex AI CustomJob in the training image, on a GPU when the model
+    config asks for device_type gpu."""
 
     project: str = Field(description="Project the jobs run in (KARTE_GCP_PROJECT).")
     region: str = Field(description="Vertex AI region (KARTE_GCP_REGION).")
@@ -52,6 +53,12 @@ class VertexTrainer(Trainer):
     message_interval_seconds: float = Field(
         default=10.0, gt=0, description="Seconds between reads of messages."
     )
+    max_wait_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Most seconds a step waits for its job before it cancels the job and fails; by "
+        "default the pool's timeout_seconds plus an hour for queueing and provisioning.",
+    )
     gcs: GCSResource = Field(description="Cloud Storage client for the Pipes files; credentials from ADC.")
 
     def job_client(self) -> JobServiceClient:
@@ -63,16 +70,18 @@ class VertexTrainer(Trainer):
             pool = self.worker_pool.with_overrides(job.worker_pool)
         except ValueError as error:
             raise Failure(f"loyalty_model config worker_pool: {error}") from error
-        # LightGBM's OpenCL GPU learner when the pool has a GPU; the CPU learner otherwise.
-        device = "gpu" if pool.accelerator_count else "cpu"
-        if job.lightgbm_params.get("device_type", "cpu") != device:
-            context.log.info(
-                f"device_type {device}: the worker pool has {pool.accelerator_count or 0} accelerators"
+        # The device is the model config's choice (CPU by default, for reproducible versions); the
+        # pool must match it, so that no job runs on CPU beside an idle, billed GPU or asks for a
+        # GPU that is not there.
+        device, gpus = job.lightgbm_params.get("device_type", "cpu"), pool.accelerator_count or 0
+        if (device == "gpu") != (gpus > 0):
+            raise Failure(
+                f"loyalty_model config device_type {device!r} does not match the worker pool, which has "
+                f"{gpus} accelerators: device_type gpu needs worker_pool.accelerator_type and "
+                "accelerator_count >= 1, device_type cpu needs accelerator_count 0"
             )
-        params = {**job.lightgbm_params, "device_type": device}
-        extras = {**asdict(job), "lightgbm_params": params}
         return outcome_from_messages(
-            self._run_module(context, job.partition_date, ENTRYPOINT_MODULE, pool, extras)
+            self._run_module(context, job.partition_date, ENTRYPOINT_MODULE, pool, asdict(job))
         )
 
     def score(self, context, job):
@@ -85,20 +94,27 @@ class VertexTrainer(Trainer):
     def _run_module(
         self, context: AssetExecutionContext, partition_date: str, module: str, pool: WorkerPool, extras: dict
     ) -> list:
-        """Run ``python -m module`` as a CustomJob under Pipes; the custom messages it reported."""
+        """Run ``python -m module`` as a CustomJob under Pipes; the custom messages it reported.
+
+        One job per (run, asset, day): a retried step finds its running job by that key and
+        re-attaches to it instead of starting a second one.
+        """
+        asset = context.asset_key.to_python_identifier()
+        run_id, day = context.run.run_id, partition_date
+        job_key = job_key_of(run_id, asset, day)
         client = PipesVertexCustomJobClient(
             job_client=self.job_client(),
             storage_client=self.gcs.get_client(),
             bucket=self.bucket,
-            prefix=f"{self.prefix.strip('/')}/pipes/{context.run.run_id}/",
+            prefix=f"{self.prefix.strip('/')}/pipes/{run_id}/{asset}/{day}/",
             poll_interval=self.poll_interval_seconds,
             message_interval=self.message_interval_seconds,
         )
-        asset = context.asset_key.to_python_identifier()
         invocation = client.run(
             context=context,
             parent=f"projects/{self.project}/locations/{self.region}",
-            display_name=f"{asset}-{partition_date}-{context.run.run_id[:8]}",
+            job_key=job_key,
+            display_name=f"{asset}-{day}-{job_key[:8]}",
             pool=pool,
             command=["python", "-m", module],
             labels={
@@ -107,6 +123,7 @@ class VertexTrainer(Trainer):
                 "dagster_run_id": label(context.run.run_id),
             },
             extras=extras,
+            deadline_seconds=self.max_wait_seconds or pool.timeout_seconds + 3600,
         )
         context.add_asset_metadata(
             {**invocation.metadata, "worker_pool": pool.overrides()}, partition_key=partition_date

@@ -20,6 +20,7 @@ from dagster_pipes import (
 from google.cloud import storage
 
 from karte_assets.training.data import frame_sha256, read_frame
+from karte_assets.training.gcs_access import JOB_PERMISSIONS, missing_permissions
 from karte_assets.training.loyalty import train_loyalty_model
 from karte_assets.training.uris import write_bytes
 
@@ -61,6 +62,15 @@ def pipes_channels() -> dict[str, object]:
     params = PipesEnvVarParamsLoader()
     if params.is_dagster_pipes_process() and "bucket" in params.load_context_params():
         client = storage.Client()
+        bucket = params.load_context_params()["bucket"]
+        missing = missing_permissions(client, bucket, JOB_PERMISSIONS)
+        if missing:
+            # Without these Pipes cannot even read its context, and nothing reaches Dagster: say
+            # why in the job's log (Cloud Logging), which the job's error points to.
+            raise SystemExit(
+                f"this training job's service account lacks {', '.join(missing)} on gs://{bucket}: "
+                "Dagster Pipes over GCS needs them (see 'IAM per identity' in docs/google-cloud.md)"
+            )
         return {
             "context_loader": PipesGCSContextLoader(client),
             "message_writer": PipesGCSMessageWriter(client),

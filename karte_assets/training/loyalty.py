@@ -7,6 +7,7 @@ container and in tests. Needs only numpy, pandas and lightgbm (no Dagster).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -72,6 +73,43 @@ def time_split(frame: pd.DataFrame, horizon_days: int) -> tuple[pd.DataFrame, pd
     return train, validation
 
 
+def learner_params(params: Mapping[str, object]) -> dict[str, object]:
+    """LightGBM parameters for the device asked for, with the thread count resolved on this machine.
+
+    CPU (the default) is deterministic: ``deterministic`` with ``force_row_wise`` gives the same
+    model from the same data and parameters (LightGBM's docs for ``deterministic``; we promise it
+    for the same ``num_threads``, which is recorded). The OpenCL GPU learner ignores
+    ``deterministic`` and builds histograms col-wise in float arithmetic whose order varies, so its
+    refits are not bit-identical: LightGBM's warnings stay visible there rather than silenced.
+    """
+    device = params.get("device_type", "cpu")
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device_type {device!r} is not 'cpu' or 'gpu'")
+    resolved = {"objective": "binary", "metric": "auc", **params, "device_type": device}
+    resolved["num_threads"] = int(params.get("num_threads") or os.cpu_count() or 1)
+    if device == "cpu":
+        return {"verbosity": -1, **resolved, "deterministic": True, "force_row_wise": True}
+    return {
+        **{k: v for k, v in resolved.items() if k not in ("deterministic", "force_row_wise")},
+        "verbosity": 0,  # warnings, e.g. LightGBM's notes on the GPU learner
+    }
+
+
+def _train(params: Mapping[str, object], *args: object, **kwargs: object) -> lgb.Booster:
+    try:
+        return lgb.train(dict(params), *args, **kwargs)
+    except lgb.basic.LightGBMError as error:
+        if params.get("device_type") == "gpu" and "OpenCL" in str(error):
+            # No silent fallback to CPU: that would be a slower, different model than asked for,
+            # on a machine paid for its GPU.
+            raise RuntimeError(
+                f"device_type gpu: LightGBM's GPU learner found no usable OpenCL device ({error}). "
+                "Train on a worker pool with an accelerator and the training image (NVIDIA OpenCL ICD), "
+                "or set device_type: cpu."
+            ) from error
+        raise
+
+
 def train_loyalty_model(
     frame: pd.DataFrame,
     horizon_days: int,
@@ -88,10 +126,12 @@ def train_loyalty_model(
         f"training on {len(train)} rows ({train['snapshot_date'].nunique()} snapshots), "
         f"validating on {len(validation)} rows of {validation['snapshot_date'].iloc[0]}"
     )
-    lgb_params = {"objective": "binary", "metric": "auc", "verbosity": -1, **params}
+    lgb_params = learner_params(params)
+    device = lgb_params["device_type"]
+    log(f"LightGBM on {device} with {lgb_params['num_threads']} threads")
     train_set = lgb.Dataset(train[features], label=train["label"])
     validation_set = lgb.Dataset(validation[features], label=validation["label"], reference=train_set)
-    evaluated = lgb.train(
+    evaluated = _train(
         lgb_params,
         train_set,
         num_boost_round=num_boost_round,
@@ -112,7 +152,7 @@ def train_loyalty_model(
     )
     # The scoring model learns from every snapshot, the validation one included, for as many
     # rounds as validation found best.
-    final = lgb.train(
+    final = _train(
         lgb_params, lgb.Dataset(frame[features], label=frame["label"]), num_boost_round=best_iteration
     )
     importance = final.feature_importance(importance_type="gain")
@@ -127,6 +167,10 @@ def train_loyalty_model(
             "validation_rows": len(validation),
             "validation_positive_rate": float(validation["label"].mean()),
             "refit_rows": len(frame),
+            "device_type": device,
+            "num_threads": lgb_params["num_threads"],
+            # Whether refitting the same data gives the same model file (and model version).
+            "reproducible": device == "cpu",
         },
         feature_importance={name: float(gain) for name, gain in zip(features, importance, strict=True)},
         validation_summary=validation_summary(

@@ -19,6 +19,8 @@ class Request:
     headers: dict[str, str]
     body: bytes
     groups: tuple[str, ...] = ()
+    # Every value of a repeated query parameter (``query`` keeps the last).
+    query_lists: dict[str, list[str]] = field(default_factory=dict)
 
     def json(self) -> dict:
         return json.loads(self.body)
@@ -90,12 +92,14 @@ class FakeHttpService:
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
+                query = parse_qs(parts.query)
                 request = Request(
                     method=self.command,
                     path=parts.path,
-                    query={key: values[-1] for key, values in parse_qs(parts.query).items()},
+                    query={key: values[-1] for key, values in query.items()},
                     headers={key.lower(): value for key, value in self.headers.items()},
                     body=self.rfile.read(length) if length else b"",
+                    query_lists=query,
                 )
                 try:
                     response = service.dispatch(request)
