@@ -8,6 +8,7 @@ UTF-8) is set aside alone with its line number and every good line loads
 typing is the classifier's (``event_sources``), so a bad value is a reject with its reason.
 """
 
+import csv
 import glob
 import gzip
 import os
@@ -57,21 +58,24 @@ def _kind(path: str) -> str:
     raise EventSourceError(f"event source file {path!r} must be .parquet or .csv (optionally .csv.gz)")
 
 
-def header_delimiter(path: str, required: tuple[str, ...], given: str | None) -> str:
-    """The delimiter given, or the one that splits the file's header line into the required columns.
+def csv_header(path: str, required: tuple[str, ...], given: str | None) -> tuple[str, list[str]]:
+    """The file's delimiter (the one given, or the one that splits the header into the required
+    columns, else into the most fields) and its column names, from the header line alone.
 
-    Only the header is looked at: a sniffer that reads the data can be thrown by one ragged line
-    and read a whole file as one column.
+    The data is never sniffed: one ragged line or stray quote can throw a sniffer into reading a
+    whole file as one column.
     """
-    if given:
-        return given
     opener = gzip.open if path.lower().endswith(".gz") else open
     with opener(path, "rb") as file:
         header = file.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    # The delimiter that names every required column; else the one that splits the header the most,
-    # and the missing columns are reported by name.
-    splits = {d: [name.strip().strip('"') for name in header.split(d)] for d in CSV_DELIMITERS}
-    return max(CSV_DELIMITERS, key=lambda d: (set(required) <= set(splits[d]), len(splits[d])))
+    splits = {d: next(csv.reader([header], delimiter=d)) for d in ((given,) if given else CSV_DELIMITERS)}
+    delimiter = max(splits, key=lambda d: (set(required) <= set(splits[d]), len(splits[d])))
+    names = [name.strip() for name in splits[delimiter]]
+    if len(set(names)) < len(names) or not all(names):
+        raise EventSourceError(
+            f"event file {path!r}: the header {header[:200]!r} has empty or repeated names"
+        )
+    return delimiter, names
 
 
 def load_files(
@@ -99,20 +103,21 @@ def _load_csv(
     for index, path in enumerate(files):
         if os.path.getsize(path) == 0:
             continue  # an empty file has no header and no rows: nothing to read, nothing lost
-        file_delimiter = header_delimiter(path, required, delimiter)
+        file_delimiter, names = csv_header(path, required, delimiter)
         table = f"csv_file_{index}"
         # Rejects are kept per scan; union_by_name cannot be combined with them, so files are read one
         # by one (and their columns united by name below, whatever their order in each file).
+        # The dialect and columns are given, so DuckDB's sniffer never runs; every column is text.
         read = (
-            "read_csv($path, header = true, delim = $delim, quote = '\"', escape = '\"', all_varchar = true, "
-            "store_rejects = true, rejects_table = 'csv_reject_errors', rejects_scan = 'csv_reject_scans')"
+            "read_csv($path, auto_detect = false, header = true, delim = $delim, quote = '\"', escape = '\"', "
+            "columns = $columns, store_rejects = true, rejects_table = 'csv_reject_errors', "
+            "rejects_scan = 'csv_reject_scans')"
         )
         connection.execute(
             f"CREATE TEMP TABLE {table} AS SELECT * FROM {read}",  # noqa: S608 (our own table name)
-            {"path": path, "delim": file_delimiter},
+            {"path": path, "delim": file_delimiter, "columns": dict.fromkeys(names, "VARCHAR")},
         )
         scan = connection.execute("SELECT max(scan_id) FROM csv_reject_scans").fetchone()[0]
-        names = [row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()]
         # Where event_ts sits in a line of this file, to place a malformed line on its day if it can.
         ts_field = names.index("event_ts") + 1 if "event_ts" in names else None
         # A line may carry several errors: it is one rejected line, with its first error.
