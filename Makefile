@@ -13,7 +13,7 @@ DEMO_DAYS ?= 90
 DEMO_START := $(or $(KARTE_PARTITIONS_START),2026-06-01)
 DEMO_END := $(shell date -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) days" +%F)
 
-.PHONY: help setup demo report export dev test lint format audit browser bench
+.PHONY: help setup demo report export dev test lint format audit browser bench evaluate
 
 help:
 	@echo "make demo    set up, backfill $(DEMO_DAYS) days of synthetic events through the graph, print the scores"
@@ -22,6 +22,7 @@ help:
 	@echo "make report  print the newest scores again"
 	@echo "make export DAY=YYYY-MM-DD  the day's coupon audience as Parquet and CSV under $$KARTE_HOME/exports"
 	@echo "make browser install Debian's chromium and chromium-driver (the browser test needs them; CI runs it)"
+	@echo "make evaluate the model on a real purchase log (CDNOW) beside frequency, BG/NBD and Pareto/NBD; see EVALUATION.md"
 	@echo "make bench   measure throughput, memory, backfill and scoring on this machine; writes BENCHMARKS.md (~30 min)"
 
 $(CURDIR)/.karte/bootstrap/bin/uv:
@@ -48,6 +49,11 @@ export:
 # Benchmarks (not part of `make test`): BENCH_ARGS selects parts, e.g. BENCH_ARGS='--part features --sizes 1e6'.
 bench: setup
 	$(UV) run python -m bench.run $(BENCH_ARGS)
+
+# The evaluation (not part of `make test`): its dependencies are the `evaluate` group, outside the default install.
+evaluate: $(UV)
+	$(UV) sync --frozen --group evaluate
+	$(UV) run --frozen --group evaluate python -m evaluation.run $(EVALUATE_ARGS)
 
 dev: setup
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
