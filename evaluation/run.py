@@ -103,7 +103,9 @@ def baselines(purchases: pd.DataFrame, cutoff: dt.date, horizon: int) -> pd.Data
     return scores
 
 
-def graph_runner(home: Path, events: Path, cutoff: dt.date):
+def graph_runner(
+    home: Path, events: Path, cutoff: dt.date, backfill: bool = True, training_set: dict | None = None
+):
     """Backfill the upstream assets to D once; the returned function builds the model assets of D for a
     horizon and gives D's scores."""
     # Settings are read once at import: the environment is set first.
@@ -136,10 +138,12 @@ def graph_runner(home: Path, events: Path, cutoff: dt.date):
             run_config=run_config,
         )
 
-    run(FIRST_DAY, UPSTREAM, {})
+    if backfill:
+        run(FIRST_DAY, UPSTREAM, {})
 
     def scores(horizon: int) -> pd.Series:
-        run(cutoff, MODEL, {"ops": {"loyalty_training_set": {"config": {"horizon_days": horizon}}}})
+        config = {**(training_set or {}), "horizon_days": horizon}
+        run(cutoff, MODEL, {"ops": {"loyalty_training_set": {"config": config}}})
         with resources["warehouse"].connect() as connection:
             return (
                 connection.execute(
@@ -183,7 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--home", type=Path, default=None, help="a KARTE_HOME to keep (default: a temporary one)"
     )
+    parser.add_argument(
+        "--reuse", action="store_true", help="--home already holds the backfill: build only D's model"
+    )
+    parser.add_argument("--max-snapshots", type=int, default=None, help="loyalty_training_set.max_snapshots")
     args = parser.parse_args(argv)
+    training_set = {"max_snapshots": args.max_snapshots} if args.max_snapshots else {}
     purchases = cdnow_purchases()
     with tempfile.TemporaryDirectory(prefix="karte-eval-") as scratch:
         home = args.home or Path(scratch)
@@ -191,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         events = home / "cdnow_events.csv"
         write_events(purchases, events)
         started = time.perf_counter()
-        scores = graph_runner(home, events, args.cutoff)
+        scores = graph_runner(home, events, args.cutoff, backfill=not args.reuse, training_set=training_set)
         print(
             f"upstream backfill {FIRST_DAY}..{args.cutoff}: {time.perf_counter() - started:.0f}s", flush=True
         )
