@@ -13,7 +13,7 @@ DEMO_DAYS ?= 90
 DEMO_START := $(or $(KARTE_PARTITIONS_START),2026-06-01)
 DEMO_END := $(shell date -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) days" +%F)
 
-.PHONY: help setup demo report export dev test lint format audit browser bench zetasql gpu-check
+.PHONY: help setup demo report export dev test lint format audit browser bench zetasql gpu-check evaluate
 
 help:
 	@echo "make demo    set up, backfill $(DEMO_DAYS) days of synthetic events through the graph, print the scores"
@@ -24,6 +24,7 @@ help:
 	@echo "make zetasql install Google's GoogleSQL analyzer (ZetaSQL) for the tests, from npm, into .karte/zetasql"
 	@echo "make browser install Debian's chromium and chromium-driver (the browser test needs them; CI runs it)"
 	@echo "make gpu-check  in the training image's environment, LightGBM on GPU vs CPU: time and AUC at 1M rows (needs a GPU)"
+	@echo "make evaluate the model on a real purchase log (CDNOW) beside frequency, BG/NBD and Pareto/NBD; see EVALUATION.md"
 	@echo "make bench   measure throughput, memory, backfill and scoring on this machine; writes BENCHMARKS.md (~30 min)"
 
 $(CURDIR)/.karte/bootstrap/bin/uv:
@@ -54,6 +55,11 @@ bench: setup
 # The training image's Python environment (the lock's training group) in its own venv, GPU vs CPU.
 gpu-check: $(UV)
 	UV=$(UV) python3 bench/gpu_check.py $(GPU_CHECK_ARGS)
+
+# The evaluation (not part of `make test`): its dependencies are the `evaluate` group, outside the default install.
+evaluate: $(UV)
+	$(UV) sync --frozen --group evaluate
+	$(UV) run --frozen --group evaluate python -m evaluation.run $(EVALUATE_ARGS)
 
 dev: setup
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -2,15 +2,20 @@
 
 Either way the day's rows are read through an in-memory DuckDB connection that types them to the
 event schema (``sql/raw_events_table.sql``) and sorts out the rows that cannot be used, each with
-its reason, so that bad input is counted and kept instead of dropped or crashing the day.
+its reason, file and line, so that bad input is counted and kept instead of dropped or crashing the day.
 
 The event schema of a source file: ``user_id``, ``event_ts`` (a timestamp; naive ones are read as
-UTC), ``event_name`` (view, click, cart, purchase, ...), optional ``value`` (purchase amount);
-any other column is kept in ``properties`` as JSON.
+UTC, a date alone as the start of that day in the configured time zone, digits alone as epoch
+seconds or, from 12 digits on, milliseconds), ``event_name`` (view, click, cart, purchase, ...),
+optional ``value`` (purchase amount), optional event id (``event_id``, or the column named by
+``event_id_column``); any other column is kept in ``properties`` as JSON, the event id as ``event_id``.
+
+Duplicates are judged by identity: rows with the same event id are one event sent twice, kept once
+and counted. Without an id, identical rows are kept: two orders of the same amount on the same day
+look exactly like a double-fired tag, and only an id tells them apart.
 """
 
 import datetime as dt
-import glob
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,21 +24,26 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from karte_assets.event_files import EventSourceError, SourceFiles, load_files, quoted
 from karte_assets.partitions import day_window
 from karte_assets.synthetic import SyntheticWorld, generate_day
 
+__all__ = ["DayEvents", "EventSourceError", "day_events"]
+
 REQUIRED_COLUMNS = ("user_id", "event_ts", "event_name")
 OPTIONAL_COLUMNS = ("value",)
-EVENT_COLUMNS = ("user_id", "event_ts", "event_name", "value", "properties")
+EVENT_ID = "event_id"
+# Columns the file readers add to every row: where it came from.
+ORIGIN_COLUMNS = ("source_file", "source_line")
 # Why a row is rejected, in the order the rules are applied: the first that matches wins.
 REJECT_RULES = (
     ("missing user_id", "user_id IS NULL"),
+    ("control character in user_id", "regexp_matches(user_id, '[[:cntrl:]]')"),
     ("missing event_ts", "raw_event_ts IS NULL"),
     ("unparseable event_ts", "ts IS NULL"),
     ("unknown event_name", "event_name IS NULL OR NOT list_contains($event_names, event_name)"),
     ("non-numeric value", "raw_value IS NOT NULL AND value IS NULL"),
     ("negative or NaN value", "isnan(value) OR value < 0"),
-    ("duplicate", "copy > 1"),
 )
 
 # DuckDB's names of the timestamp types a Parquet event_ts reads as (pandas writes nanoseconds).
@@ -41,15 +51,15 @@ NAIVE_TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP
 AWARE_TIMESTAMP_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ_NS")
 
 
-class EventSourceError(ValueError):
-    """An event source that cannot be read as the event schema."""
-
-
-def _quoted(column: str) -> str:
-    # Column names of a user's file become identifiers in SQL: refuse any that could escape quoting.
-    if not column or '"' in column or not column.isprintable():
-        raise EventSourceError(f"column name {column!r} is not usable")
-    return f'"{column}"'
+def _timestamp(text: str) -> str:
+    """SQL reading the text ``text`` of a timestamp in the forms real exports use (see the module doc)."""
+    return f"""CASE
+      WHEN regexp_full_match({text}, '[0-9]{{1,11}}') THEN to_timestamp(TRY_CAST({text} AS BIGINT))
+      WHEN regexp_full_match({text}, '[0-9]{{12,14}}') THEN CAST(epoch_ms(TRY_CAST({text} AS BIGINT)) AS TIMESTAMPTZ)
+      WHEN regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')
+        THEN timezone($timezone, CAST(TRY_CAST({text} AS DATE) AS TIMESTAMP))
+      ELSE TRY_CAST({text} AS TIMESTAMPTZ)
+    END"""
 
 
 def _day_prefilter(event_ts_type: str, start: dt.datetime, end: dt.datetime) -> tuple[str, dict] | None:
@@ -71,57 +81,81 @@ def _day_prefilter(event_ts_type: str, start: dt.datetime, end: dt.datetime) -> 
     }
 
 
-def _classifying_select(columns: list[str], relation: str, prefilter: str | None = None) -> str:
-    extras = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    has_value = "value" in columns
+def _classifying_select(
+    types: dict[str, str], relation: str, event_id: str | None, prefilter: str | None = None
+) -> str:
+    columns = list(types)
+    known = REQUIRED_COLUMNS + OPTIONAL_COLUMNS + ORIGIN_COLUMNS + ((event_id,) if event_id else ())
+    extras = [c for c in columns if c not in known]
+    # The event id is kept in properties as "event_id" whatever the source calls it, so that the
+    # quality check (sql/raw_events_quality.sql) finds it under one name.
+    fields = ([f"{EVENT_ID} := {quoted(event_id)}"] if event_id else []) + [
+        f"{quoted(c)} := {quoted(c)}" for c in extras
+    ]
     properties = (
-        "CAST(to_json(struct_pack("
-        + ", ".join(f"{_quoted(c)} := {_quoted(c)}" for c in extras)
-        + ")) AS VARCHAR)"
-        if extras
-        else "CAST(NULL AS VARCHAR)"
+        f"CAST(to_json(struct_pack({', '.join(fields)})) AS VARCHAR)" if fields else "CAST(NULL AS VARCHAR)"
+    )
+    has_value = "value" in columns
+    is_timestamp = types["event_ts"] in NAIVE_TIMESTAMP_TYPES + AWARE_TIMESTAMP_TYPES
+    ts = (
+        "TRY_CAST(event_ts AS TIMESTAMPTZ)" if is_timestamp else _timestamp("TRIM(CAST(event_ts AS VARCHAR))")
+    )
+    origin = (
+        ", ".join(ORIGIN_COLUMNS) if "source_file" in columns else "NULL AS source_file, NULL AS source_line"
     )
     reasons = "\n".join(f"WHEN {condition} THEN '{reason}'" for reason, condition in REJECT_RULES)
-    # Column names are quoted by _quoted; every value is a parameter.
+    # Column names are quoted by quoted(); every value is a parameter.
     return f"""
         WITH typed AS (
           SELECT
             NULLIF(TRIM(CAST(user_id AS VARCHAR)), '') AS user_id,
             CAST(event_ts AS VARCHAR) AS raw_event_ts,
-            TRY_CAST(event_ts AS TIMESTAMPTZ) AS ts,
+            {ts} AS ts,
             CAST(event_name AS VARCHAR) AS event_name,
             {"CAST(value AS VARCHAR)" if has_value else "CAST(NULL AS VARCHAR)"} AS raw_value,
             {"TRY_CAST(value AS DOUBLE)" if has_value else "CAST(0 AS DOUBLE)"} AS value,
-            {properties} AS properties
+            {f"NULLIF(TRIM(CAST({quoted(event_id)} AS VARCHAR)), '')" if event_id else "CAST(NULL AS VARCHAR)"} AS event_id,
+            {properties} AS properties,
+            {origin},
+            CAST(NULL AS VARCHAR) AS raw_line  -- the text of a malformed line; these rows were read
           FROM {relation}
           {f"WHERE {prefilter}" if prefilter else ""}
         ),
-        in_day AS (
+        checked AS (
           -- Rows without a usable timestamp cannot be placed on a day: every day that reads them reports them.
-          SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id, ts, event_name, value, properties) AS copy
+          SELECT *, CASE {reasons} END AS reject_reason
           FROM typed
           WHERE ts IS NULL OR (ts >= $start AND ts < $end)
         )
-        SELECT *, CASE {reasons} END AS reject_reason FROM in_day
+        SELECT * EXCLUDE (raw_line), raw_line,
+          -- The first copy of an event id stays (the earliest, then the first in the files).
+          reject_reason IS NULL AND event_id IS NOT NULL AND ROW_NUMBER() OVER (
+            PARTITION BY reject_reason IS NULL, event_id ORDER BY ts, source_file, source_line
+          ) > 1 AS duplicate
+        FROM checked
     """  # noqa: S608
 
 
-def _file_relation(path: str) -> str:
-    lowered = path.lower()
-    if lowered.endswith(".parquet") or lowered.endswith(".pq"):
-        return "read_parquet($path, union_by_name = true)"
-    if lowered.endswith(".csv") or lowered.endswith(".csv.gz"):
-        # Read every column as text: typing is ours, so a bad value is a reject, not a crash.
-        return "read_csv($path, union_by_name = true, all_varchar = true)"
-    raise EventSourceError(f"event source {path!r} must name .parquet or .csv files")
+def _malformed_select(malformed: str) -> str:
+    """The malformed lines the day reports: those whose event_ts field still reads as a time of the day,
+    and those where it does not (like rows without a usable timestamp, every day reports them)."""
+    line_ts = _timestamp("TRIM(string_split(raw_line, delimiter)[ts_field], '\" ')")
+    return f"""
+        SELECT reason AS reject_reason, raw_line, source_file, source_line, FALSE AS duplicate
+        FROM (SELECT *, {line_ts} AS line_ts FROM {malformed})
+        WHERE line_ts IS NULL OR (line_ts >= $start AND line_ts < $end)
+    """  # noqa: S608
 
 
 @dataclass
 class DayEvents:
-    """One day of a source, sorted into accepted rows and rejected rows with their reasons."""
+    """One day of a source: accepted rows, duplicates of an event id, and rejects with their reasons."""
 
     connection: duckdb.DuckDBPyConnection
     source: str
+
+    def _count(self, condition: str) -> int:
+        return self.connection.execute(f"SELECT count(*) FROM classified WHERE {condition}").fetchall()[0][0]  # noqa: S608
 
     def reject_counts(self) -> dict[str, int]:
         return dict(
@@ -131,20 +165,48 @@ class DayEvents:
         )
 
     def row_count(self) -> int:
-        return self.connection.execute("SELECT count(*) FROM classified").fetchall()[0][0]
+        """Every row and malformed line the day read, duplicates included."""
+        return self._count("TRUE")
+
+    def duplicate_count(self) -> int:
+        """Rows dropped as another copy of an event id already kept."""
+        return self._count("duplicate")
+
+    def identical_count(self) -> int:
+        """Accepted rows without an event id that are exact copies of another: kept, but worth a look."""
+        return self.connection.execute(
+            "SELECT count(*) - count(DISTINCT (user_id, ts, event_name, value, properties)) "
+            "FROM classified WHERE reject_reason IS NULL AND event_id IS NULL"
+        ).fetchall()[0][0]
 
     def accepted(self) -> pa.RecordBatchReader:
         return self.connection.sql(
             "SELECT user_id, CAST(ts AS TIMESTAMP) AS event_ts, event_name, COALESCE(value, 0) AS value, properties "
-            "FROM classified WHERE reject_reason IS NULL"
+            "FROM classified WHERE reject_reason IS NULL AND NOT duplicate"
         ).to_arrow_reader()
 
     def rejected(self) -> pa.RecordBatchReader:
         return self.connection.sql(
             "SELECT reject_reason, user_id, raw_event_ts AS event_ts, event_name, raw_value AS value, properties, "
-            "$source AS source FROM classified WHERE reject_reason IS NOT NULL",
+            "$source AS source, source_file, source_line, raw_line "
+            "FROM classified WHERE reject_reason IS NOT NULL ORDER BY source_file, source_line",
             params={"source": self.source},
         ).to_arrow_reader()
+
+
+def _event_id_column(columns: list[str], configured: str | None, source: str) -> str | None:
+    if configured is None:
+        return EVENT_ID if EVENT_ID in columns else None
+    if configured not in columns:
+        raise EventSourceError(
+            f"event source {source!r} has no event id column {configured!r}; it has {columns}"
+        )
+    if configured != EVENT_ID and EVENT_ID in columns:
+        raise EventSourceError(
+            f"event source {source!r} has a column {EVENT_ID!r} besides the event id column {configured!r}: "
+            "name one of them as event_id_column"
+        )
+    return configured
 
 
 @contextmanager
@@ -155,30 +217,39 @@ def day_events(
     world: SyntheticWorld,
     event_names: Sequence[str],
     spill_directory: Path,
+    event_id_column: str | None = None,
+    csv_delimiter: str | None = None,
 ) -> Iterator[DayEvents]:
     """The rows of local day ``day`` from ``source`` ("synthetic", or a file path or glob)."""
     start, end = day_window(day, timezone)
     spill_directory.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(config={"temp_directory": str(spill_directory)}) as connection:
         connection.execute("SET TimeZone = 'UTC'")
-        params: dict[str, object] = {"start": start, "end": end, "event_names": list(event_names)}
+        params: dict[str, object] = {
+            "start": start,
+            "end": end,
+            "event_names": list(event_names),
+            "timezone": timezone,
+        }
         if source == "synthetic":
-            frame = generate_day(world, day, timezone)
-            connection.register("synthetic_events", frame)
-            relation, relation_params = "synthetic_events", {}
+            connection.register("synthetic_events", generate_day(world, day, timezone))
+            files = SourceFiles("synthetic_events", {})
         else:
-            if not glob.glob(source):
-                raise EventSourceError(f"event source {source!r} matches no file")
-            relation, relation_params = _file_relation(source), {"path": source}
-        described = connection.execute(f"DESCRIBE SELECT * FROM {relation}", relation_params)  # noqa: S608
+            files = load_files(connection, source, REQUIRED_COLUMNS, csv_delimiter)
+        described = connection.execute(f"DESCRIBE SELECT * FROM {files.relation}", files.params)  # noqa: S608
         types = {row[0]: row[1] for row in described.fetchall()}
-        columns = list(types)
+        columns = [c for c in types if c not in ORIGIN_COLUMNS]
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise EventSourceError(f"event source {source!r} lacks the columns {missing}; it has {columns}")
+        event_id = _event_id_column(columns, event_id_column, source)
         prefilter, prefilter_params = _day_prefilter(types["event_ts"], start, end) or (None, {})
+        select = _classifying_select(types, files.relation, event_id, prefilter)
+        if files.malformed:
+            select = f"{select} UNION ALL BY NAME {_malformed_select(files.malformed)}"
+        # DuckDB refuses parameters a statement does not use (the time zone only reads text timestamps).
+        given = {**params, **files.params, **prefilter_params}
         connection.execute(
-            f"CREATE TEMP TABLE classified AS {_classifying_select(columns, relation, prefilter)}",
-            {**params, **relation_params, **prefilter_params},
+            f"CREATE TEMP TABLE classified AS {select}", {k: v for k, v in given.items() if f"${k}" in select}
         )
         yield DayEvents(connection, source)

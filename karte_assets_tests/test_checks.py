@@ -60,7 +60,9 @@ def test_raw_events_checks_pass_on_clean_data_and_name_each_kind_of_bad_row(tmp_
             events(2, event_name="teleport"),
             events(1, event_ts=pd.Timestamp("2026-01-01")),
             events(1, value=-1.0),
-            events(1),  # a second copy of u0's first event
+            events(2, properties='{"event_id":"e1"}'),  # two rows of one event id
+            events(1),  # identical rows without an id: other events (orders), not duplicates
+            events(1),
         ]
     )
     warehouse.replace_partition_with_rows("raw_events", DAY, bad)

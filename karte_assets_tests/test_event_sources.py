@@ -77,7 +77,7 @@ CORPUS = {
     "unknown event_name": [{**GOOD, "event_name": "teleport"}, {**GOOD, "event_name": None}],
     "non-numeric value": [{**GOOD, "event_name": "purchase", "value": "12,5 yen"}],
     "negative or NaN value": [{**GOOD, "event_name": "purchase", "value": "-3"}, {**GOOD, "value": "NaN"}],
-    "duplicate": [{**GOOD, "user_id": "u9"}, {**GOOD, "user_id": "u9"}, {**GOOD, "user_id": "u9"}],
+    "control character in user_id": [{**GOOD, "user_id": "u\x01"}, {**GOOD, "user_id": "u\t9"}],
 }
 
 
@@ -88,9 +88,8 @@ def test_each_kind_of_bad_row_is_counted_and_kept_with_its_reason(reason, suffix
     frame = pd.DataFrame(good + CORPUS[reason])
     path = tmp_path / f"events.{suffix}"
     frame.to_csv(path, index=False) if suffix == "csv" else frame.astype("string").to_parquet(path)
-    expected = len(CORPUS[reason]) - (1 if reason == "duplicate" else 0)  # one copy of a duplicate stays
     with open_day(str(path), tmp_path) as events:
-        assert events.reject_counts() == {reason: expected}
+        assert events.reject_counts() == {reason: len(CORPUS[reason])}
         accepted = events.accepted().read_all().to_pandas()
         rejected = events.rejected().read_all().to_pandas()
     assert len(accepted) + len(rejected) == len(frame)
@@ -135,7 +134,64 @@ def test_any_file_splits_into_accepted_and_rejected_rows_and_accepted_rows_are_v
     assert (accepted["value"] >= 0).all()
     start, end = pd.Timestamp("2026-06-09 15:00"), pd.Timestamp("2026-06-10 15:00")
     assert accepted["event_ts"].between(start, end, inclusive="left").all()
-    assert not accepted.duplicated().any()
+
+
+ORDER = {"user_id": "u1", "event_ts": "2026-06-10", "event_name": "purchase", "value": "3000"}
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_rows_sharing_an_event_id_are_one_event_dropped_and_counted_not_rejected(suffix, tmp_path):
+    frame = pd.DataFrame(
+        [
+            {**ORDER, "event_id": "e1", "event_ts": "2026-06-10 02:00:00"},
+            {**ORDER, "event_id": "e1", "event_ts": "2026-06-10 01:00:00"},  # the earlier copy stays
+            {**ORDER, "event_id": "e1", "event_ts": "2026-06-10 03:00:00"},
+            {**ORDER, "event_id": "e2"},
+            {**ORDER, "event_id": "e3", "value": "-1"},  # invalid: a reject, and not a copy of anything
+            {**ORDER, "event_id": "e3"},
+        ]
+    )
+    path = tmp_path / f"events.{suffix}"
+    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path)
+    with open_day(str(path), tmp_path) as events:
+        accepted = events.accepted().read_all().to_pandas().sort_values("properties", ignore_index=True)
+        assert events.duplicate_count() == 2
+        assert events.reject_counts() == {"negative or NaN value": 1}
+        assert events.identical_count() == 0
+    assert accepted["properties"].tolist() == ['{"event_id":"e1"}', '{"event_id":"e2"}', '{"event_id":"e3"}']
+    assert accepted["event_ts"].iloc[0] == pd.Timestamp("2026-06-10 01:00:00")
+
+
+def test_an_event_id_column_of_another_name_is_named_in_config_and_kept_as_event_id(tmp_path):
+    path = tmp_path / "orders.csv"
+    pd.DataFrame(
+        [{**ORDER, "order_id": "o1"}, {**ORDER, "order_id": "o1"}, {**ORDER, "order_id": "o2"}]
+    ).to_csv(path, index=False)
+    with day_events(
+        str(path), DAY, "Asia/Tokyo", WORLD, NAMES, tmp_path / "spill", event_id_column="order_id"
+    ) as events:
+        assert events.duplicate_count() == 1
+        properties = sorted(events.accepted().read_all().to_pandas()["properties"])
+    assert properties == ['{"event_id":"o1"}', '{"event_id":"o2"}']
+    with pytest.raises(EventSourceError, match="has no event id column 'ordr_id'"):
+        with day_events(
+            str(path), DAY, "Asia/Tokyo", WORLD, NAMES, tmp_path / "spill", event_id_column="ordr_id"
+        ):
+            pass
+
+
+def test_without_an_event_id_identical_rows_are_two_orders_kept_and_counted(tmp_path):
+    # A purchase log with day precision: the same customer buys twice on one day for the same amount.
+    path = tmp_path / "orders.csv"
+    pd.DataFrame([ORDER, ORDER, {**ORDER, "user_id": "u2"}]).to_csv(path, index=False)
+    with open_day(str(path), tmp_path) as events:
+        assert events.reject_counts() == {}
+        assert events.duplicate_count() == 0
+        assert events.identical_count() == 1
+        accepted = events.accepted().read_all().to_pandas()
+    assert accepted["user_id"].tolist().count("u1") == 2
+    # A date alone is the start of that day in the configured time zone, so it lands on that day.
+    assert (accepted["event_ts"] == pd.Timestamp("2026-06-09 15:00:00")).all()
 
 
 def test_a_file_without_a_required_column_is_refused_by_name(tmp_path):

@@ -1,4 +1,5 @@
 import datetime as dt
+from dataclasses import dataclass, field
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue
@@ -45,24 +46,59 @@ class RawEventsConfig(Config):
         default=0.01,
         ge=0,
         le=1,
-        description="Fail a day (keeping its previous events) when more than this share of its rows is rejected.",
+        description="Fail a day (keeping its previous events) when more than this share of its rows is "
+        "rejected as invalid (duplicates of an event id are dropped, never rejected).",
+    )
+    event_id_column: str | None = Field(
+        default=None,
+        description="Files only: the column that identifies an event; rows sharing it are one event, kept "
+        "once. Unset: a column named event_id if there is one; without an id, identical rows are all kept.",
+    )
+    csv_delimiter: str | None = Field(
+        default=None,
+        description="CSV files only: the field delimiter. Unset: the one of , ; tab | that splits the header "
+        "line into the required columns.",
     )
 
 
+@dataclass
+class DayCounts:
+    """What the days of a run set aside: rejects by reason, dropped duplicates, identical rows kept."""
+
+    rejects: dict[dt.date, dict[str, int]] = field(default_factory=dict)
+    duplicates: dict[dt.date, int] = field(default_factory=dict)
+    identical: dict[dt.date, int] = field(default_factory=dict)
+
+
 def _store_day(
-    warehouse: Warehouse, day: dt.date, events: DayEvents, config: RawEventsConfig, rejects: dict
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    day: dt.date,
+    events: DayEvents,
+    config: RawEventsConfig,
+    counts: DayCounts,
 ) -> int:
     """Keep the day's rejects; then, unless there are too many, replace the day's events."""
-    counts = events.reject_counts()
-    rejects[day] = counts
+    reasons = counts.rejects[day] = events.reject_counts()
+    counts.duplicates[day] = events.duplicate_count()
+    counts.identical[day] = identical = events.identical_count()
+    if identical:
+        context.log.warning(
+            f"raw_events {day}: {identical:,} rows are exact copies of another row and were kept: without "
+            "an event id, two orders of one amount on one day look alike. If the source has an id, name it "
+            "as event_id_column and copies of one event are dropped instead."
+        )
     warehouse.replace_partition_with_rows("raw_event_rejects", day, events.rejected())
-    total, rejected = events.row_count(), sum(counts.values())
+    total, rejected = events.row_count(), sum(reasons.values())
     if total and rejected / total > config.max_reject_share:
-        reasons = ", ".join(f"{reason}: {count:,}" for reason, count in counts.items())
+        listed = ", ".join(f"{reason}: {count:,}" for reason, count in reasons.items())
         raise Failure(
             f"raw_events {day}: {rejected:,} of {total:,} rows from {config.source!r} rejected "
-            f"({rejected / total:.1%}, over max_reject_share {config.max_reject_share:.1%}): {reasons}. "
-            f"The day keeps its previous events; the rejected rows are in table raw_event_rejects."
+            f"({rejected / total:.1%}, over max_reject_share {config.max_reject_share:.1%}): {listed}. "
+            "The day keeps its previous events, the days before it in this run are stored, and the rejected "
+            "rows (file, line, reason) are in table raw_event_rejects. Fix the source, or raise "
+            "max_reject_share in the raw_events config, and run the range again: each day is replaced, "
+            "never appended."
         )
     return warehouse.replace_partition_with_rows("raw_events", day, events.accepted())
 
@@ -126,7 +162,7 @@ def raw_events(
     )
     warehouse.ensure_table("raw_events_table")
     warehouse.ensure_table("raw_event_rejects_table")
-    rejects: dict[dt.date, dict[str, int]] = {}
+    counts = DayCounts()
 
     if config.source == BIGQUERY_SOURCE and isinstance(warehouse, DuckDBWarehouse):
         raise Failure('source "bigquery" reads KARTE_BQ_EVENTS_TABLE: it needs KARTE_ENV=dev or prod')
@@ -140,9 +176,16 @@ def raw_events(
             rows = warehouse.replace_partition("raw_events", day, "raw_events_from_table", params)
         else:
             with day_events(
-                config.source, day, settings.timezone, world, config.event_names, settings.home / "tmp"
+                config.source,
+                day,
+                settings.timezone,
+                world,
+                config.event_names,
+                settings.home / "tmp",
+                event_id_column=config.event_id_column,
+                csv_delimiter=config.csv_delimiter,
             ) as events:
-                rows = _store_day(warehouse, day, events, config, rejects)
+                rows = _store_day(context, warehouse, day, events, config, counts)
         _check_day(warehouse, day, (start, end), config.event_names, checks)
         return rows
 
@@ -150,7 +193,11 @@ def raw_events(
     last = max(rows)
     by_name = warehouse.query("event_counts", {"partition_date": last})
     rejected = pd.DataFrame(
-        [(day, reason, count) for day, counts in sorted(rejects.items()) for reason, count in counts.items()],
+        [
+            (day, reason, n)
+            for day, reasons in sorted(counts.rejects.items())
+            for reason, n in reasons.items()
+        ],
         columns=["day", "reason", "rows"],
     )
     return MaterializeResult(
@@ -161,6 +208,8 @@ def raw_events(
             **chart_metadata(context.log, {"event_volume_chart": lambda: event_volume_figure(by_name, last)}),
             "rejected_rows": MetadataValue.int(int(rejected["rows"].sum())),
             "rejects": MetadataValue.md(markdown_table(rejected) if len(rejected) else "no rejected rows"),
+            "duplicates_dropped": MetadataValue.int(sum(counts.duplicates.values())),
+            "identical_rows_kept": MetadataValue.int(sum(counts.identical.values())),
         },
         check_results=checks.results(),
     )

@@ -1,15 +1,12 @@
 -- What should never be in raw_events[@partition_date], counted: the rows a check must find at 0.
+-- A duplicate is a second row of one event id (kept in properties as event_id): rows without an
+-- id are distinct events even when identical (two orders of one amount on one day).
 SELECT
   COUNT(*) AS events,
   COUNTIF(user_id IS NULL OR TRIM(user_id) = '') AS null_user_ids,
   COUNTIF(event_name IS NULL OR event_name NOT IN UNNEST(@event_names)) AS unknown_event_names,
   COUNTIF(event_ts IS NULL OR event_ts < @day_start OR event_ts >= @day_end) AS outside_day,
   COUNTIF(value IS NULL OR IS_NAN(value) OR value < 0) AS invalid_values,
-  COUNT(*) - (
-    SELECT COUNT(*) FROM (
-      SELECT DISTINCT user_id, event_ts, event_name, value, properties
-      FROM raw_events WHERE partition_date = @partition_date
-    )
-  ) AS duplicates
+  COUNT(JSON_VALUE(properties, '$.event_id')) - COUNT(DISTINCT JSON_VALUE(properties, '$.event_id')) AS duplicates
 FROM raw_events
 WHERE partition_date = @partition_date
