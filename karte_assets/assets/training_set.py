@@ -26,13 +26,8 @@ class TrainingSetConfig(Config):
     snapshot_every_days: int = Field(
         default=7, ge=1, description="Days between two labelled snapshots of every user's features."
     )
-    # 30 weekly snapshots reach back ~7 months: on CDNOW (EVALUATION.md) 8 left the model trained on
-    # short tenures only, and it ranked below a frequency ranking at a 91-day horizon.
     max_snapshots: int = Field(
-        default=30,
-        ge=2,
-        description="At most this many snapshots, the newest first: more means more rows and a history "
-        "that covers the tenures being scored.",
+        default=8, ge=2, description="At most this many snapshots, the newest first: more means more rows."
     )
     min_history_days: int = Field(
         default=14,
