@@ -36,6 +36,15 @@ def test_replacing_a_partition_twice_leaves_one_copy_and_other_days_alone(wareho
     assert rows_of(warehouse, "t", DAY - dt.timedelta(days=1))["x"].tolist() == [9]
 
 
+def test_a_table_from_an_earlier_version_gains_the_columns_a_newer_write_brings(warehouse):
+    # A warehouse made before raw_event_rejects had source_file: the next run adds the column.
+    warehouse.replace_partition_with_rows("t", DAY - dt.timedelta(days=1), pd.DataFrame({"x": [9]}))
+    warehouse.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": [1], "source_file": ["a.csv"]}))
+    assert rows_of(warehouse, "t")[["x", "source_file"]].values.tolist() == [[1, "a.csv"]]
+    old = rows_of(warehouse, "t", DAY - dt.timedelta(days=1))
+    assert old["x"].tolist() == [9] and old["source_file"].isna().all()
+
+
 def test_a_write_that_fails_half_way_leaves_the_previous_partition_visible(warehouse):
     warehouse.replace_partition_with_rows("t", DAY, pd.DataFrame({"x": [1, 2]}))
     # The DELETE of the old rows succeeds, then the INSERT fails on a type error.

@@ -262,6 +262,18 @@ def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
     )
 
 
+def _add_new_columns(
+    connection: duckdb.DuckDBPyConnection, target: str, select: str, params: Mapping[str, object]
+) -> None:
+    """Add to ``target`` the columns ``select`` has and it lacks, as BigQuery's ALLOW_FIELD_ADDITION
+    does for our writes: a table made by an earlier version keeps working, its old rows null there."""
+    existing = {row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()}
+    connection.execute(f"SELECT * FROM ({select}) AS q LIMIT 0", params)  # noqa: S608 (our own SQL)
+    for name, kind, *_ in connection.description:
+        if name not in existing:
+            connection.execute(f'ALTER TABLE {target} ADD COLUMN "{name}" {kind}')
+
+
 def _replace(
     connection: duckdb.DuckDBPyConnection,
     table: str,
@@ -278,6 +290,7 @@ def _replace(
     connection.begin()
     try:
         if _table_exists(connection, table):
+            _add_new_columns(connection, target, stamped, params)
             connection.execute(f"DELETE FROM {target} WHERE partition_date = $partition_date", day)  # noqa: S608
             connection.execute(f"INSERT INTO {target} BY NAME {stamped}", params)
         else:
