@@ -26,7 +26,7 @@ from karte_assets.resources.gcs_model_store import GcsModelStore
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.sql import SQL_DIR, bigquery_sql
 from karte_assets_tests.fakes.bigquery import FakeBigQuery, LoopbackBigQuery
-from karte_assets_tests.fakes.gcs import FakeGcs
+from karte_assets_tests.fakes.gcs import emulated_gcs
 from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
 
 PROJECT, DATASET, LOCATION, BUCKET = "karte-proj", "karte_test", "asia-northeast1", "karte-test"
@@ -37,10 +37,8 @@ VOLATILE = {"loyalty_model": ["trained_at", "model_uri"]}
 
 @pytest.fixture
 def gcs(monkeypatch):
-    service = FakeGcs((BUCKET,)).start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", service.url)
-    yield service
-    service.stop()
+    with emulated_gcs(monkeypatch, BUCKET) as service:
+        yield service
 
 
 @pytest.fixture

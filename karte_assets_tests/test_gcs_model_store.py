@@ -7,17 +7,15 @@ from google.api_core.exceptions import NotFound
 
 from karte_assets.resources.gcs_model_store import GcsModelStore
 from karte_assets.training.uris import parquet_files, read_parquet, split_gs_uri, write_bytes, write_parquet
-from karte_assets_tests.fakes.gcs import FakeGcs
+from karte_assets_tests.fakes.gcs import emulated_gcs
 
 BUCKET = "karte-models"
 
 
 @pytest.fixture
 def gcs(monkeypatch):
-    fake = FakeGcs((BUCKET,)).start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
-    yield fake
-    fake.stop()
+    with emulated_gcs(monkeypatch, BUCKET) as fake:
+        yield fake
 
 
 @pytest.fixture

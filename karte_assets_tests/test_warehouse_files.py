@@ -12,7 +12,7 @@ from karte_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.training.uris import parquet_files, read_parquet, write_parquet
 from karte_assets_tests.fakes.bigquery import FakeBigQuery, LoopbackBigQuery
-from karte_assets_tests.fakes.gcs import FakeGcs
+from karte_assets_tests.fakes.gcs import emulated_gcs
 
 PROJECT, DATASET, BUCKET = "karte-proj", "karte_test", "karte-test"
 DAY = dt.date(2026, 6, 3)
@@ -31,10 +31,8 @@ SCORES = pd.DataFrame(
 
 @pytest.fixture
 def gcs(monkeypatch):
-    fake = FakeGcs((BUCKET,)).start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
-    yield fake
-    fake.stop()
+    with emulated_gcs(monkeypatch, BUCKET) as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -101,18 +101,7 @@ class BigQueryWarehouse(Warehouse):
         arrow = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
         arrow = arrow if isinstance(arrow, pa.Table) else pa.Table.from_pandas(arrow, preserve_index=False)
         arrow = arrow.add_column(0, "partition_date", pa.array([day] * arrow.num_rows, pa.date32()))
-        partitioning, clustering = self._declare(table)
-        config = self._job_config(
-            bigquery.LoadJobConfig,
-            "load",
-            {},
-            day,
-            source_format=bigquery.SourceFormat.PARQUET,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            time_partitioning=partitioning,
-            clustering_fields=clustering,
-            schema_update_options=_ADD_FIELDS,
-        )
+        config = self._load_config(table, day)
         with self.bigquery.get_client() as client:
             existing = client.get_table(self._table_id(table)).schema
             buffer = io.BytesIO()
@@ -179,8 +168,20 @@ class BigQueryWarehouse(Warehouse):
     def replace_partition_from_files(self, table, day, prefix):
         if not prefix.startswith(GS_SCHEME) or not prefix.endswith("/"):
             raise ValueError(f"BigQuery loads from a gs://bucket/folder/ prefix, not {prefix!r}")
+        config = self._load_config(table, day)
+        # One wildcard after the bucket name selects every file the job wrote
+        # (https://cloud.google.com/bigquery/docs/batch-loading-data#load-wildcards).
+        with self.bigquery.get_client() as client:
+            job = client.load_table_from_uri(
+                f"{prefix}*.parquet", self._partition(table, day), job_config=config
+            )
+            self._wait(job, f"{prefix} into {table}${day:%Y%m%d}")
+        return self._logged(table, day, job.output_rows or 0)
+
+    def _load_config(self, table: str, day: dt.date) -> bigquery.LoadJobConfig:
+        """A Parquet load that replaces ``table``'s partition ``day``, stating its declared layout."""
         partitioning, clustering = self._declare(table)
-        config = self._job_config(
+        return self._job_config(
             bigquery.LoadJobConfig,
             "load",
             {},
@@ -191,14 +192,6 @@ class BigQueryWarehouse(Warehouse):
             clustering_fields=clustering,
             schema_update_options=_ADD_FIELDS,
         )
-        # One wildcard after the bucket name selects every file the job wrote
-        # (https://cloud.google.com/bigquery/docs/batch-loading-data#load-wildcards).
-        with self.bigquery.get_client() as client:
-            job = client.load_table_from_uri(
-                f"{prefix}*.parquet", self._partition(table, day), job_config=config
-            )
-            self._wait(job, f"{prefix} into {table}${day:%Y%m%d}")
-        return self._logged(table, day, job.output_rows or 0)
 
     def _logged(self, table: str, day: dt.date, rows: int) -> int:
         # Logged after the partition is written, not in one transaction with it (BigQuery has no

@@ -17,7 +17,8 @@ import email.policy
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from urllib.parse import quote, unquote
 
 import google_crc32c
@@ -262,3 +263,15 @@ class FakeGcs(FakeHttpService):
                 "objectSize": str(len(data)),
             }
         )
+
+
+@contextmanager
+def emulated_gcs(monkeypatch, *buckets: str) -> Iterator[FakeGcs]:
+    """A FakeGcs holding ``buckets`` that every official client of the test reaches as its owner
+    (``STORAGE_EMULATOR_HOST``)."""
+    fake = FakeGcs(buckets).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
+    try:
+        yield fake
+    finally:
+        fake.stop()
