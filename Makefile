@@ -13,11 +13,11 @@ DEMO_DAYS ?= 90
 DEMO_START := $(or $(KARTE_PARTITIONS_START),2026-06-01)
 DEMO_END := $(shell date -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) days" +%F)
 
-.PHONY: help setup demo report export dev test lint format audit browser bench zetasql gpu-check evaluate
+.PHONY: help setup demo report export dev test test-slow lint format audit browser bench zetasql gpu-check evaluate
 
 help:
 	@echo "make demo    set up, backfill $(DEMO_DAYS) days of synthetic events through the graph, print the scores"
-	@echo "make test    lint and run the test suite"
+	@echo "make test    lint and run the test suite (the end-to-end graph runs are in make test-slow)"
 	@echo "make dev     open the Dagster UI (http://127.0.0.1:3000) with the daemon: schedule and sensor run"
 	@echo "make report  print the newest scores again"
 	@echo "make export DAY=YYYY-MM-DD  the day's coupon audience as Parquet and CSV under $$KARTE_HOME/exports"
@@ -118,5 +118,10 @@ deploy-check: setup
 	$(UV) run --no-sync actionlint .github/workflows/ci-cd.yml
 	$(UV) run --no-sync dagster-cloud ci check --project-dir=. --dagster-cloud-connect-check=skip
 
+# The lean suite; the end-to-end runs of the whole graph are marked slow and run by test-slow
+# (CI runs both: .ci/run).
 test: setup lint zetasql
-	$(UV) run pytest
+	$(UV) run pytest -m "not slow"
+
+test-slow: setup zetasql
+	$(UV) run pytest -m slow

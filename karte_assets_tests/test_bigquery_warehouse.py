@@ -97,6 +97,7 @@ def sent_queries(fake: FakeBigQuery) -> list[dict]:
     ]
 
 
+@pytest.mark.slow
 def test_the_graph_on_bigquery_gives_the_local_graphs_tables(fake, tmp_path):
     last = FIRST_DAY + dt.timedelta(days=14)  # the first day with a model to train
     local = LocalGraph(tmp_path / "local")

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pandas as pd
+import pytest
 
 from karte_assets.resources.trainer import SubprocessTrainer
 from karte_assets.resources.warehouse import DuckDBWarehouse
@@ -48,6 +49,7 @@ def tables(graph: LocalGraph) -> dict[str, pd.DataFrame]:
     return {name: graph.table(name, drop=VOLATILE.get(name, ())) for name in TABLES}
 
 
+@pytest.mark.slow
 def test_a_training_job_killed_mid_run_registers_nothing_and_a_rerun_converges(tmp_path):
     undisturbed = LocalGraph(tmp_path / "undisturbed")
     assert undisturbed.materialize(FIRST_DAY, TRAINING_DAY).success

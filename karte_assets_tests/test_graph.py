@@ -31,6 +31,7 @@ def test_every_asset_is_a_daily_partition_with_single_run_backfills():
         assert asset.group_names_by_key[asset.key] == GROUP
 
 
+@pytest.mark.slow
 def test_range_backfill_from_the_first_day_equals_day_by_day_runs_and_reruns_change_nothing(tmp_path):
     backfilled = LocalGraph(tmp_path / "backfill")
     assert backfilled.materialize(FIRST_DAY, LAST_DAY).success

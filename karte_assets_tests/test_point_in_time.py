@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pandas as pd
+import pytest
 
 from karte_assets.partitions import day_window
 from karte_assets.synthetic import SyntheticWorld, generate_day
@@ -44,6 +45,7 @@ def rewrite_the_future(history: pd.DataFrame, after_d: pd.Series) -> pd.DataFram
     return pd.concat([past, future, extra_clicks, extra_carts, new_sessions, newcomers], ignore_index=True)
 
 
+@pytest.mark.slow
 def test_changing_or_adding_events_after_d_leaves_d_unchanged(tmp_path):
     world = SyntheticWorld(start=FIRST_DAY, new_users_per_day=40.0)
     history = pd.concat(

@@ -119,6 +119,7 @@ def browser():
         driver.quit()
 
 
+@pytest.mark.slow
 def test_an_analyst_materialises_a_day_from_the_ui_and_finds_the_score_chart(browser, webserver):
     def wait(timeout: float = UI_TIMEOUT_S) -> WebDriverWait:
         return WebDriverWait(browser, timeout)

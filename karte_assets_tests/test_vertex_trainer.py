@@ -223,6 +223,7 @@ def test_cancelling_the_dagster_run_cancels_the_job(gcs, vertex, no_grace_period
     assert vertex.jobs[cancel.name].state == S.JOB_STATE_CANCELLING
 
 
+@pytest.mark.slow
 def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_path, capfd):
     # The job runs as TRAINER_SA, the code location as CODE_SA: each with only its documented roles.
     vertex = FakeJobService(run_commands=True, env=dict(os.environ), gcs=gcs).start()
@@ -407,6 +408,7 @@ def wait_for(condition, what: str, seconds: float = 60) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_retried_step_reattaches_to_the_job_of_its_killed_attempt_and_reads_its_messages(gcs):
     data = io.BytesIO()
     training_frame().to_parquet(data)
