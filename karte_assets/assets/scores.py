@@ -171,7 +171,7 @@ def loyalty_scores(
     day = max(versions)
     tiers = warehouse.query("score_tiers", {"partition_date": day})
     quantiles = warehouse.query("score_quantiles", {"partition_date": day}).iloc[0]
-    preview = warehouse.query("score_preview", {"partition_date": day, "limit": 10})
+    preview = warehouse.query("top_scores", {"partition_date": day, "limit": 10})
     cutoffs = tier_cutoffs(tiers)
     previous_day = day - dt.timedelta(days=1)
     tier_sizes = dict(zip(tiers["coupon_tier"], tiers["users"], strict=True))
