@@ -148,6 +148,7 @@ def loyalty_scores(
 ) -> MaterializeResult:
     """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them."""
     versions: dict[dt.date, str] = {}
+    newest_tiers: dict[str, pd.DataFrame] = {}  # the last scored day's score_tiers, for the metadata
     checks = DayChecks()
 
     def score(day: dt.date) -> int:
@@ -162,14 +163,13 @@ def loyalty_scores(
             "model_version": versions[day],
         }
         rows = warehouse.replace_partition("loyalty_scores", day, "loyalty_scores", params)
-        tiers = warehouse.query("score_tiers", {"partition_date": day})
+        tiers = newest_tiers["tiers"] = warehouse.query("score_tiers", {"partition_date": day})
         audience = int(warehouse.query("audience_size", {"partition_date": day})["users"].iloc[0])
         _check_day(warehouse, day, audience, tiers, config, checks)
         return rows
 
     rows = for_each_day(context, warehouse, score)
-    day = max(versions)
-    tiers = warehouse.query("score_tiers", {"partition_date": day})
+    day, tiers = max(versions), newest_tiers["tiers"]
     quantiles = warehouse.query("score_quantiles", {"partition_date": day}).iloc[0]
     preview = warehouse.query("top_scores", {"partition_date": day, "limit": 10})
     cutoffs = tier_cutoffs(tiers)

@@ -60,18 +60,25 @@ class Trainer(ConfigurableResource, ABC):
         """Score the audience where the job runs; returns the number of users scored."""
 
 
-def outcome_from_messages(messages: list[object]) -> TrainingOutcome:
-    reports = [message for message in messages if isinstance(message, Mapping) and "metrics" in message]
+def _last_report(messages: list[object], key: str, missing: str) -> Mapping[str, object]:
+    """The newest Pipes custom message carrying ``key``; a job that sent none failed to report."""
+    reports = [message for message in messages if isinstance(message, Mapping) and key in message]
     if not reports:
-        raise RuntimeError("the training job finished without reporting its metrics")
-    return TrainingOutcome(**reports[-1])
+        raise RuntimeError(missing)
+    return reports[-1]
+
+
+def outcome_from_messages(messages: list[object]) -> TrainingOutcome:
+    return TrainingOutcome(
+        **_last_report(messages, "metrics", "the training job finished without reporting its metrics")
+    )
 
 
 def scored_from_messages(messages: list[object]) -> int:
-    reports = [message for message in messages if isinstance(message, Mapping) and "scored" in message]
-    if not reports:
-        raise RuntimeError("the scoring job finished without reporting how many users it scored")
-    return int(reports[-1]["scored"])
+    report = _last_report(
+        messages, "scored", "the scoring job finished without reporting how many users it scored"
+    )
+    return int(report["scored"])
 
 
 class SubprocessTrainer(Trainer):
