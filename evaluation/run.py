@@ -181,6 +181,15 @@ def judged(
 
 
 def main(argv: list[str] | None = None) -> None:
+    # --use-case demand hands the remaining arguments to the demand evaluation (evaluation/demand.py).
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--use-case", choices=["loyalty", "demand"], default="loyalty")
+    chosen, rest = chooser.parse_known_args(argv)
+    if chosen.use_case == "demand":
+        from evaluation import demand
+
+        demand.main(rest)
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cutoff", type=dt.date.fromisoformat, default=dt.date(1997, 9, 30))
     parser.add_argument("--horizons", type=int, nargs="+", default=[28, 91])
@@ -191,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         "--reuse", action="store_true", help="--home already holds the backfill: build only D's model"
     )
     parser.add_argument("--max-snapshots", type=int, default=None, help="loyalty_training_set.max_snapshots")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(rest)
     training_set = {"max_snapshots": args.max_snapshots} if args.max_snapshots else {}
     purchases = cdnow_purchases()
     with tempfile.TemporaryDirectory(prefix="karte-eval-") as scratch:
