@@ -427,6 +427,29 @@ def backfill_section(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def demand_section(results: dict[str, dict]) -> list[str]:
+    measured = sorted(
+        (r for name, r in results.items() if name.startswith("demand-")), key=lambda r: r["products"]
+    )
+    if not measured:
+        return ["Not measured yet: `uv run python -m bench.run --part demand`."]
+    lines = [
+        "LightGBMForecaster.forecast (interval calibration fit, final fit, recursive forecast; bench/demand.py), "
+        "target under 2 minutes for 10,000 products on 2 cores:",
+        "",
+        "| products | days | rows | threads | wall | CPU / threads | load before / after |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in measured:
+        meta = r["meta"]
+        lines.append(
+            f"| {r['products']:,} | {r['days']} | {r['rows']:,} | {r['threads']} | {s(r['forecast_seconds'])} "
+            f"| {s(r['cpu_seconds'] / r['threads'])} "
+            f"| {meta['load_before']:.1f} / {meta['load_after']:.1f} |"
+        )
+    return lines
+
+
 def scoring_section(results: dict[str, dict]) -> list[str]:
     r = results.get("scoring")
     if not r:
@@ -563,6 +586,10 @@ def render(work: Path) -> str:
         "## Scoring and training",
         "",
         *scoring_section(results),
+        "",
+        "## Demand forecast: products x 2 years, 28 days ahead",
+        "",
+        *demand_section(results),
         "",
         "## How far one machine goes: the knee",
         "",

@@ -3,6 +3,7 @@
     uv run python -m bench.run                      # the standard set (features, day, backfill, scoring)
     uv run python -m bench.run --part features --sizes 1e6,1e7
     uv run python -m bench.run --part knee          # end-to-end days up to 50M events (long)
+    uv run python -m bench.run --part demand        # 10,000 products x 2 years forecast 28 days ahead
     uv run python -m bench.run --report             # only rewrite BENCHMARKS.md from stored results
 
 Events are generated once into Parquet under ``<work>/events`` (default ``$KARTE_HOME/bench``)
@@ -22,10 +23,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import backfill, data, day, features, report, scoring
+from bench import backfill, data, day, demand, features, report, scoring
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("features", "day", "backfill", "scoring", "knee")
+PARTS = ("features", "day", "backfill", "scoring", "knee", "demand")
 STANDARD = ("features", "backfill", "scoring", "day")
 
 
@@ -116,6 +117,11 @@ def main(argv: list[str] | None = None) -> None:
         "--train-sizes", default="1e4,1e5,3e5,1e6", help="training rows of the training-time curve"
     )
     parser.add_argument("--train-all", action="store_true", help="also train on the whole training set")
+    parser.add_argument("--demand-products", type=int, default=10_000, help="products of the demand part")
+    parser.add_argument(
+        "--demand-days", type=int, default=730, help="days of sales history of the demand part"
+    )
+    parser.add_argument("--demand-threads", type=int, default=2, help="LightGBM threads of the demand part")
     parser.add_argument(
         "--work",
         default=str(Path(os.environ.get("KARTE_HOME", REPO / ".karte")) / "bench"),
@@ -161,6 +167,10 @@ def main(argv: list[str] | None = None) -> None:
                 work, args.backfill_days, backfill_events, _sizes(args.train_sizes), args.train_all, _log
             )
             _store(work, "scoring", result, started, load)
+        elif part == "demand":
+            started, load = time.perf_counter(), os.getloadavg()[0]
+            result = demand.run(args.demand_products, args.demand_days, 28, args.demand_threads, _log)
+            _store(work, f"demand-{args.demand_products}", result, started, load)
 
     if not args.report:
         name = {tuple(STANDARD): "standard", ("knee",): "knee"}.get(tuple(parts), "-".join(parts))

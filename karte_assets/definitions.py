@@ -1,4 +1,4 @@
-"""The code location: the loyalty asset graph, its automation, and resources for the environment."""
+"""The code location: the loyalty and demand asset graphs, its automation, and resources for the environment."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from dagster import Definitions, EnvVar, in_process_executor
 
 from karte_assets.assets.activity import user_daily_activity
+from karte_assets.assets.demand import DEMAND_ASSETS
 from karte_assets.assets.events import raw_events
 from karte_assets.assets.features import user_features
 from karte_assets.assets.profile import user_profile
 from karte_assets.assets.scores import loyalty_scores
 from karte_assets.assets.training import loyalty_model
 from karte_assets.assets.training_set import loyalty_training_set
-from karte_assets.automation.schedules import daily_refresh_schedule, loyalty_daily_job
+from karte_assets.automation.schedules import daily_refresh_schedule, demand_daily_job, loyalty_daily_job
 from karte_assets.automation.sensors import run_status_publisher
 from karte_assets.presets import PRESET_JOBS
 from karte_assets.resources.model_store import LocalModelStore
@@ -33,6 +34,7 @@ ASSETS = [
     loyalty_training_set,
     loyalty_model,
     loyalty_scores,
+    *DEMAND_ASSETS,
 ]
 
 
@@ -81,7 +83,7 @@ def resources_for(settings: Settings) -> dict[str, object]:
 
 defs = Definitions(
     assets=ASSETS,
-    jobs=[loyalty_daily_job, *PRESET_JOBS],
+    jobs=[loyalty_daily_job, demand_daily_job, *PRESET_JOBS],
     schedules=[daily_refresh_schedule],
     sensors=[run_status_publisher],
     resources=resources_for(current_settings()),

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from karte_assets.event_files import EventSourceError, SourceFiles, load_files, quoted
 from karte_assets.partitions import day_window
-from karte_assets.synthetic import SyntheticWorld, generate_day
+from karte_assets.synthetic import SyntheticWorld, generate_day, with_products
 
 __all__ = ["DayEvents", "EventSourceError", "day_events"]
 
@@ -232,7 +232,9 @@ def day_events(
             "timezone": timezone,
         }
         if source == "synthetic":
-            connection.register("synthetic_events", generate_day(world, day, timezone))
+            connection.register(
+                "synthetic_events", with_products(world, day, generate_day(world, day, timezone))
+            )
             files = SourceFiles("synthetic_events", {})
         else:
             files = load_files(connection, source, REQUIRED_COLUMNS, csv_delimiter)

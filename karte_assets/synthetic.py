@@ -19,6 +19,14 @@ The model, in the order the code applies it:
 * A session is ``1 + Poisson`` views seconds to minutes apart; each view is clicked with a
   fixed rate, each click carted with a propensity-dependent rate, and a session with a cart
   ends in a purchase (of its first carted item) with the user's propensity.
+
+Products (``with_products``, for the demand use case) come from streams of their own, so the
+events above, and the loyalty behaviour they carry, are the same with or without them. Each
+purchase is of one product, drawn by the product's weight that day: a log-normal popularity (a
+long tail of products sold only now and then: intermittent demand), a trend (its own growth or
+decline per year), a weekly profile (its own amplitude of a weekend or a weekday peak), and
+promotions (in each 28-day block a product is on promotion with some chance, for 3-7 days, selling
+several times as much and in larger quantities).
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ HOURLY = np.array([3, 2, 1, 1, 1, 2, 3, 5, 6, 6, 6, 7, 8, 7, 6, 6, 7, 8, 10, 12,
 HOURLY /= HOURLY.sum()
 REGULAR, WINDOW_SHOPPER, DORMANT_BUYER = 0, 1, 2
 _COHORT_STREAM, _DAY_STREAM = 0, 1  # keeps cohort and day seeds apart for the same date
+_PRODUCT_STREAM, _PROMOTION_STREAM, _BASKET_STREAM = 2, 3, 4  # the products' own streams
+PRODUCT_COLUMNS = ["product_id", "quantity"]
+PROMOTION_BLOCK_DAYS = 28
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,9 @@ class SyntheticWorld:
     window_shopper_share: share of users who are very engaged but almost never buy.
     dormant_buyer_share: share of users who visit every 1-4 weeks and usually buy.
     n_items: catalogue size; item popularity is Zipf-like.
+    n_products: products a purchase can be of (``with_products``).
+    promotion_chance: chance that a product is on promotion once in a 28-day block.
+    promotion_lift: how many times its usual share a product sells while on promotion.
     """
 
     start: datetime.date
@@ -64,6 +78,9 @@ class SyntheticWorld:
     window_shopper_share: float = 0.15
     dormant_buyer_share: float = 0.08
     n_items: int = 2_000
+    n_products: int = 200
+    promotion_chance: float = 0.2
+    promotion_lift: float = 4.0
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -211,3 +228,54 @@ def generate_day(world: SyntheticWorld, day: datetime.date, timezone: str) -> pd
         session_ids[ev_sess[order]],
         item_ids[v_item[src[order]]],
     )
+
+
+def _product_traits(world: SyntheticWorld) -> dict[str, np.ndarray]:
+    """Each product's popularity, yearly trend, weekly amplitude and peak, fixed for the world."""
+    rng = np.random.default_rng([world.seed, _PRODUCT_STREAM])
+    n = world.n_products
+    return {
+        "popularity": rng.lognormal(0.0, 1.5, n),
+        "trend": rng.normal(0.0, 0.6, n),  # log growth per year
+        "weekly": rng.uniform(0.0, 0.8, n),
+        "weekend_peak": rng.random(n) < 0.7,
+    }
+
+
+def promoted(world: SyntheticWorld, day: datetime.date) -> np.ndarray:
+    """Which products are on promotion on ``day``: each 28-day block draws its promotions once."""
+    day_index = (day - world.start).days
+    block, offset = divmod(day_index, PROMOTION_BLOCK_DAYS)
+    rng = np.random.default_rng([world.seed, _PROMOTION_STREAM, block])
+    on = rng.random(world.n_products) < world.promotion_chance
+    first = rng.integers(0, PROMOTION_BLOCK_DAYS - 7, world.n_products)
+    length = rng.integers(3, 8, world.n_products)
+    return on & (first <= offset) & (offset < first + length)
+
+
+def product_weights(world: SyntheticWorld, day: datetime.date) -> np.ndarray:
+    """Each product's relative demand on ``day`` (not normalised)."""
+    traits = _product_traits(world)
+    years = (day - world.start).days / 365.0
+    weekend = day.weekday() >= 5
+    peak = np.where(traits["weekend_peak"], weekend, not weekend)
+    weekly = np.exp(traits["weekly"] * np.where(peak, 1.0, -0.5))
+    lift = np.where(promoted(world, day), world.promotion_lift, 1.0)
+    return traits["popularity"] * np.exp(traits["trend"] * years) * weekly * lift
+
+
+def with_products(world: SyntheticWorld, day: datetime.date, events: pd.DataFrame) -> pd.DataFrame:
+    """``events`` of ``day`` (from ``generate_day``) with ``product_id`` and ``quantity`` on each
+    purchase (empty on other events): the extra columns a shop's order export carries."""
+    purchases = np.flatnonzero(events["event_name"].to_numpy() == "purchase")
+    rng = np.random.default_rng([world.seed, _BASKET_STREAM, day.toordinal()])
+    weights = product_weights(world, day)
+    product = rng.choice(world.n_products, len(purchases), p=weights / weights.sum())
+    on_promotion = promoted(world, day)[product]
+    quantity = 1 + rng.poisson(np.where(on_promotion, 1.0, 0.3))
+    product_ids = np.full(len(events), None, dtype=object)
+    quantities = pd.array(np.zeros(len(events), dtype=np.int64), dtype="Int64")
+    quantities[:] = pd.NA
+    product_ids[purchases] = _ids(("p", product, len(str(world.n_products - 1))))
+    quantities[purchases] = quantity
+    return events.assign(product_id=product_ids, quantity=quantities)

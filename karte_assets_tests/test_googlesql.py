@@ -31,6 +31,7 @@ WRITES = {
     "coupon_audience": "coupon_audience",
     "loyalty_raw_scores": "baseline_scores",
     "loyalty_scores": "loyalty_scores",
+    "daily_demand": "daily_demand",
 }
 
 

@@ -6,6 +6,7 @@ from dagster import (
 )
 
 from karte_assets.assets.common import GROUP
+from karte_assets.assets.demand import GROUP as DEMAND_GROUP
 from karte_assets.partitions import daily_partitions
 
 loyalty_daily_job = define_asset_job(
@@ -13,6 +14,13 @@ loyalty_daily_job = define_asset_job(
     selection=AssetSelection.groups(GROUP),
     partitions_def=daily_partitions,
     description="Every asset of the loyalty graph for one day (or a range, as one run).",
+)
+
+demand_daily_job = define_asset_job(
+    "demand_daily_job",
+    selection=AssetSelection.groups(DEMAND_GROUP),
+    description="Every asset of the demand use case for one day (or a range, as one run); it reads "
+    "raw_events, which loyalty_daily_job materialises.",
 )
 
 # Runs at 06:00 in the partitions' time zone for the day that just ended.

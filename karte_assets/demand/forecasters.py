@@ -135,7 +135,8 @@ class LightGBMForecaster:
         level = level.where(level > 0, 1.0).rename("level")
         scaled = history.join(level, on="unique_id")
         scaled["y"] = scaled["y"] / scaled["level"]
-        model = self._model().fit(scaled[["unique_id", "ds", "y"]], static_features=[])
+        # dropna=False: LightGBM takes missing lags as missing, so short and new series train too.
+        model = self._model().fit(scaled[["unique_id", "ds", "y"]], static_features=[], dropna=False)
         out = model.predict(horizon).join(level, on="unique_id")
         out["forecast"] = (out[self.name] * out["level"]).clip(lower=0.0)
         return out[["unique_id", "ds", "forecast"]]
@@ -150,7 +151,9 @@ class LightGBMForecaster:
             ids = rng.choice(ids, self.calibration_series, replace=False)
             history = history[history["unique_id"].isin(ids)]
         dates = np.sort(history["ds"].unique())
-        windows = min(self.calibration_windows, -(-self.min_calibration_errors // (len(ids) * horizon)))
+        wanted = -(-self.min_calibration_errors // (len(ids) * horizon))
+        room = (len(dates) - 2 * self.calendar.season_length) // horizon  # keep two seasons to train on
+        windows = max(1, min(self.calibration_windows, wanted, room))
         errors = []
         for k in range(1, windows + 1):
             cutoff, end = dates[-1 - k * horizon], dates[-1 - (k - 1) * horizon]

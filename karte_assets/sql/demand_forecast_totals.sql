@@ -1,0 +1,11 @@
+-- Each product's forecast units summed over the horizon of @partition_date's forecast: the point
+-- forecast and the 95 % upper bounds (a sum of daily bounds: above the bound of the sum, so a
+-- product flagged against it is overstocked all the more).
+SELECT
+  product_id,
+  SUM(forecast) AS demand_forecast,
+  SUM(hi_95) AS demand_hi_95,
+  ANY_VALUE(model_version) AS model_version
+FROM demand_forecast
+WHERE client_id = @client_id AND partition_date = @partition_date
+GROUP BY product_id
