@@ -16,6 +16,17 @@ def test_the_code_location_loads_with_every_asset_schedule_and_sensor():
         "loyalty_training_set",
         "loyalty_model",
         "loyalty_scores",
+        "daily_demand",
+        "demand_model",
+        "demand_forecast",
+        "overstock_candidates",
+    }
+    demand_job = defs.resolve_job_def("demand_daily_job")
+    assert {key.to_user_string() for key in demand_job.asset_layer.executable_asset_keys} == {
+        "daily_demand",
+        "demand_model",
+        "demand_forecast",
+        "overstock_candidates",
     }
     assert defs.resolve_schedule_def("loyalty_daily_job_schedule").cron_schedule == "0 6 * * *"
     assert defs.resolve_sensor_def("run_status_publisher")
