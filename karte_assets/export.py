@@ -1,6 +1,7 @@
 """The coupon audience of a day for the coupon service.
 
     uv run python -m karte_assets.export --day 2026-08-29      (or: make export DAY=2026-08-29)
+    uv run python -m karte_assets.export --day 2026-08-29 --what overstock_candidates   (demand use case)
 
 The audience is every user with a coupon tier on that day, the most loyal first (the named query
 ``sql/coupon_audience.sql``). It replaces the day's partition of the warehouse table
@@ -25,6 +26,7 @@ from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
 
 TABLE = "coupon_audience"
+OVERSTOCK = "overstock_candidates"
 FORMATS = ("parquet", "csv")
 
 
@@ -40,12 +42,21 @@ def export_audience(warehouse: Warehouse, day: dt.date) -> pa.Table:
     return warehouse.query_arrow(TABLE, {"partition_date": day})
 
 
-def write_files(audience: pa.Table, day: dt.date, directory: Path, formats=FORMATS) -> list[Path]:
-    """``coupon_audience_<day>.<format>`` files; each appears whole or not at all."""
+def export_overstock(warehouse: Warehouse, day: dt.date, client_id: str) -> pa.Table:
+    """The client's overstock candidates of the day (the demand use case), the largest excess first."""
+    if not warehouse.partition_exists(OVERSTOCK, day):
+        raise NotScored(f"{OVERSTOCK} has no partition {day}: materialise it first, then export")
+    return warehouse.query_arrow(OVERSTOCK, {"client_id": client_id, "partition_date": day})
+
+
+def write_files(
+    audience: pa.Table, day: dt.date, directory: Path, formats=FORMATS, name: str = TABLE
+) -> list[Path]:
+    """``<name>_<day>.<format>`` files; each appears whole or not at all."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for file_format in formats:
-        path = directory / f"{TABLE}_{day}.{file_format}"
+        path = directory / f"{name}_{day}.{file_format}"
         partial = path.with_name(f".{path.name}.partial")
         if file_format == "parquet":
             pq.write_table(audience, partial)
@@ -63,9 +74,26 @@ def main(argv: list[str] | None = None) -> None:
         "--out", type=Path, help="directory of the files (default locally: $KARTE_HOME/exports)"
     )
     parser.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats")
+    parser.add_argument(
+        "--what",
+        choices=[TABLE, OVERSTOCK],
+        default=TABLE,
+        help="the coupon audience, or overstock candidates",
+    )
+    parser.add_argument("--client", default="default", help="overstock_candidates: the client (CLIENTS.md)")
     args = parser.parse_args(argv)
 
     settings = current_settings()
+    out = args.out or (settings.home / "exports" if settings.cloud is None else None)
+    if args.what == OVERSTOCK:
+        try:
+            rows = export_overstock(resources_for(settings)["warehouse"], args.day, args.client)
+        except NotScored as error:
+            parser.exit(1, f"{error}\n")
+        print(f"{OVERSTOCK} {args.day} ({args.client}): {rows.num_rows:,} products")
+        for path in write_files(rows, args.day, out, args.formats, OVERSTOCK) if out is not None else []:
+            print(f"  {path}")
+        return
     try:
         audience = export_audience(resources_for(settings)["warehouse"], args.day)
     except NotScored as error:
@@ -77,7 +105,6 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{TABLE} {args.day}: {audience.num_rows:,} users ({by_tier or 'no tiered users'}) -> table {TABLE}"
     )
-    out = args.out or (settings.home / "exports" if settings.cloud is None else None)
     if out is not None:
         for path in write_files(audience, args.day, out, args.formats):
             print(f"  {path}")

@@ -147,3 +147,37 @@ def test_daily_demand_names_the_missing_product_column(graph):
         Failure, match=r"daily_demand 2026-06-01: none of the \d+ purchases has a 'sku' column"
     ):
         graph.materialize(FIRST_DAY, run_config=config, selection=["raw_events", "daily_demand"])
+
+
+def test_overstock_candidates_export_as_files_for_one_client(tmp_path):
+    from karte_assets.export import NotScored, export_overstock, write_files
+    from karte_assets.resources.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    day = dt.date(2026, 8, 29)
+    with pytest.raises(NotScored, match="overstock_candidates has no partition 2026-08-29"):
+        export_overstock(warehouse, day, "default")
+    warehouse.ensure_table("overstock_candidates_table")
+    row = {
+        "stock_on_hand": 9.0,
+        "stock_as_of": day,
+        "demand_forecast": 1.0,
+        "demand_hi_95": 2.0,
+        "model_version": "m",
+    }
+    rows = pd.DataFrame(
+        [
+            {"client_id": "default", "product_id": "b", "excess": 3.0, "excess_rank": 2, **row},
+            {"client_id": "default", "product_id": "a", "excess": 7.0, "excess_rank": 1, **row},
+            {"client_id": "other", "product_id": "c", "excess": 9.0, "excess_rank": 1, **row},
+        ]
+    )
+    warehouse.replace_partition_with_rows("overstock_candidates", day, rows)
+    exported = export_overstock(warehouse, day, "default")
+    assert exported.column("product_id").to_pylist() == ["a", "b"]
+    paths = write_files(exported, day, tmp_path / "out", name="overstock_candidates")
+    assert [p.name for p in paths] == [
+        "overstock_candidates_2026-08-29.parquet",
+        "overstock_candidates_2026-08-29.csv",
+    ]
+    assert pd.read_csv(paths[1])["product_id"].tolist() == ["a", "b"]
