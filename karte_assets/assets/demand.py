@@ -10,11 +10,10 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, Config, Failure, MaterializeResult, MetadataValue
 from pydantic import Field
 
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
-from karte_assets.assets.events import raw_events
 from karte_assets.demand.backtest import backtest
 from karte_assets.demand.forecasters import DAILY, LEVELS, candidates
 from karte_assets.demand.panel import dense_panel, latest_stock, overstock, synthetic_inventory
@@ -87,7 +86,7 @@ def needed_days(config: ForecastConfig, windows: int) -> int:
     return (windows + 1) * config.horizon_days + 2 * DAILY.season_length
 
 
-@daily_asset(group_name=GROUP, deps=[raw_events], kinds={"duckdb"})
+@daily_asset(group_name=GROUP, deps=[AssetKey("raw_events")], kinds={"duckdb"})
 def daily_demand(
     context: AssetExecutionContext, config: DailyDemandConfig, warehouse: Warehouse
 ) -> MaterializeResult:
