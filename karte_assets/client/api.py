@@ -209,20 +209,7 @@ class Platform:
         if pipeline["__typename"] != "Pipeline":
             raise DeploymentError(f"{self.endpoint.name}: job {target.job}: {pipeline['message']}")
         nodes = {AssetKey(node["assetKey"]["path"]): node for node in result["assetNodes"]}
-        known = f"the assets of use case {target.use_case!r} are {', '.join(sorted(k.to_user_string() for k in nodes))}"
-        for key in selection:
-            if key not in nodes:
-                raise RequestError(f"no asset {key.to_user_string()!r}: {known}")
-        for name in overrides:
-            asset = AssetKey.from_user_string(name.partition(".")[0])
-            if asset not in nodes:
-                raise RequestError(f"parameter {name}: no asset {asset.to_user_string()!r}: {known}")
-            # Dagster accepts, and the run ignores, config of an asset outside the run's subset.
-            if selection and asset not in selection:
-                raise RequestError(
-                    f"parameter {name}: the run does not execute {asset.to_user_string()!r} "
-                    f"(it runs {', '.join(key.to_user_string() for key in selection)})"
-                )
+        _check_assets(target, nodes, selection, overrides)
         days = pipeline["partitionKeysOrError"]["partitionKeys"]
         for day in {start, end}:
             if day.isoformat() not in days:
@@ -256,10 +243,7 @@ class Platform:
 
     def status(self, run_id: str) -> RunReport:
         """The run's status, and what each of its assets did so far."""
-        try:
-            status = self._dagster.get_run_status(run_id)
-        except DagsterGraphQLClientError as error:
-            raise self._run_error(run_id, error) from error
+        status = self._run_status(run_id)
         run = self._query(RUN_DETAILS_QUERY, {"runId": run_id})["runOrError"]
         if run["__typename"] != "Run":
             raise RunNotFound(f"{self.endpoint.name}: {run['message']}")
@@ -303,15 +287,18 @@ class Platform:
                 if not error.args or error.args[0] != "TerminateRunFailure":
                     raise self._run_error(run_id, error) from error
                 refusal = error
-            starting = self.status(run_id).status in (
-                DagsterRunStatus.NOT_STARTED.value,
-                DagsterRunStatus.STARTING.value,
-            )
+            starting = self._run_status(run_id) in (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING)
             if not starting or time.monotonic() > deadline:
                 raise RequestError(f"run {run_id} cannot be cancelled: {refusal.args[1]}")
             time.sleep(1.0)
 
     # -- transport ---------------------------------------------------------------------------------
+
+    def _run_status(self, run_id: str) -> DagsterRunStatus:
+        try:
+            return self._dagster.get_run_status(run_id)
+        except DagsterGraphQLClientError as error:
+            raise self._run_error(run_id, error) from error
 
     def _run_error(self, run_id: str, error: DagsterGraphQLClientError) -> Exception:
         if error.args and error.args[0] in ("RunNotFoundError", "PipelineRunNotFoundError"):
@@ -323,6 +310,26 @@ class Platform:
             return self._gql.execute(GraphQLRequest(document, variable_values=variables))
         except (TransportError, requests.RequestException) as error:
             raise DeploymentError(f"{self.endpoint.name} ({self.endpoint.url}): {error}") from error
+
+
+def _check_assets(
+    target: Target, nodes: Mapping[AssetKey, Any], selection: list[AssetKey], overrides: Mapping[str, object]
+) -> None:
+    """Each selected asset, and the asset of each override, is one of the job's and of the run's."""
+    known = f"the assets of use case {target.use_case!r} are {', '.join(sorted(k.to_user_string() for k in nodes))}"
+    for key in selection:
+        if key not in nodes:
+            raise RequestError(f"no asset {key.to_user_string()!r}: {known}")
+    for name in overrides:
+        asset = AssetKey.from_user_string(name.partition(".")[0])
+        if asset not in nodes:
+            raise RequestError(f"parameter {name}: no asset {asset.to_user_string()!r}: {known}")
+        # Dagster accepts, and the run ignores, config of an asset outside the run's subset.
+        if selection and asset not in selection:
+            raise RequestError(
+                f"parameter {name}: the run does not execute {asset.to_user_string()!r} "
+                f"(it runs {', '.join(key.to_user_string() for key in selection)})"
+            )
 
 
 def _config_error(error: Mapping[str, Any], overrides: Mapping[str, object]) -> str:
