@@ -20,6 +20,7 @@ help:
 	@echo "make test    lint and run the test suite (the end-to-end graph runs are in make test-slow)"
 	@echo "make dev     open the Dagster UI (http://127.0.0.1:3000) with the daemon: schedule and sensor run"
 	@echo "make report  print the newest scores again"
+	@echo "make serve   the real-time lookup service on the newest published scores (http://127.0.0.1:8080)"
 	@echo "make export DAY=YYYY-MM-DD  the day's coupon audience as Parquet and CSV under $$KARTE_HOME/exports"
 	@echo "make zetasql install Google's GoogleSQL analyzer (ZetaSQL) for the tests, from npm, into .karte/zetasql"
 	@echo "make browser install Debian's chromium and chromium-driver (the browser test needs them; CI runs it)"
@@ -125,3 +126,12 @@ test: setup lint zetasql
 
 test-slow: setup zetasql
 	$(UV) run pytest -m slow
+
+# The lookup service (karte_assets/serving) on this $KARTE_HOME's snapshots, at http://127.0.0.1:$(SERVE_PORT).
+# Without KARTE_SERVING_API_KEYS (JSON client -> key) it runs without keys, on loopback only.
+SERVE_PORT ?= 8080
+SERVE_CLIENTS ?= default
+.PHONY: serve
+serve: setup
+	$(UV) run --no-sync python -m karte_assets.serving --store "$(KARTE_HOME)/models" --port $(SERVE_PORT) \
+		--clients $(SERVE_CLIENTS) $(if $(KARTE_SERVING_API_KEYS),,--auth none) $(SERVE_ARGS)
