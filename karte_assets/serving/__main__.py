@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ipaddress
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -98,7 +99,17 @@ def main(argv: list[str] | None = None) -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    runner(serve(service, args.host, args.port, args.poll_seconds))
+    runner(until_terminated(serve(service, args.host, args.port, args.poll_seconds)))
+
+
+async def until_terminated(serving) -> None:
+    """Run ``serving`` until SIGTERM (Cloud Run's stop signal), then return: the logs get flushed."""
+    task = asyncio.ensure_future(serving)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 if __name__ == "__main__":

@@ -208,7 +208,6 @@ class LookupService:
                             "error": f"{type(error).__name__}: {error}",
                         }
                     )
-            self.logs.stream.flush()
             await asyncio.sleep(seconds)
 
     # ---- requests ----
@@ -420,4 +419,16 @@ async def serve(
     if started is not None:
         started.set_result(bound)
     async with server:
-        await asyncio.gather(server.serve_forever(), service.poll(poll_seconds))
+        try:
+            await asyncio.gather(
+                server.serve_forever(), service.poll(poll_seconds), _flush_every(service.logs, 1.0)
+            )
+        finally:
+            service.logs.stream.flush()
+
+
+async def _flush_every(logs: JsonLines, seconds: float) -> None:
+    # Lines are buffered (a write per request would be a system call per request) and flushed here.
+    while True:
+        await asyncio.sleep(seconds)
+        logs.stream.flush()
