@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pyarrow as pa
@@ -75,9 +75,16 @@ def running(store, tmp_path, clients=("default",), keys=None, poll=0.05) -> Iter
     try:
         yield Running(service, asyncio.run_coroutine_threadsafe(asyncio.wait_for(port, 5), loop).result())
     finally:
-        loop.call_soon_threadsafe(task.cancel)
+
+        async def stop() -> None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+        loop.close()
         logs.close()
 
 
