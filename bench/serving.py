@@ -333,6 +333,87 @@ def run(work: Path, users: int, seconds: int, connections: int, log) -> dict:
     return result
 
 
+def frameworks(work: Path, users: int, seconds: int, connections: int, log) -> dict:
+    """The service's HTTP layer against Starlette on uvicorn (the framework peer), same lookups."""
+    folder = work / "serving-frameworks"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    table = _scores(users, DAY, seed=1)
+    info = write_snapshot(table, folder / "day1.arrow", "default", DAY, "loyalty-bench-1")
+    LocalSnapshotStore(folder / "models").publish(folder / "day1.arrow", info)
+    hits = (
+        table.column("user_id")
+        .take(pa.array(np.random.default_rng(2).integers(0, users, SAMPLE)))
+        .to_pylist()
+    )
+    (folder / "mixed.txt").write_text(
+        "\n".join(u if i % 10 else f"nobody{i}" for i, u in enumerate(hits)) + "\n"
+    )
+    script = folder / "lookups.lua"
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "KARTE_SERVING_API_KEYS": json.dumps({"default": KEY})}
+    commands = {
+        "karte lookup service (asyncio + httptools)": [
+            sys.executable,
+            "-m",
+            "karte_assets.serving",
+            "--store",
+            str(folder / "models"),
+            "--auth",
+            "keys",
+        ],
+        "Starlette + uvicorn (httptools, uvloop)": [
+            sys.executable,
+            "-m",
+            "bench.serving_starlette",
+            "--store",
+            str(folder / "models"),
+        ],
+    }
+    result: dict = {"users": users, "seconds": seconds, "servers": {}}
+    for name, command in commands.items():
+        port = _free_port()
+        server = subprocess.Popen(
+            _nice([*command, "--port", str(port)]), env=env, stdout=(folder / "access.log").open("w")
+        )
+        try:
+            for _ in range(600):
+                try:
+                    if _get(port, "/v1/clients/default/users/" + hits[1])[0] in (200, 403):
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            _wrk(port, folder / "mixed.txt", script, 2, connections, server.pid)
+            result["servers"][name] = _wrk(
+                port, folder / "mixed.txt", script, seconds, connections, server.pid
+            )
+            log(f"{name}: {result['servers'][name]}")
+        finally:
+            server.terminate()
+            server.wait(30)
+    shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def frameworks_section(result: dict) -> list[str]:
+    meta = result.get("meta", {})
+    lines = [
+        f"**Choosing the HTTP layer** (`python -m bench.serving --frameworks`, {meta.get('measured_at', '?')}, load "
+        f"{meta.get('load_before', float('nan')):.1f}): the same lookups (API key, {result['users']:,}-user "
+        f"snapshot, one in ten unknown) for {result['seconds']} s each, wrk as above. The framework peer writes no "
+        f"access log; the service does.",
+        "",
+        "| server | lookups per CPU second | lookups/s (wall) | p50 | p99 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in result["servers"].items():
+        lines.append(
+            f"| {name} | {r['per_cpu_second']:,.0f} | {r['per_second']:,.0f} | "
+            f"{r['p50_us'] / 1000:.2f} ms | {r['p99_us'] / 1000:.2f} ms |"
+        )
+    return lines
+
+
 def section(result: dict) -> list[str]:
     """The BENCHMARKS.md section of a stored serving result."""
     service, swap, redis = result["service"], result["swap"], result["redis"]
@@ -385,12 +466,24 @@ def section(result: dict) -> list[str]:
     ]
 
 
-def write_section(markdown: Path, lines: list[str]) -> None:
+TITLE = "## Real-time lookups: the serving snapshot vs Redis"
+
+
+def rendered(work: Path) -> str:
+    """The serving section from the stored results, or "" before the first serving run."""
+    lines = []
+    for name, render in (("serving", section), ("serving-frameworks", frameworks_section)):
+        stored = work / "results" / f"{name}.json"
+        if stored.exists():
+            lines += [*render(json.loads(stored.read_text())), ""]
+    return "\n".join([TITLE, "", *lines, notes_text(), ""]) if lines else ""
+
+
+def write_section(markdown: Path, work: Path) -> None:
     """Replace (or append) the serving section of BENCHMARKS.md, leaving the rest as it is."""
-    title = "## Real-time lookups: the serving snapshot vs Redis"
     text = markdown.read_text() if markdown.exists() else "# Benchmarks\n"
-    body = "\n".join([title, "", *lines, "", notes_text(), ""])
-    pattern = re.compile(re.escape(title) + r".*?(?=\n## |\Z)", re.S)
+    body = rendered(work)
+    pattern = re.compile(re.escape(TITLE) + r".*?(?=\n## |\Z)", re.S)
     text = (
         pattern.sub(lambda _: body.rstrip() + "\n", text)
         if pattern.search(text)
@@ -414,21 +507,27 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--work", default=str(Path(os.environ.get("KARTE_HOME", ".karte")) / "bench"))
     parser.add_argument("--output", default="BENCHMARKS.md")
+    parser.add_argument(
+        "--frameworks", action="store_true", help="only the HTTP layer vs Starlette (1M users)"
+    )
     args = parser.parse_args()
 
     def log(message: str) -> None:
         print(f"[{dt.datetime.now():%H:%M:%S} load {os.getloadavg()[0]:.1f}] {message}", flush=True)
 
     load_before, started = os.getloadavg()[0], time.perf_counter()
-    measured = run(Path(args.work), int(args.users), args.seconds, args.connections, log)
+    if args.frameworks:
+        measured = frameworks(Path(args.work), int(args.users), args.seconds, args.connections, log)
+    else:
+        measured = run(Path(args.work), int(args.users), args.seconds, args.connections, log)
     measured["meta"] = {
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
         "seconds": time.perf_counter() - started,
     }
-    stored = Path(args.work) / "results" / "serving.json"
+    stored = Path(args.work) / "results" / ("serving-frameworks.json" if args.frameworks else "serving.json")
     stored.parent.mkdir(parents=True, exist_ok=True)
     stored.write_text(json.dumps(measured, indent=1))
-    write_section(Path(args.output), section(measured))
+    write_section(Path(args.output), Path(args.work))
     log(f"stored {stored}; wrote the serving section of {args.output}")
