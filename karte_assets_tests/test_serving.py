@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from dagster_gcp import GCSResource
 
+from karte_assets.resources.gcs_model_store import GcsModelStore
 from karte_assets.serving.server import ApiKeys, JsonLines, LookupService, serve
 from karte_assets.serving.snapshot import Snapshot, write_snapshot
 from karte_assets.serving.store import LocalSnapshotStore
 from karte_assets.settings import REPO_ROOT
+from karte_assets_tests.fakes.gcs import emulated_gcs
 from karte_assets_tests.graph import FIRST_DAY
 
 DAY = dt.date(2026, 8, 1)
@@ -291,3 +294,29 @@ def test_make_serve_after_a_graph_run_answers_a_user_with_the_score_in_the_wareh
         expected["model_version"],
         str(day),
     )
+
+
+def test_on_gcs_the_file_lands_before_the_pointer_and_the_pointer_only_moves_forward(monkeypatch, tmp_path):
+    with emulated_gcs(monkeypatch, "karte-models") as gcs:
+        model_store = GcsModelStore(bucket="karte-models", prefix="karte/prod/", gcs=GCSResource(project="p"))
+        store = model_store.snapshots()
+        later = write_snapshot(
+            scores(DAY + dt.timedelta(days=1)),
+            tmp_path / "later.arrow",
+            "default",
+            DAY + dt.timedelta(days=1),
+            "v2",
+        )
+        assert store.publish(tmp_path / "later.arrow", later)
+        folder = "karte/prod/serving/default"
+        assert [name for name, _ in gcs.written] == [
+            f"{folder}/2026-08-02/{later.sha256[:16]}.arrow",
+            f"{folder}/LATEST.json",
+        ]
+        older = write_snapshot(scores(DAY), tmp_path / "older.arrow", "default", DAY, "v1")
+        assert not store.publish(tmp_path / "older.arrow", older)
+        assert (
+            store.latest("default")[0] == later and len(gcs.written) == 3
+        )  # the older file, not the pointer
+        copy = store.local_copy(later, tmp_path)
+        assert Snapshot(copy, later).find(b"u3") == (0.003 + 0.02, "A")
