@@ -29,11 +29,14 @@ def publish_snapshot(
     model_store: ModelStore,
     day: dt.date,
     model_version: str,
+    client: str = SERVED_CLIENT,
 ) -> SnapshotInfo | None:
-    """Write the day's scores as a snapshot and publish it; None if the store serves a later day."""
+    """Write the client's scores of the day as a snapshot and publish it; None if the store serves a
+    later day. The tables have no client column yet, so every row is the one client's (CLIENTS.md:
+    once they have one, both queries filter on it and loyalty_scores publishes each client of its run)."""
     scores = warehouse.query_arrow("serving_scores", {"partition_date": day})
     with tempfile.TemporaryDirectory(prefix="karte-snapshot-") as folder:
-        info = write_snapshot(scores, Path(folder) / "snapshot.arrow", SERVED_CLIENT, day, model_version)
+        info = write_snapshot(scores, Path(folder) / "snapshot.arrow", client, day, model_version)
         if not model_store.snapshots().publish(Path(folder) / "snapshot.arrow", info):
             context.log.info(f"{day}: snapshot not published, the lookup service serves a later day already")
             return None
