@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import notes
+from bench import notes, serving
 
 GB = 1024**3
 FEATURE_ASSETS = ("user_daily_activity", "user_profile", "user_features")
@@ -538,7 +538,8 @@ def knee_section(results: dict[str, dict]) -> list[str]:
 
 
 def render(work: Path) -> str:
-    results = load(work)
+    # The serving results render their own section (bench/serving.py).
+    results = {name: result for name, result in load(work).items() if not name.startswith("serving")}
     if not results:
         return "# Benchmarks\n\nNo results yet: run `make bench`.\n"
     sections = [
@@ -569,5 +570,7 @@ def render(work: Path) -> str:
         *knee_section(results),
         "",
         notes.scale_out(results),
+        "",
+        serving.rendered(work),
     ]
     return "\n".join(sections).rstrip() + "\n"

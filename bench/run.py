@@ -3,6 +3,7 @@
     uv run python -m bench.run                      # the standard set (features, day, backfill, scoring)
     uv run python -m bench.run --part features --sizes 1e6,1e7
     uv run python -m bench.run --part knee          # end-to-end days up to 50M events (long)
+    uv run python -m bench.run --part serving       # the lookup service on 10M users vs Redis (bench/serving.py)
     uv run python -m bench.run --report             # only rewrite BENCHMARKS.md from stored results
 
 Events are generated once into Parquet under ``<work>/events`` (default ``$KARTE_HOME/bench``)
@@ -22,10 +23,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import backfill, data, day, features, report, scoring
+from bench import backfill, data, day, features, report, scoring, serving
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("features", "day", "backfill", "scoring", "knee")
+PARTS = ("features", "day", "backfill", "scoring", "knee", "serving")
 STANDARD = ("features", "backfill", "scoring", "day")
 
 
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         "--train-sizes", default="1e4,1e5,3e5,1e6", help="training rows of the training-time curve"
     )
     parser.add_argument("--train-all", action="store_true", help="also train on the whole training set")
+    parser.add_argument("--serving-users", type=float, default=1e7, help="users of the serving snapshot")
     parser.add_argument(
         "--work",
         default=str(Path(os.environ.get("KARTE_HOME", REPO / ".karte")) / "bench"),
@@ -155,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
             modes = [m for m in args.backfill_modes.split(",") if m]
             result = backfill.run(work, args.backfill_days, backfill_events, modes, _log)
             _store(work, "backfill", result, started, load)
+        elif part == "serving":
+            started, load = time.perf_counter(), os.getloadavg()[0]
+            _store(work, "serving", serving.run(work, int(args.serving_users), 10, 8, _log), started, load)
         elif part == "scoring":
             started, load = time.perf_counter(), os.getloadavg()[0]
             result = scoring.run(

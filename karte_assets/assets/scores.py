@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from karte_assets.assets.checks import SCORES_DRIFT, SCORES_VALID, DayChecks, population_stability_index, spec
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
 from karte_assets.assets.features import user_features
+from karte_assets.assets.snapshots import model_accepted, publish_snapshot
 from karte_assets.assets.training import loyalty_model
 from karte_assets.plots import chart_metadata, score_change_figure, score_distribution_figure
 from karte_assets.resources.model_store import ModelStore
@@ -146,8 +147,9 @@ def loyalty_scores(
     trainer: Trainer,
     model_store: ModelStore,
 ) -> MaterializeResult:
-    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them."""
+    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them; the newest servable day is published as the lookup service's snapshot."""
     versions: dict[dt.date, str] = {}
+    servable: list[dt.date] = []  # days of an accepted model whose scores passed their check
     newest_tiers: dict[str, pd.DataFrame] = {}  # the last scored day's score_tiers, for the metadata
     checks = DayChecks()
 
@@ -166,9 +168,16 @@ def loyalty_scores(
         tiers = newest_tiers["tiers"] = warehouse.query("score_tiers", {"partition_date": day})
         audience = int(warehouse.query("audience_size", {"partition_date": day})["users"].iloc[0])
         _check_day(warehouse, day, audience, tiers, config, checks)
+        if checks.passed(SCORES_VALID, day) and model_accepted(warehouse, day):
+            servable.append(day)
         return rows
 
     rows = for_each_day(context, warehouse, score)
+    # Only the newest servable day: the service never goes back to an older one, so a backfill's
+    # earlier days would be published only to be passed over.
+    snapshot = servable and publish_snapshot(
+        context, warehouse, model_store, servable[-1], versions[servable[-1]]
+    )
     day, tiers = max(versions), newest_tiers["tiers"]
     quantiles = warehouse.query("score_quantiles", {"partition_date": day}).iloc[0]
     preview = warehouse.query("top_scores", {"partition_date": day, "limit": 10})
@@ -179,6 +188,11 @@ def loyalty_scores(
         metadata={
             **rows_metadata(rows),
             "model_version": MetadataValue.text(versions[day]),
+            "serving_snapshot": MetadataValue.text(
+                f"{snapshot.partition_date}: {snapshot.users:,} users, {snapshot.model_version}, sha256 {snapshot.sha256[:16]}"
+                if snapshot
+                else "none published: no day of this run had an accepted model and valid scores newer than the one served"
+            ),
             "tier_counts": MetadataValue.md(markdown_table(tiers[["coupon_tier", "users"]])),
             "score_quantiles": MetadataValue.json(
                 {name: float(value) for name, value in quantiles.items() if pd.notna(value)}
