@@ -145,7 +145,8 @@ def test_a_model_failing_its_check_is_kept_but_never_scores_the_previous_good_on
     accepted = graph.table("loyalty_model", day).iloc[0]
     assert accepted["status"] == "trained"
 
-    strict = config_with(loyalty_model={"min_validation_auc": 0.999})
+    # Trained on demand: the retrain cadence would keep the day-old model.
+    strict = config_with(loyalty_model={"min_validation_auc": 0.999, "retrain_now": True})
     result = graph.materialize(next_day, run_config=strict, raise_on_error=False)
     evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}[MODEL_AUC]
     assert (
@@ -156,6 +157,7 @@ def test_a_model_failing_its_check_is_kept_but_never_scores_the_previous_good_on
     assert rejected["note"].startswith("validation AUC")
     scores = graph.table("loyalty_scores", next_day)
     assert set(scores["model_version"]) == {accepted["model_version"]}
+    assert {d.date() for d in scores["model_date"]} == {day}
 
 
 def test_population_stability_index_is_zero_for_the_same_shape_and_large_for_a_shift():

@@ -146,14 +146,16 @@ def loyalty_scores(
     trainer: Trainer,
     model_store: ModelStore,
 ) -> MaterializeResult:
-    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them."""
+    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the newest accepted model that scored them and its day."""
     versions: dict[dt.date, str] = {}
+    model_days: dict[dt.date, dt.date | None] = {}  # the day each day's model was trained
     newest_tiers: dict[str, pd.DataFrame] = {}  # the last scored day's score_tiers, for the metadata
     checks = DayChecks()
 
     def score(day: dt.date) -> int:
         model = warehouse.query("latest_model", {"partition_date": day})
         versions[day] = BASELINE_VERSION if model.empty else model["model_version"].iloc[0]
+        model_days[day] = None if model.empty else pd.Timestamp(model["partition_date"].iloc[0]).date()
         scored = raw_scores(context, day, model, warehouse, trainer, model_store)
         a_rank, b_rank = tier_ranks(scored, config.tier_a_share, config.tier_b_share)
         params = {
@@ -179,6 +181,7 @@ def loyalty_scores(
         metadata={
             **rows_metadata(rows),
             "model_version": MetadataValue.text(versions[day]),
+            "model_day": MetadataValue.text(str(model_days[day] or "none: scored by the baseline")),
             "tier_counts": MetadataValue.md(markdown_table(tiers[["coupon_tier", "users"]])),
             "score_quantiles": MetadataValue.json(
                 {name: float(value) for name, value in quantiles.items() if pd.notna(value)}
