@@ -147,7 +147,7 @@ def why_not_due(day: dt.date, last_trained: dt.date | None, config: ModelConfig)
     if age >= config.retrain_every_days:
         return None
     return (
-        f"not due: the last model was trained on {last_trained} ({age} days ago) and "
+        f"not due: the last model was trained on {last_trained} ({age} day{'s' if age > 1 else ''} ago) and "
         f"retrain_every_days is {config.retrain_every_days}; scores use the newest accepted model"
     )
 
