@@ -1,8 +1,9 @@
 """``make bench``: measure the graph on this machine and write BENCHMARKS.md.
 
-    uv run python -m bench.run                      # the standard set (features, day, backfill, scoring)
+    uv run python -m bench.run                      # the standard set (features, day, backfill, scoring, smallshop)
     uv run python -m bench.run --part features --sizes 1e6,1e7
     uv run python -m bench.run --part knee          # end-to-end days up to 50M events (long)
+    uv run python -m bench.run --part smallshop     # a small shop's 273-day backfill vs bare
     uv run python -m bench.run --report             # only rewrite BENCHMARKS.md from stored results
 
 Events are generated once into Parquet under ``<work>/events`` (default ``$KARTE_HOME/bench``)
@@ -22,11 +23,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import backfill, data, day, features, report, scoring
+from bench import backfill, data, day, features, report, scoring, smallshop
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("features", "day", "backfill", "scoring", "knee")
-STANDARD = ("features", "backfill", "scoring", "day")
+PARTS = ("features", "day", "backfill", "scoring", "knee", "smallshop")
+STANDARD = ("features", "backfill", "scoring", "day", "smallshop")
 
 
 def _sizes(text: str) -> list[int]:
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> None:
             modes = [m for m in args.backfill_modes.split(",") if m]
             result = backfill.run(work, args.backfill_days, backfill_events, modes, _log)
             _store(work, "backfill", result, started, load)
+        elif part == "smallshop":
+            started, load = time.perf_counter(), os.getloadavg()[0]
+            _store(work, "smallshop", smallshop.run(work, _log), started, load)
         elif part == "scoring":
             started, load = time.perf_counter(), os.getloadavg()[0]
             result = scoring.run(
