@@ -114,9 +114,10 @@ class DuckDBWarehouse(Warehouse):
 
     A run opens one connection when it takes the warehouse (``hold_for_run``) and keeps it until
     the run ends: opening the file costs tens of milliseconds, which a backfill would otherwise
-    pay for every statement of every day. Outside a run (tests, the report, a notebook) each
-    operation opens its own, so that other processes can take their turn between them; a file
-    locked by another process is waited for, up to a limit.
+    pay for every statement of every day. Another process that opens the file (``make report``,
+    a notebook) therefore waits for the run to end, as a second run already does. Outside a run
+    each operation opens its own connection; a file locked by another process is waited for, up
+    to ``lock_timeout_seconds``.
     """
 
     path: str
