@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from bench import notes, serving
@@ -26,6 +27,10 @@ def load(work: Path, folder: str = "results") -> dict[str, dict]:
 
 def s(seconds: float) -> str:
     return f"{seconds:,.1f} s" if seconds >= 10 else f"{seconds:,.2f} s"
+
+
+def ms(seconds: float) -> str:
+    return "–" if math.isnan(seconds) else f"{seconds * 1000:,.0f} ms"
 
 
 def gb(size: float) -> str:
@@ -537,6 +542,48 @@ def knee_section(results: dict[str, dict]) -> list[str]:
     )
 
 
+def smallshop_section(results: dict[str, dict]) -> list[str]:
+    r = results.get("smallshop")
+    if not r:
+        return ["Not measured yet: `uv run python -m bench.run --part smallshop`."]
+    shop, bare = r["shop"], r["bare"]
+    bare_total = bare["query"] + bare["fit"]
+    trained = sum(1 for _, status in r["models"] if status in ("trained", "rejected"))
+    lines = [
+        f"{shop['days']} days ({r['first_day']} to {r['last_day']}), {shop['events']:,} purchases of "
+        f"{shop['customers']:,} customers (the CDNOW log's shape, synthetic): the whole graph, default "
+        "config, one single-run backfill, against the newest model's training set as one bare DuckDB "
+        "query over the same file plus one fit of the project's trainer.",
+        "",
+        *table(
+            ["what", "time", "vs bare"],
+            [
+                ["graph backfill (run wall)", s(r["wall"]), f"{r['wall'] / bare_total:.1f}x"],
+                [
+                    f"bare: one query ({bare['rows']:,} rows) + one fit",
+                    f"{s(bare['query'])} + {s(bare['fit'])}",
+                    "1.0x",
+                ],
+            ],
+        ),
+        "",
+        f"- Models trained (retrain cadence, every 7 days from the first trainable day): {trained} of "
+        f"{shop['days']} days. The bare training set has the graph's rows: "
+        f"{'yes' if bare['same_rows'] else 'NO'} (validation AUC {bare['validation_auc']:.4f}).",
+        "",
+        *table(
+            ["asset", "per-day work, median", "day 1", "day 90", "all days"],
+            [
+                [asset, ms(v["median"]), ms(v["day_1"]), ms(v["day_90"]), s(v["total"])]
+                for asset, v in r["per_asset"].items()
+            ],
+        ),
+        "",
+        f"- Peak RSS {gb(r['peak_rss'])}. {measured(r)}",
+    ]
+    return lines
+
+
 def render(work: Path) -> str:
     # The serving results render their own section (bench/serving.py).
     results = {name: result for name, result in load(work).items() if not name.startswith("serving")}
@@ -560,6 +607,10 @@ def render(work: Path) -> str:
         "## Backfill: single run vs day by day, and day 1 vs day 90",
         "",
         *backfill_section(results),
+        "",
+        "## A small shop's whole history: 273 days, retrain cadence",
+        "",
+        *smallshop_section(results),
         "",
         "## Scoring and training",
         "",

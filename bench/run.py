@@ -1,9 +1,10 @@
 """``make bench``: measure the graph on this machine and write BENCHMARKS.md.
 
-    uv run python -m bench.run                      # the standard set (features, day, backfill, scoring)
+    uv run python -m bench.run                      # the standard set (features, day, backfill, scoring, smallshop)
     uv run python -m bench.run --part features --sizes 1e6,1e7
     uv run python -m bench.run --part knee          # end-to-end days up to 50M events (long)
     uv run python -m bench.run --part serving       # the lookup service on 10M users vs Redis (bench/serving.py)
+    uv run python -m bench.run --part smallshop     # a small shop's 273-day backfill vs bare
     uv run python -m bench.run --report             # only rewrite BENCHMARKS.md from stored results
 
 Events are generated once into Parquet under ``<work>/events`` (default ``$KARTE_HOME/bench``)
@@ -23,11 +24,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import backfill, data, day, features, report, scoring, serving
+from bench import backfill, data, day, features, report, scoring, serving, smallshop
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("features", "day", "backfill", "scoring", "knee", "serving")
-STANDARD = ("features", "backfill", "scoring", "day")
+PARTS = ("features", "day", "backfill", "scoring", "knee", "serving", "smallshop")
+STANDARD = ("features", "backfill", "scoring", "day", "smallshop")
 
 
 def _sizes(text: str) -> list[int]:
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
         elif part == "serving":
             started, load = time.perf_counter(), os.getloadavg()[0]
             _store(work, "serving", serving.run(work, int(args.serving_users), 10, 8, _log), started, load)
+        elif part == "smallshop":
+            started, load = time.perf_counter(), os.getloadavg()[0]
+            _store(work, "smallshop", smallshop.run(work, _log), started, load)
         elif part == "scoring":
             started, load = time.perf_counter(), os.getloadavg()[0]
             result = scoring.run(

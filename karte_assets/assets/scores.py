@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from karte_assets.assets.checks import SCORES_DRIFT, SCORES_VALID, DayChecks, population_stability_index, spec
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
 from karte_assets.assets.features import user_features
-from karte_assets.assets.snapshots import model_accepted, publish_snapshot
+from karte_assets.assets.snapshots import publish_snapshot, servable_model
 from karte_assets.assets.training import loyalty_model
 from karte_assets.plots import chart_metadata, score_change_figure, score_distribution_figure
 from karte_assets.resources.model_store import ModelStore
@@ -147,15 +147,17 @@ def loyalty_scores(
     trainer: Trainer,
     model_store: ModelStore,
 ) -> MaterializeResult:
-    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them; the newest servable day is published as the lookup service's snapshot."""
+    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the newest accepted model that scored them and its day; the newest servable day is published as the lookup service's snapshot."""
     versions: dict[dt.date, str] = {}
-    servable: list[dt.date] = []  # days of an accepted model whose scores passed their check
+    servable: list[dt.date] = []  # days scored by an accepted model whose scores passed their check
+    model_days: dict[dt.date, dt.date | None] = {}  # the day each day's model was trained
     newest_tiers: dict[str, pd.DataFrame] = {}  # the last scored day's score_tiers, for the metadata
     checks = DayChecks()
 
     def score(day: dt.date) -> int:
         model = warehouse.query("latest_model", {"partition_date": day})
         versions[day] = BASELINE_VERSION if model.empty else model["model_version"].iloc[0]
+        model_days[day] = None if model.empty else pd.Timestamp(model["partition_date"].iloc[0]).date()
         scored = raw_scores(context, day, model, warehouse, trainer, model_store)
         a_rank, b_rank = tier_ranks(scored, config.tier_a_share, config.tier_b_share)
         params = {
@@ -168,7 +170,7 @@ def loyalty_scores(
         tiers = newest_tiers["tiers"] = warehouse.query("score_tiers", {"partition_date": day})
         audience = int(warehouse.query("audience_size", {"partition_date": day})["users"].iloc[0])
         _check_day(warehouse, day, audience, tiers, config, checks)
-        if checks.passed(SCORES_VALID, day) and model_accepted(warehouse, day):
+        if checks.passed(SCORES_VALID, day) and model_days[day] and servable_model(warehouse, day):
             servable.append(day)
         return rows
 
@@ -193,6 +195,7 @@ def loyalty_scores(
                 if snapshot
                 else "none published: no day of this run had an accepted model and valid scores newer than the one served"
             ),
+            "model_day": MetadataValue.text(str(model_days[day] or "none: scored by the baseline")),
             "tier_counts": MetadataValue.md(markdown_table(tiers[["coupon_tier", "users"]])),
             "score_quantiles": MetadataValue.json(
                 {name: float(value) for name, value in quantiles.items() if pd.notna(value)}

@@ -16,11 +16,12 @@ from karte_assets.serving.snapshot import SnapshotInfo, write_snapshot
 SERVED_CLIENT = "default"
 
 
-def model_accepted(warehouse: Warehouse, day: dt.date) -> bool:
-    """Whether a model was trained for ``day`` and accepted: a rejected model's day is never served,
-    nor a day scored only by the baseline or by an older model."""
+def servable_model(warehouse: Warehouse, day: dt.date) -> bool:
+    """Whether ``day``'s scores may be served: its model was trained and accepted that day, or none
+    was due (the retrain cadence) and the newest accepted model scored it. A day whose model was
+    rejected is never served, nor a day without a trainable model (scored by the baseline)."""
     status = warehouse.query("model_status", {"partition_date": day})
-    return not status.empty and status["status"].iloc[0] == "trained"
+    return not status.empty and status["status"].iloc[0] in ("trained", "not_due")
 
 
 def publish_snapshot(
