@@ -223,9 +223,10 @@ def generate_day(world: SyntheticWorld, day: datetime.date, timezone: str) -> pd
 
 
 # Planted anomalies (``SyntheticWorld.planted_users``), one kind in three each:
-#   bot   a scraper: views, every fifth a click, at one fixed period (20-120 s) for 2-8 hours;
+#   bot   a scraper throttled to a person's volume: 8-40 views, every fifth a click, at one fixed
+#         period (20-120 s), so only its machine timing gives it away;
 #   rate  impossible rates: 300-1,500 views, clicks and carts a fraction of a second apart;
-#   loop  a scripted purchase loop: view, cart, purchase of one item at one price, 15-60 times,
+#   loop  a scripted purchase loop: view, cart, purchase of one item at one price, 3-10 times,
 #         one loop every 1-5 minutes.
 PLANTED_KINDS = ("bot", "rate", "loop")
 _PLANTED_STREAM = 2
@@ -253,7 +254,7 @@ def planted_events(
         kind = PLANTED_KINDS[i % len(PLANTED_KINDS)]
         if kind == "bot":
             period = int(rng.integers(20, 121))
-            n = int(rng.uniform(2, 8) * 3600 / period)
+            n = int(rng.integers(8, 41))
             seconds = rng.uniform(0, day_seconds - n * period - 600) + period * np.arange(n, dtype=float)
             names = np.where(np.arange(n) % 5 == 4, "click", "view")
             items = (int(rng.integers(world.n_items)) + np.arange(n)) % world.n_items
@@ -266,7 +267,7 @@ def planted_events(
             items = rng.integers(world.n_items, size=n)
             values = np.zeros(n)
         else:
-            loops, period = int(rng.integers(15, 61)), int(rng.integers(60, 301))
+            loops, period = int(rng.integers(3, 11)), int(rng.integers(60, 301))
             starts = rng.uniform(0, day_seconds - loops * period - 600) + period * np.arange(
                 loops, dtype=float
             )

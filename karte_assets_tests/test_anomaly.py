@@ -84,6 +84,7 @@ def test_behaviour_features_match_the_values_computed_by_hand(warehouse):
     assert bot["client_id"] == "default"
     assert (bot["events"], bot["gaps"], bot["sessions"]) == (5, 4, 1)
     assert bot["gap_cv"] == 0.0  # perfectly regular
+    assert bot["modal_gap_count"] == 4 and bot["modal_gap_share"] == 1.0
     assert bot["mean_gap_seconds"] == 30.0 and bot["min_gap_seconds"] == 30.0
     assert bot["events_per_active_hour"] == pytest.approx(5 * 3600 / 120)
     assert bot["peak_events_per_minute"] == 2  # 03:00:00 and :30, 03:01:00 and :30, 03:02:00
@@ -93,6 +94,7 @@ def test_behaviour_features_match_the_values_computed_by_hand(warehouse):
     person = f.loc["person"]
     gaps = np.array([10, 30, 110, 2400])
     assert person["gap_cv"] == pytest.approx(gaps.std() / gaps.mean())
+    assert person["modal_gap_count"] == 1 and person["modal_gap_share"] == 0.25
     assert person["sessions"] == 2 and person["events_per_session"] == 2.5
     assert person["mean_session_seconds"] == pytest.approx((150 + 0) / 2)
     assert person["max_session_events"] == 4
@@ -111,6 +113,7 @@ def test_behaviour_features_match_the_values_computed_by_hand(warehouse):
 def test_a_single_event_has_the_neutral_regularity_and_no_null_feature(warehouse):
     f = _features(warehouse, _events("once", [0]), {})
     assert f.loc["once", "gap_cv"] == 1.0 and f.loc["once", "gaps"] == 0
+    assert f.loc["once", "modal_gap_count"] == 0 and f.loc["once", "modal_gap_share"] == 0
     assert np.isfinite(feature_matrix(f.reset_index())).all()
 
 
@@ -129,11 +132,11 @@ def test_tail_scores_and_ecod_by_hand():
     # left: share <= x is 1/4, 3/4, 3/4, 4/4; right: share >= x is 4/4, 3/4, 3/4, 1/4.
     np.testing.assert_allclose(left[:, 0], -np.log([0.25, 0.75, 0.75, 1.0]))
     np.testing.assert_allclose(right[:, 0], -np.log([1.0, 0.75, 0.75, 0.25]))
-    # One feature: the larger of the left and right sums, so both extremes score -log(1/4).
+    # One skewed feature: the larger tail of each value.
     np.testing.assert_allclose(ecod_scores(x), -np.log([0.25, 0.75, 0.75, 0.25]))
-    # Two features, skewed right: the right tails sum highest for the user at both maxima.
-    two = np.array([[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [3.0, 2.0], [10.0, 9.0]])
-    assert np.argmax(ecod_scores(two)) == 4
+    # An unskewed feature counts both tails; a constant one counts nothing.
+    even = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]])
+    np.testing.assert_allclose(ecod_scores(even), [-np.log(1 / 3), -2 * np.log(2 / 3), -np.log(1 / 3)])
 
 
 def test_flag_takes_the_share_rounded_down_ties_by_order_or_a_threshold():
@@ -171,12 +174,13 @@ def test_the_default_detector_flags_the_planted_users(shop_day):
     result = score_client_day(features, DetectorSettings(contamination=share), DAY)
     flagged = result.scores[result.scores["flagged"]]
     assert len(flagged) == int(share * len(features))
-    precision = flagged["user_id"].isin(ids).mean()
-    assert precision >= 0.9, f"precision {precision:.2f} at the planted share"
+    # Every rate cheater and purchase loop; bots throttled to a person's volume are the hard part
+    # (EVALUATION.md): some of them rank below the oddest people.
+    assert set(planted["rate"] + planted["loop"]) <= set(flagged["user_id"])
+    assert flagged["user_id"].isin(ids).mean() >= 0.7
     assert result.scores.loc[~result.scores["flagged"], "reasons"].isna().all()
     bots = flagged[flagged["user_id"].str.startswith("bot-")]
-    # A bot's timing is what gives it away.
-    assert bots["reasons"].str.contains("gap_cv=0").any(), bots["reasons"].tolist()
+    assert len(bots) and bots["reasons"].str.contains("modal_gap|gap_cv=0").all(), bots["reasons"].tolist()
     assert result.scores["model_version"].iloc[0].startswith("isolation_forest:")
 
 
@@ -250,4 +254,4 @@ def test_planted_users_add_events_without_changing_the_shoppers():
     bot = mixed[mixed["user_id"] == ids["bot"][0]]["event_ts"].diff().dropna()
     assert bot.nunique() == 1  # machine timing
     loop = mixed[(mixed["user_id"] == ids["loop"][0]) & (mixed["event_name"] == "purchase")]
-    assert len(loop) >= 15 and loop["value"].nunique() == 1
+    assert len(loop) >= 3 and loop["value"].nunique() == 1

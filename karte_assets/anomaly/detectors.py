@@ -36,14 +36,13 @@ def tail_scores(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ecod_scores(matrix: np.ndarray) -> np.ndarray:
-    """ECOD: the largest of the summed left tails, right tails, and the tail each feature's skew
-    points to (PyOD's ``ECOD.decision_function``)."""
+    """ECOD as PyOD computes it (``pyod.models.ecod.ECOD.decision_function``): per feature the larger
+    tail, both tails where the feature is unskewed, summed over the features."""
     left, right = tail_scores(matrix)
     centred = matrix - matrix.mean(axis=0)
     spread = matrix.std(axis=0)
     skew = np.divide((centred**3).mean(axis=0), spread**3, out=np.zeros(matrix.shape[1]), where=spread > 0)
-    auto = np.where(skew < 0, left, right)
-    return np.maximum.reduce([left.sum(axis=1), right.sum(axis=1), auto.sum(axis=1)])
+    return np.where(skew == 0, left + right, np.maximum(left, right)).sum(axis=1)
 
 
 def isolation_forest_scores(matrix: np.ndarray, seed: int, n_estimators: int, max_samples: int) -> np.ndarray:
@@ -55,7 +54,7 @@ def isolation_forest_scores(matrix: np.ndarray, seed: int, n_estimators: int, ma
 
 
 def unsupervised_scores(
-    name: str, matrix: np.ndarray, seed: int = 0, n_estimators: int = 100, max_samples: int = 256
+    name: str, matrix: np.ndarray, seed: int = 0, n_estimators: int = 100, max_samples: int = 4096
 ) -> np.ndarray:
     if name == ISOLATION_FOREST:
         return isolation_forest_scores(matrix, seed, n_estimators, max_samples)

@@ -15,6 +15,8 @@ FEATURES = (
     "mean_gap_seconds",
     "min_gap_seconds",
     "gap_cv",
+    "modal_gap_count",
+    "modal_gap_share",
     "view_share",
     "click_share",
     "cart_share",
@@ -32,7 +34,15 @@ FEATURES = (
 # Counts, durations, money and ratios are heavy-tailed: on a log scale a tree's random split lands
 # as often among the crowd's values as in the tail. Shares and gap_cv are already bounded.
 _BOUNDED = frozenset(
-    {"gap_cv", "view_share", "click_share", "cart_share", "purchase_share", "repeated_value_share"}
+    {
+        "gap_cv",
+        "modal_gap_share",
+        "view_share",
+        "click_share",
+        "cart_share",
+        "purchase_share",
+        "repeated_value_share",
+    }
 )
 
 

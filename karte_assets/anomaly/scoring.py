@@ -35,7 +35,7 @@ class DetectorSettings:
     contamination: float = 0.01
     score_threshold: float | None = None
     n_estimators: int = 100
-    max_samples: int = 256
+    max_samples: int = 4096
     seed: int = 0
 
     def version(self, detector: str, day: dt.date) -> str:

@@ -78,7 +78,12 @@ class AnomalyConfig(Config):
         "A user labelled on or before the day counts as a cheater that day.",
     )
     n_estimators: int = Field(default=100, ge=1, description="isolation_forest: trees.")
-    max_samples: int = Field(default=256, ge=2, description="isolation_forest: users per tree.")
+    max_samples: int = Field(
+        default=4096,
+        ge=2,
+        description="isolation_forest: users per tree. The paper's 256 drowns 0.1 % of cheaters among 100k users "
+        "(precision 0.29 in bench/anomaly.py, 0.98 at 4096).",
+    )
     seed: int = Field(default=0, description="Random seed of the detectors.")
 
     _check_client = field_validator("client_id")(_client_id)

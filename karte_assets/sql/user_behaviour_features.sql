@@ -1,6 +1,6 @@
 -- Behaviour of every user active on @partition_date, for anomaly detection (bots, cheaters):
 -- rates, the regularity of the gaps between events (coefficient of variation: 0 = machine timing,
--- about 1 = a person's irregular, Poisson-like clicks), the share of each event type, session
+-- about 1 = a person's irregular, Poisson-like clicks; how often one gap length repeats), the share of each event type, session
 -- shapes, purchase value patterns, and today's volume against the user's own previous @days days
 -- of user_daily_activity. A session ends after @session_gap_seconds without an event.
 WITH events AS (
@@ -48,6 +48,18 @@ minutes AS (
 peaks AS (
   SELECT user_id, MAX(events) AS peak_events_per_minute
   FROM minutes
+  GROUP BY user_id
+),
+gap_counts AS (
+  -- Gaps rounded to the second: a script's timer repeats one value, a person's clicks scatter.
+  SELECT user_id, COUNT(*) AS gaps
+  FROM events
+  WHERE gap_seconds IS NOT NULL
+  GROUP BY user_id, ROUND(gap_seconds)
+),
+modal_gaps AS (
+  SELECT user_id, MAX(gaps) AS modal_gap_count
+  FROM gap_counts
   GROUP BY user_id
 ),
 purchase_values AS (
@@ -100,6 +112,10 @@ SELECT
   COALESCE(day.min_gap_seconds, 0) AS min_gap_seconds,
   -- Under two gaps there is no spread to measure: 1 is the value of a Poisson process.
   IF(day.gaps < 2 OR day.mean_gap_seconds = 0, 1, day.gap_sd / day.mean_gap_seconds) AS gap_cv,
+  -- How many gaps share the most common length (whole seconds), and their share of all gaps (0
+  -- under two gaps): many equal gaps are the evidence of a timer that one low gap_cv is not.
+  COALESCE(modal_gaps.modal_gap_count, 0) AS modal_gap_count,
+  IF(day.gaps < 2, 0, modal_gaps.modal_gap_count / day.gaps) AS modal_gap_share,
   day.views / day.events AS view_share,
   day.clicks / day.events AS click_share,
   day.carts / day.events AS cart_share,
@@ -124,5 +140,6 @@ SELECT
 FROM day
 JOIN session_shapes USING (user_id)
 JOIN peaks USING (user_id)
+LEFT JOIN modal_gaps USING (user_id)
 LEFT JOIN purchase_values USING (user_id)
 LEFT JOIN history USING (user_id)
