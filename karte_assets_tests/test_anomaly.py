@@ -63,6 +63,8 @@ def test_behaviour_features_match_the_values_computed_by_hand(warehouse):
             _events("bot", [0, 30, 60, 90, 120]),
             # A person: gaps of 10, 30 and 110 s, then 40 minutes of quiet (a second session), a click.
             _events("person", [0, 10, 40, 150, 150 + 2400], names=["view", "view", "cart", "view", "click"]),
+            # A timer with one hiccup: gaps of 5, 5, 5 and 9 s.
+            _events("timer", [0, 5, 10, 15, 24]),
             # A loop: three purchases of one amount and one of another.
             _events(
                 "loop",
@@ -100,6 +102,10 @@ def test_behaviour_features_match_the_values_computed_by_hand(warehouse):
     assert person["max_session_events"] == 4
     assert (person["view_share"], person["cart_share"], person["click_share"]) == (0.6, 0.2, 0.2)
     assert person["history_days"] == 1 and person["events_vs_history"] == pytest.approx((5 + 1) / (1 + 1))
+
+    timer = f.loc["timer"]
+    assert timer["modal_gap_count"] == 3 and timer["modal_gap_share"] == 0.75
+    assert timer["gap_cv"] == pytest.approx(np.std([5, 5, 5, 9]) / np.mean([5, 5, 5, 9]))
 
     loop = f.loc["loop"]
     assert loop["purchases"] == 4 and loop["revenue"] == 2200.0 and loop["purchase_share"] == 1.0

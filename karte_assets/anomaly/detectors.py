@@ -13,6 +13,7 @@ import os
 
 import lightgbm as lgb
 import numpy as np
+from joblib import parallel_backend
 from sklearn.ensemble import IsolationForest
 
 ISOLATION_FOREST, ECOD, LIGHTGBM = "isolation_forest", "ecod", "lightgbm"
@@ -45,12 +46,21 @@ def ecod_scores(matrix: np.ndarray) -> np.ndarray:
     return np.where(skew == 0, left + right, np.maximum(left, right)).sum(axis=1)
 
 
+def threads_for(rows: int) -> int:
+    """One thread per 100k users, up to the cores: on small sets threads wait more than they work
+    (LightGBM on 800 users of a loaded 2-core machine: 301 s with every core, 4.8 s with one)."""
+    return max(1, min(os.cpu_count() or 1, rows // 100_000))
+
+
 def isolation_forest_scores(matrix: np.ndarray, seed: int, n_estimators: int, max_samples: int) -> np.ndarray:
     """The paper's score 2^(-E[h(x)] / c(n)) in (0, 1]: near 1 is isolated in few splits."""
     forest = IsolationForest(
         n_estimators=n_estimators, max_samples=min(max_samples, len(matrix)), random_state=seed
     )
-    return -forest.fit(matrix).score_samples(matrix)
+    forest.fit(matrix)
+    # score_samples walks the trees in threads only under a joblib backend (sklearn's docstring).
+    with parallel_backend("threading", n_jobs=threads_for(len(matrix))):
+        return -forest.score_samples(matrix)
 
 
 def unsupervised_scores(
@@ -78,9 +88,6 @@ def supervised_scores(matrix: np.ndarray, labels: np.ndarray, seed: int = 0, fol
         members = np.flatnonzero(labels == value)
         fold[rng.permutation(members)] = np.arange(len(members)) % folds
     scores = np.empty(len(labels))
-    # One thread per 100k users: on small sets OpenMP threads wait more than they work (800 users on
-    # a loaded 2-core machine: 301 s with every core, 4.8 s with one).
-    threads = max(1, min(os.cpu_count() or 1, len(labels) // 100_000))
     params = {
         "objective": "binary",
         "learning_rate": 0.1,
@@ -90,7 +97,7 @@ def supervised_scores(matrix: np.ndarray, labels: np.ndarray, seed: int = 0, fol
         "seed": seed,
         "deterministic": True,
         "force_row_wise": True,
-        "num_threads": threads,
+        "num_threads": threads_for(len(labels)),
         "verbose": -1,
     }
     for k in range(folds):
