@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetSelection,
     Config,
     MaterializeResult,
@@ -22,9 +23,7 @@ from pydantic import Field, field_validator
 
 from karte_assets.anomaly.detectors import UNSUPERVISED
 from karte_assets.anomaly.scoring import DetectorSettings, score_client_day
-from karte_assets.assets.activity import user_daily_activity
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
-from karte_assets.assets.events import raw_events
 from karte_assets.export import write_files
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
@@ -126,7 +125,10 @@ def known_cheaters(path: str, client_id: str) -> pd.DataFrame:
     return pd.DataFrame({"user_id": frame["user_id"].astype(str), "labelled_on": dates.dt.date})
 
 
-@daily_asset(group_name=GROUP, deps=[raw_events, user_daily_activity], kinds={"duckdb"})
+# Deps on the loyalty graph by key (CLIENTS.md, h14's amendment: no asset imports across modules).
+@daily_asset(
+    group_name=GROUP, deps=[AssetKey("raw_events"), AssetKey("user_daily_activity")], kinds={"duckdb"}
+)
 def user_behaviour_features(
     context: AssetExecutionContext, config: BehaviourFeaturesConfig, warehouse: Warehouse
 ) -> MaterializeResult:
