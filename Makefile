@@ -26,7 +26,9 @@ help:
 	@echo "make browser install Debian's chromium and chromium-driver (the browser test needs them; CI runs it)"
 	@echo "make gpu-check  in the training image's environment, LightGBM on GPU vs CPU: time and AUC at 1M rows (needs a GPU)"
 	@echo "make evaluate the model on a real purchase log (CDNOW) beside frequency, BG/NBD and Pareto/NBD; see EVALUATION.md"
+	@echo "             EVALUATE_ARGS='--part anomaly': the anomaly detectors on planted bots and cheaters"
 	@echo "make bench   measure throughput, memory, backfill and scoring on this machine; writes BENCHMARKS.md (~30 min)"
+	@echo "             BENCH_ARGS='--part anomaly': 1M users' anomaly features and scores for one day"
 
 $(CURDIR)/.karte/bootstrap/bin/uv:
 	python3 -m venv $(CURDIR)/.karte/bootstrap
@@ -38,7 +40,7 @@ setup: $(UV)
 	@cp -n dagster.yaml "$(DAGSTER_HOME)/dagster.yaml" 2>/dev/null || true
 
 demo: setup
-	$(UV) run dagster asset materialize -m karte_assets.definitions --select '*' \
+	$(UV) run dagster asset materialize -m karte_assets.definitions --select 'group:loyalty' \
 		--partition-range $(DEMO_START)...$(DEMO_END)
 	@$(MAKE) --no-print-directory report
 

@@ -584,6 +584,29 @@ def smallshop_section(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def anomaly_section(results: dict[str, dict]) -> list[str]:
+    runs = {name: r for name, r in results.items() if name.startswith("anomaly-")}
+    if not runs:
+        return ["Not measured yet: `uv run python -m bench.run --part anomaly`."]
+    lines = [
+        "user_behaviour_features (SQL), reading it, scoring (Isolation Forest, reasons for the flagged), "
+        "writing user_anomaly_scores and the exclusion audience; target 1M users under 60 s on 2 cores. "
+        "CPU seconds are the process's own (all its threads); wall seconds include the other tenants' "
+        "turns on a shared machine, so read them with the load.",
+        "",
+        "| users | events | wall total | CPU total | features SQL | scoring | precision at planted share | load before/after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(runs.values(), key=lambda r: r["users"]):
+        meta = r["meta"]
+        lines.append(
+            f"| {r['users']:,} | {r['events']:,} | {s(r['total_seconds'])} | {s(r.get('total_cpu_seconds', 0))} | "
+            f"{s(r['steps']['features_sql'])} | {s(r['steps']['score'])} | {r['precision_at_planted_share']:.3f} | "
+            f"{meta['load_before']:.1f}/{meta['load_after']:.1f} |"
+        )
+    return lines
+
+
 def render(work: Path) -> str:
     # The serving results render their own section (bench/serving.py).
     results = {name: result for name, result in load(work).items() if not name.startswith("serving")}
@@ -615,6 +638,10 @@ def render(work: Path) -> str:
         "## Scoring and training",
         "",
         *scoring_section(results),
+        "",
+        "## Anomaly detection: a day's behaviour features and scores",
+        "",
+        *anomaly_section(results),
         "",
         "## How far one machine goes: the knee",
         "",

@@ -5,6 +5,7 @@
     uv run python -m bench.run --part knee          # end-to-end days up to 50M events (long)
     uv run python -m bench.run --part serving       # the lookup service on 10M users vs Redis (bench/serving.py)
     uv run python -m bench.run --part smallshop     # a small shop's 273-day backfill vs bare
+    uv run python -m bench.run --part anomaly       # 1M users' behaviour features and anomaly scores
     uv run python -m bench.run --report             # only rewrite BENCHMARKS.md from stored results
 
 Events are generated once into Parquet under ``<work>/events`` (default ``$KARTE_HOME/bench``)
@@ -24,10 +25,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import backfill, data, day, features, report, scoring, serving, smallshop
+from bench import anomaly, backfill, data, day, features, report, scoring, serving, smallshop
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("features", "day", "backfill", "scoring", "knee", "serving", "smallshop")
+PARTS = ("features", "day", "backfill", "scoring", "knee", "serving", "smallshop", "anomaly")
 STANDARD = ("features", "backfill", "scoring", "day", "smallshop")
 
 
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--train-sizes", default="1e4,1e5,3e5,1e6", help="training rows of the training-time curve"
     )
+    parser.add_argument("--anomaly-users", default="1e6", help="users of the anomaly day(s)")
     parser.add_argument("--train-all", action="store_true", help="also train on the whole training set")
     parser.add_argument("--serving-users", type=float, default=1e7, help="users of the serving snapshot")
     parser.add_argument(
@@ -170,6 +172,11 @@ def main(argv: list[str] | None = None) -> None:
                 work, args.backfill_days, backfill_events, _sizes(args.train_sizes), args.train_all, _log
             )
             _store(work, "scoring", result, started, load)
+        elif part == "anomaly":
+            for users in _sizes(args.anomaly_users):
+                started, load = time.perf_counter(), os.getloadavg()[0]
+                result = anomaly.run(work, users, _log)
+                _store(work, f"anomaly-{data._label(users)}", result, started, load)
 
     if not args.report:
         name = {tuple(STANDARD): "standard", ("knee",): "knee"}.get(tuple(parts), "-".join(parts))

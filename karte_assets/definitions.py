@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dagster import Definitions, EnvVar, in_process_executor
 
 from karte_assets.assets.activity import user_daily_activity
+from karte_assets.assets.anomaly import ANOMALY_ASSETS, anomaly_daily_job
 from karte_assets.assets.events import raw_events
 from karte_assets.assets.features import user_features
 from karte_assets.assets.profile import user_profile
@@ -80,8 +81,8 @@ def resources_for(settings: Settings) -> dict[str, object]:
 
 
 defs = Definitions(
-    assets=ASSETS,
-    jobs=[loyalty_daily_job, *PRESET_JOBS],
+    assets=[*ASSETS, *ANOMALY_ASSETS],
+    jobs=[loyalty_daily_job, anomaly_daily_job, *PRESET_JOBS],
     schedules=[daily_refresh_schedule],
     sensors=[run_status_publisher],
     resources=resources_for(current_settings()),

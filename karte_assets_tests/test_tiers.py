@@ -16,6 +16,7 @@ DAY = dt.date(2026, 6, 1)
 def assign_tiers(tmp_path):
     """Raw scores in, the day's loyalty_scores out, through the warehouse SQL."""
     warehouse = DuckDBWarehouse(path=str(tmp_path / "karte.duckdb"))
+    warehouse.ensure_table("user_anomaly_scores_table")  # the query can leave flagged users out
 
     def assign(users: pd.Series, scores: np.ndarray, tier_a_share: float, tier_b_share: float):
         raw = pd.DataFrame({"user_id": users.to_numpy(), "loyal_score": np.asarray(scores, dtype=float)})
@@ -26,6 +27,7 @@ def assign_tiers(tmp_path):
             "tier_a_rank": a_rank,
             "tier_b_rank": b_rank,
             "model_version": "m",
+            "exclude_flagged": False,
         }
         warehouse.replace_partition("loyalty_scores", DAY, "loyalty_scores", params)
         with warehouse.connect() as connection:

@@ -20,8 +20,8 @@ GROUP = "loyalty"
 CONFIG_TYPES: dict[str, type[Config]] = {}
 
 
-def daily_asset(**kwargs):
-    """``@asset`` for the graph: daily partitions and single-run backfills.
+def daily_asset(group_name: str = GROUP, **kwargs):
+    """``@asset`` for the graph: daily partitions and single-run backfills, in ``group_name``.
 
     Every asset reads the run's whole partition range, so a backfill of any length is one run,
     in order, oldest day first.
@@ -34,7 +34,7 @@ def daily_asset(**kwargs):
         return asset(
             partitions_def=daily_partitions,
             backfill_policy=BackfillPolicy.single_run(),
-            group_name=GROUP,
+            group_name=group_name,
             **kwargs,
         )(fn)
 

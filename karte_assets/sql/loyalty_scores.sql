@@ -10,6 +10,10 @@ WITH ranked AS (
     ROW_NUMBER() OVER (ORDER BY loyal_score DESC, user_id) AS score_rank
   FROM loyalty_raw_scores
   WHERE partition_date = @partition_date
+    -- @exclude_flagged: leave out the users flagged as anomalous that day (user_anomaly_scores).
+    AND NOT (@exclude_flagged AND user_id IN (
+      SELECT user_id FROM user_anomaly_scores WHERE partition_date = @partition_date AND flagged
+    ))
 )
 SELECT
   user_id,
