@@ -15,7 +15,7 @@ from karte_assets.training.uris import ParquetSink, parquet_batches
 
 DAY = dt.date(2026, 8, 31)
 # Features as user_features has them: integer counts, NULL where a user never purchased, and
-# revenue with cents, whose float64 values sit close to LightGBM's double thresholds.
+# revenue with cents up to millions, whose float64 values are closer together than float32 can tell.
 FEATURES_SQL = """
 SELECT
   'u' || i AS user_id,
@@ -25,6 +25,7 @@ SELECT
     AS days_since_last_purchase,
   (hash(i, $seed + 4) % 7)::BIGINT AS purchases_90d,
   round((hash(i, $seed + 5) % 100000) / 100.0 + 0.01, 2)::DOUBLE AS revenue_90d,
+  (hash(i, $seed + 7) % 1000000000) / 100.0 AS lifetime_revenue,
   CASE WHEN hash(i, $seed + 2) % 3 = 0 THEN NULL
        ELSE (hash(i, $seed + 6) % 10000) / 7.0 END AS average_order_value
 FROM range($users) AS t(i)
