@@ -34,13 +34,16 @@ from karte_assets.training.scoring import BATCH_ROWS, feature_matrix, predict, s
 from karte_assets.training.uris import ParquetSink, parquet_batches
 
 
-def _timed(function: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
-    seconds, result = [], None
+def _timed(function: Callable[[], np.ndarray], repeats: int) -> tuple[tuple[float, float], np.ndarray]:
+    """(median wall seconds, median CPU seconds of this process) and the result. On a machine shared
+    with other work the wall time stretches with the load, the CPU time much less."""
+    seconds, cpu, result = [], [], None
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         result = function()
         seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds), result
+        cpu.append(time.process_time() - started_cpu)
+    return (statistics.median(seconds), statistics.median(cpu)), result
 
 
 def _compiled(model_path: str, threads: int, workdir: Path) -> dict[str, tuple[float, Callable]]:
@@ -79,7 +82,7 @@ def _compiled(model_path: str, threads: int, workdir: Path) -> dict[str, tuple[f
 def _previous_job(booster: lgb.Booster, path: str, out: Path, day: dt.date) -> dict[str, float]:
     """The scoring job before batches (commit 3e3ca91), timed by stage: read the file into pandas,
     predict on the frame, build the scores table from Python lists, write it."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     features = pq.read_table(path).to_pandas()
     read = time.perf_counter()
     scores = booster.predict(features[booster.feature_name()])
@@ -98,6 +101,7 @@ def _previous_job(booster: lgb.Booster, path: str, out: Path, day: dt.date) -> d
         "predict": predicted - read,
         "write": done - predicted,
         "total": done - started,
+        "cpu_total": time.process_time() - cpu,
     }
 
 
@@ -106,6 +110,7 @@ def _job(booster: lgb.Booster, path: str, out: Path, day: dt.date, threads: int)
     stages = dict.fromkeys(("read", "matrix", "predict", "write"), 0.0)
     names = booster.feature_name()
     started = clock = time.perf_counter()
+    cpu = time.process_time()
 
     def lap(stage: str) -> None:
         nonlocal clock
@@ -124,6 +129,7 @@ def _job(booster: lgb.Booster, path: str, out: Path, day: dt.date, threads: int)
             lap("write")
     lap("write")
     stages["total"] = time.perf_counter() - started
+    stages["cpu_total"] = time.process_time() - cpu
     return stages
 
 
@@ -142,13 +148,15 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
     def matrix64() -> np.ndarray:
         return np.concatenate([feature_matrix(batch, names) for batch in batches])
 
-    convert, matrix = _timed(matrix64, repeats)
+    (convert, _), matrix = _timed(matrix64, repeats)
     candidates: dict[str, dict] = {}
 
-    def add(name: str, seconds: float, scores: np.ndarray, **extra: object) -> None:
+    def add(name: str, timing: tuple[float, float], scores: np.ndarray, **extra: object) -> None:
+        seconds, cpu_seconds = timing
         difference = float(np.max(np.abs(scores - reference))) if len(scores) else 0.0
         candidates[name] = {
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "users_per_second": len(table) / seconds,
             "identical": bool(np.array_equal(scores, reference)),
             "max_difference": difference,
@@ -160,7 +168,7 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
     seconds, scores = _timed(lambda: booster.predict(frame[names], num_threads=threads), repeats)
     add("LightGBM, pandas frame", seconds, scores)
     seconds, scores = _timed(lambda: booster.predict(matrix, num_threads=threads), repeats)
-    add("LightGBM, float64 matrix", seconds, scores, with_conversion=seconds + convert)
+    add("LightGBM, float64 matrix", seconds, scores, with_conversion=seconds[0] + convert)
     matrix32 = np.ascontiguousarray(matrix, dtype=np.float32)
     seconds, scores = _timed(lambda: booster.predict(matrix32, num_threads=threads), repeats)
     add("LightGBM, float32 matrix", seconds, scores)

@@ -500,12 +500,13 @@ def scoring_candidates(m: dict) -> list[str]:
             name,
             s(c["seconds"]),
             rate(m["users"], c["seconds"]).removesuffix("/s") + " users/s",
+            s(c["cpu_seconds"]),
             "yes" if c["identical"] else f"no (max difference {c['max_difference']:.1e})",
             s(c["compile_seconds"]) if "compile_seconds" in c else "",
         ]
         for name, c in m["candidates"].items()
     ]
-    lines += table(["predict", "time", "users/s", "identical", "compile"], rows)
+    lines += table(["predict", "time", "users/s", "CPU s", "identical", "compile"], rows)
     stages = m["job_stages"]
     lines += [
         "",
@@ -518,7 +519,7 @@ def scoring_candidates(m: dict) -> list[str]:
             s(stages["previous"][stage]) if stage in stages["previous"] else "",
             s(stages["now"][stage]),
         ]
-        for stage in ("read", "matrix", "predict", "write", "total")
+        for stage in ("read", "matrix", "predict", "write", "total", "cpu_total")
     ]
     rows.append(
         [
