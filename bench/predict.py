@@ -46,21 +46,30 @@ def _timed(function: Callable[[], np.ndarray], repeats: int) -> tuple[tuple[floa
     return (statistics.median(seconds), statistics.median(cpu)), result
 
 
-def _compiled(model_path: str, threads: int, workdir: Path) -> dict[str, tuple[float, Callable]]:
-    """Compiled predictors that are installed: name -> (compile seconds, predict(matrix))."""
+def _compiled(
+    model_path: str, threads: int, workdir: Path, failures: dict[str, str]
+) -> dict[str, tuple[float, Callable]]:
+    """Compiled predictors that are installed: name -> (compile seconds, predict(matrix)); those
+    that fail to compile go to ``failures`` with the reason."""
     found: dict[str, tuple[float, Callable]] = {}
     try:
         import lleaves
+        import llvmlite
     except ImportError:
         pass
     else:
         started = time.perf_counter()
         model = lleaves.Model(model_file=model_path)
-        model.compile(cache=str(workdir / "lleaves.o"))
-        found["lleaves"] = (
-            time.perf_counter() - started,
-            lambda matrix: model.predict(matrix, n_jobs=threads),
-        )
+        try:
+            model.compile(cache=str(workdir / "lleaves.o"))
+        except AttributeError as error:
+            # lleaves 1.3.0 calls llvmlite's legacy pass manager, which llvmlite 0.45+ removed.
+            failures["lleaves"] = f"does not compile with llvmlite {llvmlite.__version__}: {error}"
+        else:
+            found["lleaves"] = (
+                time.perf_counter() - started,
+                lambda matrix: model.predict(matrix, n_jobs=threads),
+            )
     try:
         import tl2cgen
         import treelite
@@ -150,6 +159,7 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
 
     (convert, _), matrix = _timed(matrix64, repeats)
     candidates: dict[str, dict] = {}
+    failures: dict[str, str] = {}
 
     def add(name: str, timing: tuple[float, float], scores: np.ndarray, **extra: object) -> None:
         seconds, cpu_seconds = timing
@@ -186,7 +196,9 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
                 for _ in range(repeats)
             ],
         }
-        for name, (compile_seconds, predict) in _compiled(model_path, threads, Path(workdir)).items():
+        for name, (compile_seconds, predict) in _compiled(
+            model_path, threads, Path(workdir), failures
+        ).items():
             seconds, scores = _timed(lambda predict=predict: predict(matrix), repeats)
             add(name, seconds, scores, compile_seconds=compile_seconds)
     return {
@@ -197,6 +209,7 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
         "features": len(names),
         "arrow_to_matrix_seconds": convert,
         "candidates": candidates,
+        "failed": failures,
         # median of each stage over the repeats
         "job_stages": {
             job: {stage: statistics.median(run[stage] for run in runs) for stage in runs[0]}

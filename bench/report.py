@@ -500,7 +500,7 @@ def scoring_candidates(m: dict) -> list[str]:
             name,
             s(c["seconds"]),
             rate(m["users"], c["seconds"]).removesuffix("/s") + " users/s",
-            s(c["cpu_seconds"]),
+            s(c["cpu_seconds"]) if c.get("cpu_seconds") else "",
             "yes" if c["identical"] else f"no (max difference {c['max_difference']:.1e})",
             s(c["compile_seconds"]) if "compile_seconds" in c else "",
         ]
@@ -517,7 +517,7 @@ def scoring_candidates(m: dict) -> list[str]:
         [
             stage,
             s(stages["previous"][stage]) if stage in stages["previous"] else "",
-            s(stages["now"][stage]),
+            s(stages["now"][stage]) if stage in stages["now"] else "",
         ]
         for stage in ("read", "matrix", "predict", "write", "total", "cpu_total")
     ]
