@@ -59,16 +59,16 @@ def _compiled(
         pass
     else:
         started = time.perf_counter()
-        model = lleaves.Model(model_file=model_path)
+        compiled = lleaves.Model(model_file=model_path)
         try:
-            model.compile(cache=str(workdir / "lleaves.o"))
+            compiled.compile(cache=str(workdir / "lleaves.o"))
         except AttributeError as error:
             # lleaves 1.3.0 calls llvmlite's legacy pass manager, which llvmlite 0.45+ removed.
             failures["lleaves"] = f"does not compile with llvmlite {llvmlite.__version__}: {error}"
         else:
             found["lleaves"] = (
                 time.perf_counter() - started,
-                lambda matrix: model.predict(matrix, n_jobs=threads),
+                lambda matrix: compiled.predict(matrix, n_jobs=threads),
             )
     try:
         import tl2cgen
@@ -77,9 +77,9 @@ def _compiled(
         pass
     else:
         started = time.perf_counter()
-        model = treelite.frontend.load_lightgbm_model(model_path)
+        forest = treelite.frontend.load_lightgbm_model(model_path)
         library = workdir / "treelite.so"
-        tl2cgen.export_lib(model, toolchain="gcc", libpath=str(library), params={"parallel_comp": threads})
+        tl2cgen.export_lib(forest, toolchain="gcc", libpath=str(library), params={"parallel_comp": threads})
         predictor = tl2cgen.Predictor(str(library), nthread=threads)
         found["treelite + tl2cgen"] = (
             time.perf_counter() - started,
