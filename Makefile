@@ -54,7 +54,7 @@ export:
 # Benchmarks (not part of `make test`): BENCH_ARGS selects parts, e.g. BENCH_ARGS='--part features --sizes 1e6';
 # BENCH_ARGS='--part serving' is the lookup service against Redis with wrk (make bench-tools first).
 bench: setup
-	$(UV) run python -m bench.run $(BENCH_ARGS)
+	$(UV) run --frozen --group bench python -m bench.run $(BENCH_ARGS)
 
 # The training image's Python environment (the lock's training group) in its own venv, GPU vs CPU.
 gpu-check: $(UV)

@@ -460,14 +460,9 @@ def scoring_section(results: dict[str, dict]) -> list[str]:
             f"{r['scored_users']:,} users: {rate(r['scored_users'], graph['work'].get('loyalty_scores', 1))} "
             f"(read features, predict, rank, tier, write, checks)",
         ],
-        [
-            "LightGBM predict alone",
-            s(lgbm["predict_seconds"]),
-            f"{lgbm['scored_users']:,} users, {lgbm['trees']} trees, {lgbm['features']} features: "
-            f"{rate(lgbm['scored_users'], lgbm['predict_seconds'])}",
-        ],
     ]
     lines += table(["step", "time", "what"], rows)
+    lines += ["", *scoring_candidates(lgbm["scoring"])]
     lines += [
         "",
         "Training time versus rows (the project's `train_loyalty_model`, in-process, default config, users sampled from the same training set):",
@@ -492,6 +487,55 @@ def scoring_section(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+# The numbers before issue 13 (BENCHMARKS.md of 2026-11-27), shown beside the new ones.
+PREVIOUS_SCORING = "4.5 s for 1M users (223k users/s), LightGBM predict alone 463k users/s"
+
+
+def scoring_candidates(m: dict) -> list[str]:
+    """Users/s of each way to predict, side by side, and where the scoring job's time goes."""
+    lines = [
+        f"Users scored per second on {m['users']:,} users (the day's exported audience"
+        + (f" repeated {m['copies']} times" if m["copies"] > 1 else "")
+        + f"), {m['trees']} trees, {m['features']} features, {m['threads']} threads; identical = equal bit for "
+        f"bit to LightGBM's predict on the pandas frame. Before: {PREVIOUS_SCORING}.",
+        "",
+    ]
+    rows = [
+        [
+            name,
+            s(c["seconds"]),
+            rate(m["users"], c["seconds"]).removesuffix("/s") + " users/s",
+            s(c["cpu_seconds"]) if c.get("cpu_seconds") else "",
+            "yes" if c["identical"] else f"no (max difference {c['max_difference']:.1e})",
+            s(c["compile_seconds"]) if "compile_seconds" in c else "",
+        ]
+        for name, c in m["candidates"].items()
+    ]
+    lines += table(["predict", "time", "users/s", "CPU s", "identical", "compile"], rows)
+    stages = m["job_stages"]
+    lines += [
+        "",
+        f"The scoring job end to end on those {m['users']:,} users, by stage (median of 3):",
+        "",
+    ]
+    rows = [
+        [
+            stage,
+            s(stages["previous"][stage]) if stage in stages["previous"] else "",
+            s(stages["now"][stage]) if stage in stages["now"] else "",
+        ]
+        for stage in ("read", "matrix", "predict", "write", "total", "cpu_total")
+    ]
+    rows.append(
+        [
+            "users/s",
+            rate(m["users"], stages["previous"]["total"]),
+            rate(m["users"], stages["now"]["total"]),
+        ]
+    )
+    return lines + table(["stage", "previous job (pandas)", "job now (Arrow batches)"], rows)
+
+
 def knee_section(results: dict[str, dict]) -> list[str]:
     found = by_size(results, "day-", capped=True)
     if len(found) < 2:
@@ -507,7 +551,10 @@ def knee_section(results: dict[str, dict]) -> list[str]:
             [
                 millions(r["events"]),
                 millions(r["users"]),
-                r.get("duckdb_memory_limit") or "default (80% of RAM)",
+                # Results from before KARTE_DUCKDB_MEMORY_LIMIT ran with DuckDB's own default.
+                r.get("duckdb_memory_limit")
+                or r.get("duckdb_memory_limit_default")
+                or "default (80% of RAM)",
                 s(r["wall"]),
                 rate(r["events"], r["wall"]),
                 f"{r['wall'] / base['wall'] / scale:.2f}",

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--duckdb-memory-limit",
-        help="day/knee only: open every DuckDB connection with this memory_limit (e.g. 2GB); "
+        help="day/knee only: KARTE_DUCKDB_MEMORY_LIMIT of the run (e.g. 2GB or 5%%) instead of the default; "
         "stored as a separate result",
     )
     parser.add_argument("--backfill-days", type=int, default=90)
@@ -119,6 +119,12 @@ def main(argv: list[str] | None = None) -> None:
         "--train-sizes", default="1e4,1e5,3e5,1e6", help="training rows of the training-time curve"
     )
     parser.add_argument("--anomaly-users", default="1e6", help="users of the anomaly day(s)")
+    parser.add_argument(
+        "--scoring-horizon-days",
+        type=int,
+        default=scoring.HORIZON_DAYS,
+        help="scoring: the training set's horizon_days (shorter for a shorter --backfill-days)",
+    )
     parser.add_argument("--train-all", action="store_true", help="also train on the whole training set")
     parser.add_argument("--serving-users", type=float, default=1e7, help="users of the serving snapshot")
     parser.add_argument(
@@ -169,7 +175,13 @@ def main(argv: list[str] | None = None) -> None:
         elif part == "scoring":
             started, load = time.perf_counter(), os.getloadavg()[0]
             result = scoring.run(
-                work, args.backfill_days, backfill_events, _sizes(args.train_sizes), args.train_all, _log
+                work,
+                args.backfill_days,
+                backfill_events,
+                _sizes(args.train_sizes),
+                args.train_all,
+                _log,
+                args.scoring_horizon_days,
             )
             _store(work, "scoring", result, started, load)
         elif part == "anomaly":

@@ -41,7 +41,9 @@ def local_resources(settings: Settings) -> dict[str, object]:
     """The embedded defaults: everything under $KARTE_HOME, nothing needs an account."""
     return {
         "warehouse": DuckDBWarehouse(
-            path=str(settings.warehouse_path), snapshot_retention_days=settings.snapshot_retention_days
+            path=str(settings.warehouse_path),
+            snapshot_retention_days=settings.snapshot_retention_days,
+            memory_limit=settings.duckdb_memory_limit,
         ),
         "trainer": SubprocessTrainer(),
         "model_store": LocalModelStore(root=str(settings.home / "models")),

@@ -191,6 +191,7 @@ def raw_events(
                 settings.home / "tmp",
                 event_id_column=config.event_id_column,
                 csv_delimiter=config.csv_delimiter,
+                memory_limit=settings.duckdb_memory_limit,
             ) as events:
                 rows = _store_day(context, warehouse, day, events, config, counts)
         _check_day(warehouse, day, (start, end), config.event_names, checks)

@@ -23,6 +23,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT, duckdb_config
 from karte_assets.settings import DEFAULT_SNAPSHOT_RETENTION_DAYS
 from karte_assets.sql import bind, duckdb_sql
 from karte_assets.training.uris import GS_SCHEME, parquet_files, read_parquet, write_parquet
@@ -124,13 +125,23 @@ class DuckDBWarehouse(Warehouse):
     lock_timeout_seconds: float = 600.0
     _run_connection: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
     _run_columns: dict[str, set[str]] = PrivateAttr(default_factory=dict)
+    memory_limit: str = Field(
+        default=DEFAULT_MEMORY_LIMIT,
+        description="Most memory a connection may use, a share of the machine ('10%') or a size ('2GB') "
+        "(KARTE_DUCKDB_MEMORY_LIMIT); beyond it DuckDB spills to temp_directory.",
+    )
+    temp_directory: str = Field(
+        default="",
+        description="Where DuckDB spills; default: tmp beside the warehouse file ($KARTE_HOME/tmp).",
+    )
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        config = duckdb_config(self.memory_limit, Path(self.temp_directory or Path(self.path).parent / "tmp"))
         deadline = time.monotonic() + self.lock_timeout_seconds
         while True:
             try:
-                connection = duckdb.connect(self.path)
+                connection = duckdb.connect(self.path, config=config)
                 break
             except duckdb.IOException as error:
                 if "lock" not in str(error).lower() or time.monotonic() > deadline:
