@@ -79,7 +79,8 @@ def test_an_analyst_materialises_a_day_from_the_ui_and_finds_the_score_chart(bro
         # The first visit opens a "join the community" dialog over everything; it was seen already.
         browser.execute_script("localStorage.setItem('communityNux', '\"1\"')")
 
-        browser.get(f"{webserver}/asset-groups")
+        # The loyalty group's own lineage: with more than one group the global one shows groups only.
+        browser.get(f"{webserver}/locations/__repository__@karte_assets.definitions/asset-groups/loyalty")
         for asset in ASSETS:
             name = asset.key.to_user_string()
             # Nodes live in SVG foreignObjects, which Selenium never counts as displayed.
