@@ -1,5 +1,5 @@
 """The demand forecaster on real sales, beside seasonal naive and AutoETS: ``make evaluate
-EVALUATE_ARGS='--use-case demand'``.
+EVALUATE_ARGS='--part demand'``.
 
 The series are Walmart's weekly sales of seven departments of store 1, 2010-02-05 to 2012-10-26
 (143 weeks each; the Kaggle "Walmart Recruiting - Store Sales Forecasting" data) as shipped in the

@@ -181,16 +181,15 @@ def judged(
 
 
 def main(argv: list[str] | None = None) -> None:
-    # --use-case demand hands the remaining arguments to the demand evaluation (evaluation/demand.py).
-    chooser = argparse.ArgumentParser(add_help=False)
-    chooser.add_argument("--use-case", choices=["loyalty", "demand"], default="loyalty")
-    chosen, rest = chooser.parse_known_args(argv)
-    if chosen.use_case == "demand":
-        from evaluation import demand
-
-        demand.main(rest)
-        return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # No abbreviations: the parts' own arguments pass through (demand's --horizon is not --horizons).
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument(
+        "--part",
+        choices=("loyalty", "anomaly", "demand"),
+        default="loyalty",
+        help="loyalty: this module's evaluation; anomaly: evaluation/anomaly.py, demand: evaluation/demand.py"
+        " (each takes its own arguments)",
+    )
     parser.add_argument("--cutoff", type=dt.date.fromisoformat, default=dt.date(1997, 9, 30))
     parser.add_argument("--horizons", type=int, nargs="+", default=[28, 91])
     parser.add_argument(
@@ -200,7 +199,17 @@ def main(argv: list[str] | None = None) -> None:
         "--reuse", action="store_true", help="--home already holds the backfill: build only D's model"
     )
     parser.add_argument("--max-snapshots", type=int, default=None, help="loyalty_training_set.max_snapshots")
-    args = parser.parse_args(rest)
+    args, rest = parser.parse_known_args(argv)
+    if args.part == "anomaly":
+        from evaluation import anomaly
+
+        return anomaly.main(rest)
+    if args.part == "demand":
+        from evaluation import demand
+
+        return demand.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     training_set = {"max_snapshots": args.max_snapshots} if args.max_snapshots else {}
     purchases = cdnow_purchases()
     with tempfile.TemporaryDirectory(prefix="karte-eval-") as scratch:

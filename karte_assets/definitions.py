@@ -1,4 +1,4 @@
-"""The code location: the loyalty and demand asset graphs, its automation, and resources for the environment."""
+"""The code location: the loyalty, anomaly and demand asset graphs, their automation, and resources for the environment."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dagster import Definitions, EnvVar, in_process_executor
 
 from karte_assets.assets.activity import user_daily_activity
+from karte_assets.assets.anomaly import ANOMALY_ASSETS, anomaly_daily_job
 from karte_assets.assets.demand import DEMAND_ASSETS
 from karte_assets.assets.events import raw_events
 from karte_assets.assets.features import user_features
@@ -34,7 +35,6 @@ ASSETS = [
     loyalty_training_set,
     loyalty_model,
     loyalty_scores,
-    *DEMAND_ASSETS,
 ]
 
 
@@ -42,7 +42,9 @@ def local_resources(settings: Settings) -> dict[str, object]:
     """The embedded defaults: everything under $KARTE_HOME, nothing needs an account."""
     return {
         "warehouse": DuckDBWarehouse(
-            path=str(settings.warehouse_path), snapshot_retention_days=settings.snapshot_retention_days
+            path=str(settings.warehouse_path),
+            snapshot_retention_days=settings.snapshot_retention_days,
+            memory_limit=settings.duckdb_memory_limit,
         ),
         "trainer": SubprocessTrainer(),
         "model_store": LocalModelStore(root=str(settings.home / "models")),
@@ -82,8 +84,8 @@ def resources_for(settings: Settings) -> dict[str, object]:
 
 
 defs = Definitions(
-    assets=ASSETS,
-    jobs=[loyalty_daily_job, demand_daily_job, *PRESET_JOBS],
+    assets=[*ASSETS, *ANOMALY_ASSETS, *DEMAND_ASSETS],
+    jobs=[loyalty_daily_job, anomaly_daily_job, demand_daily_job, *PRESET_JOBS],
     schedules=[daily_refresh_schedule],
     sensors=[run_status_publisher],
     resources=resources_for(current_settings()),

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from karte_assets.definitions import resources_for
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
 
@@ -82,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--client", default="default", help="overstock_candidates: the client (CLIENTS.md)")
     args = parser.parse_args(argv)
+
+    # Imported here: the definitions import the assets, and the anomaly assets write files with write_files.
+    from karte_assets.definitions import resources_for
 
     settings = current_settings()
     out = args.out or (settings.home / "exports" if settings.cloud is None else None)

@@ -41,6 +41,7 @@ PARAMETER_TYPES = {
     "tier_b_rank": "INT64",
     "model_version": "STRING",
     "client_id": "STRING",
+    "exclude_flagged": "BOOL",
     "product_path": "STRING",
     "quantity_path": "STRING",
     "history_start": "DATE",

@@ -7,7 +7,7 @@ import pandas as pd
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from karte_assets.definitions import ASSETS, local_resources
+from karte_assets.definitions import ASSETS, defs, local_resources
 from karte_assets.settings import load_settings
 
 # Small and quick: few users, and a label horizon short enough that a model trains on day 15.
@@ -49,7 +49,8 @@ class LocalGraph:
         raise_on_error: bool = True,
         selection: list[str] | None = None,
     ) -> ExecuteInProcessResult:
-        """One run of the whole graph over [start, end], as a single-run backfill does it."""
+        """One run of the loyalty graph (or of ``selection``, any of the code location's assets)
+        over [start, end], as a single-run backfill does it."""
         tags = {
             ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
             ASSET_PARTITION_RANGE_END_TAG: (end or start).isoformat(),
@@ -59,7 +60,7 @@ class LocalGraph:
             # Run config may only name the selected assets.
             run_config = {"ops": {k: v for k, v in run_config["ops"].items() if k in selection}}
         return materialize(
-            ASSETS,
+            ASSETS if selection is None else defs.assets,
             resources=self.resources,
             run_config=run_config,
             instance=self.instance,

@@ -81,13 +81,6 @@ def test_the_demand_graph_forecasts_and_flags_overstock_on_the_synthetic_shop(gr
     # 28 days of sales are the first that a backtest of one 7-day window can use; two days after are carried.
     last = FIRST_DAY + dt.timedelta(days=29)
     inventory = tmp_path / "stock.csv"
-    pd.DataFrame(
-        {
-            "product_id": ["p000", "p001", "p000"],
-            "stock_on_hand": [1_000_000, 0, 5],
-            "as_of_date": [last.isoformat(), last.isoformat(), (last + dt.timedelta(days=1)).isoformat()],
-        }
-    ).to_csv(inventory, index=False)
     window = {"horizon_days": HORIZON, "history_days": 60}
     config = {
         "ops": {
@@ -98,7 +91,7 @@ def test_the_demand_graph_forecasts_and_flags_overstock_on_the_synthetic_shop(gr
             "overstock_candidates": {"config": {**window, "inventory_source": str(inventory)}},
         }
     }
-    assert graph.materialize(FIRST_DAY, last, run_config=config, selection=DEMAND).success
+    assert graph.materialize(FIRST_DAY, last, run_config=config, selection=DEMAND[:-1]).success
 
     # daily_demand: the units of the day's purchases, per product.
     demand = graph.table("daily_demand", last).set_index("product_id")
@@ -128,11 +121,21 @@ def test_the_demand_graph_forecasts_and_flags_overstock_on_the_synthetic_shop(gr
     ).all()
     assert re.fullmatch(rf"{chosen['model'].iloc[0]}@2026-06-28", forecast["model_version"].iloc[0])
 
-    # overstock_candidates: p000's stock of the day (not the later count) against its 95 % demand; p001 holds none.
+    # overstock_candidates: the best seller's stock of the day (not the later count) against its 95 %
+    # demand; another product holds none.
+    top, other = graph.table("daily_demand").groupby("product_id")["quantity"].sum().nlargest(2).index
+    pd.DataFrame(
+        {
+            "product_id": [top, other, top],
+            "stock_on_hand": [1_000_000, 0, 5],
+            "as_of_date": [last.isoformat(), last.isoformat(), (last + dt.timedelta(days=1)).isoformat()],
+        }
+    ).to_csv(inventory, index=False)
+    assert graph.materialize(last, run_config=config, selection=DEMAND[-1:]).success
     over = graph.table("overstock_candidates", last)
-    p000 = forecast[forecast["product_id"] == "p000"]
-    assert over["product_id"].tolist() == ["p000"]
-    assert over["excess"].iloc[0] == pytest.approx(1_000_000 - p000["hi_95"].sum())
+    assert over["product_id"].tolist() == [top]
+    top_forecast = forecast[forecast["product_id"] == top]
+    assert over["excess"].iloc[0] == pytest.approx(1_000_000 - top_forecast["hi_95"].sum())
     assert over["excess_rank"].iloc[0] == 1 and over["stock_as_of"].iloc[0] == pd.Timestamp(last)
 
 
