@@ -2,10 +2,11 @@
 
 The sales are simulated here (vectorised, seeded) the way the synthetic shop shapes its products: a
 log-normal level (a long tail of intermittent products), a yearly trend, a weekly profile and
-promotions, drawn as Poisson counts. The time is the whole ``LightGBMForecaster.forecast`` (its
-interval calibration fit, the final fit and the recursive 28-day forecast), in this process with
-``threads`` LightGBM and mlforecast threads; the backtest that chooses the forecaster is not in it
-(it runs once a week, ``demand_model.reselect_every_days``).
+promotions, drawn as Poisson counts. As ``demand_forecast`` does, the forecaster gets the last
+``history_days`` days of the history (the asset's default, 365 of the 730); the time is the whole
+``LightGBMForecaster.forecast`` (its interval calibration fit, the final fit and the recursive 28-day
+forecast), in this process with ``threads`` LightGBM and mlforecast threads; the backtest that
+chooses the forecaster is not in it (it runs once a week, ``demand_model.reselect_every_days``).
 """
 
 from __future__ import annotations
@@ -36,10 +37,16 @@ def sales(products: int, days: int, seed: int = 0) -> pd.DataFrame:
 
 
 def run(products: int, days: int, horizon: int, threads: int, log: Callable[[str], None]) -> dict:
+    from karte_assets.assets.demand import ForecastConfig
     from karte_assets.demand.forecasters import LightGBMForecaster
 
-    history = sales(products, days)
-    log(f"demand: {products:,} products x {days} days = {len(history):,} rows; forecasting {horizon} days")
+    stored = sales(products, days)
+    history_days = min(days, ForecastConfig().history_days)
+    history = stored[stored["ds"] > stored["ds"].max() - pd.Timedelta(days=history_days)]
+    log(
+        f"demand: {products:,} products x {days} days, the last {history_days} learnt from "
+        f"({len(history):,} rows); forecasting {horizon} days"
+    )
     started, cpu_started = time.perf_counter(), time.process_time()
     forecast = LightGBMForecaster(threads=threads).forecast(history, horizon)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -49,6 +56,7 @@ def run(products: int, days: int, horizon: int, threads: int, log: Callable[[str
     return {
         "products": products,
         "days": days,
+        "history_days": history_days,
         "horizon": horizon,
         "threads": threads,
         "rows": len(history),

@@ -93,8 +93,10 @@ class LightGBMForecaster:
         default_factory=lambda: {
             "objective": "tweedie",
             "tweedie_variance_power": 1.2,
-            "n_estimators": 300,
-            "learning_rate": 0.05,
+            # 150 trees at 0.1 score as 300 at 0.05 did (daily MASE 0.824 vs 0.823 on 2,000
+            # simulated products) in half the time: the fit is nearly all of the forecast's cost.
+            "n_estimators": 150,
+            "learning_rate": 0.1,
             "num_leaves": 15,
             "min_child_samples": 10,
             "subsample": 0.8,
