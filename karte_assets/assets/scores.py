@@ -2,13 +2,12 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field, model_validator
 
 from karte_assets.assets.checks import SCORES_DRIFT, SCORES_VALID, DayChecks, population_stability_index, spec
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
-from karte_assets.assets.features import user_features
-from karte_assets.assets.training import loyalty_model
+from karte_assets.clients import DEFAULT_CLIENT, ClientRegistry, grouped, run_clients
 from karte_assets.plots import chart_metadata, score_change_figure, score_distribution_figure
 from karte_assets.resources.model_store import ModelStore
 from karte_assets.resources.trainer import ScoringJob, Trainer
@@ -45,18 +44,33 @@ class ScoresConfig(Config):
         return self
 
 
-def users_per_score_bin(warehouse: Warehouse, day: dt.date) -> np.ndarray | None:
-    """Users per score bin of width 1/SCORE_BINS on ``day``, or None if the day was never scored."""
-    if not warehouse.partition_exists("loyalty_scores", day):
-        return None
-    counts = np.zeros(SCORE_BINS, dtype=int)
-    histogram = warehouse.query("score_histogram", {"partition_date": day, "bins": SCORE_BINS})
-    counts[histogram["score_bin"].to_numpy(dtype=int)] = histogram["users"].to_numpy()
-    return counts
+def bins_by_client(warehouse: Warehouse, day: dt.date, client_ids: list[str]) -> dict[str, np.ndarray]:
+    """Users per score bin of width 1/SCORE_BINS on ``day``, for each client of ``client_ids`` whose
+    day was scored (one query for all of them)."""
+    scored = warehouse.logged_clients("loyalty_scores", day, client_ids)
+    if not scored:
+        return {}
+    histogram = warehouse.query(
+        "score_histogram", {"partition_date": day, "bins": SCORE_BINS, "client_ids": sorted(scored)}
+    )
+    bins = {}
+    for client_id in scored:
+        mine = histogram[histogram["client_id"] == client_id]
+        counts = np.zeros(SCORE_BINS, dtype=int)
+        counts[mine["score_bin"].to_numpy(dtype=int)] = mine["users"].to_numpy()
+        bins[client_id] = counts
+    return bins
+
+
+def users_per_score_bin(
+    warehouse: Warehouse, day: dt.date, client_id: str = DEFAULT_CLIENT
+) -> np.ndarray | None:
+    """Users per score bin of one client on ``day``, or None if its day was never scored."""
+    return bins_by_client(warehouse, day, [client_id]).get(client_id)
 
 
 def tier_cutoffs(tiers: pd.DataFrame) -> dict[str, float]:
-    """The lowest score in each coupon tier, from the day's ``score_tiers`` summary."""
+    """The lowest score in each coupon tier, from one client's rows of the day's ``score_tiers``."""
     given = tiers[tiers["coupon_tier"] != NO_COUPON]
     return {tier: float(score) for tier, score in zip(given["coupon_tier"], given["min_score"], strict=True)}
 
@@ -64,67 +78,89 @@ def tier_cutoffs(tiers: pd.DataFrame) -> dict[str, float]:
 def _check_day(
     warehouse: Warehouse,
     day: dt.date,
-    audience: int,
+    audience: dict[str, int],
     tiers: pd.DataFrame,
-    config: ScoresConfig,
+    configs: dict[str, ScoresConfig],
     checks: DayChecks,
 ) -> None:
-    n = int(tiers["users"].sum())
-    counts = dict(zip(tiers["coupon_tier"], tiers["users"], strict=True))
-    expected = {"A": int(n * config.tier_a_share)}
-    expected["B"] = int(n * (config.tier_a_share + config.tier_b_share)) - expected["A"]
-    problems = []
-    if n != audience:
-        problems.append(f"{n:,} scores for an audience of {audience:,}")
-    invalid = int(tiers["invalid_scores"].sum())
-    if invalid:
-        problems.append(f"{invalid:,} scores outside [0, 1]")
-    for tier, count in expected.items():
-        if int(counts.get(tier, 0)) != count:
-            problems.append(f"tier {tier} has {int(counts.get(tier, 0)):,} users, configured {count:,}")
+    problems, drifts, drifted = [], [], False
+    today = bins_by_client(warehouse, day, list(configs))
+    before = bins_by_client(warehouse, day - dt.timedelta(days=1), list(configs))
+    for client_id, config in configs.items():
+        mine = tiers[tiers["client_id"] == client_id]
+        n = int(mine["users"].sum())
+        counts = dict(zip(mine["coupon_tier"], mine["users"], strict=True))
+        a_rank, b_rank = tier_ranks(n, config.tier_a_share, config.tier_b_share)
+        expected = {"A": a_rank, "B": b_rank - a_rank}
+        if n != audience.get(client_id, 0):
+            problems.append(f"{client_id}: {n:,} scores for an audience of {audience.get(client_id, 0):,}")
+        invalid = int(mine["invalid_scores"].sum())
+        if invalid:
+            problems.append(f"{client_id}: {invalid:,} scores outside [0, 1]")
+        for tier, count in expected.items():
+            if int(counts.get(tier, 0)) != count:
+                problems.append(
+                    f"{client_id}: tier {tier} has {int(counts.get(tier, 0)):,} users, configured {count:,}"
+                )
+        if client_id not in before:
+            drifts.append(f"{client_id}: no previous day to compare with")
+            continue
+        psi = population_stability_index(before[client_id], today[client_id])
+        drifted |= psi > MAX_PSI
+        drifts.append(f"{client_id}: PSI {psi:.3f} against the day before (warning over {MAX_PSI})")
     checks.record(
-        SCORES_VALID, day, not problems, "; ".join(problems) or f"{n:,} users scored, tiers as configured"
+        SCORES_VALID,
+        day,
+        not problems,
+        "; ".join(problems)
+        or f"{int(tiers['users'].sum()):,} users of {len(configs)} clients scored, tiers as configured",
     )
-    previous = users_per_score_bin(warehouse, day - dt.timedelta(days=1))
-    if previous is None:
-        checks.record(SCORES_DRIFT, day, True, "no previous day to compare with")
-        return
-    psi = population_stability_index(previous, users_per_score_bin(warehouse, day))
-    checks.record(
-        SCORES_DRIFT, day, psi <= MAX_PSI, f"PSI {psi:.3f} against the day before (warning over {MAX_PSI})"
-    )
+    checks.record(SCORES_DRIFT, day, not drifted, "; ".join(drifts))
 
 
 def raw_scores(
     context: AssetExecutionContext,
     day: dt.date,
-    model: pd.DataFrame,
+    models: pd.DataFrame,
+    client_ids: list[str],
     warehouse: Warehouse,
     trainer: Trainer,
     model_store: ModelStore,
 ) -> int:
-    """Replace ``loyalty_raw_scores`` of ``day``: the model's scores, computed by a scoring job on
-    the exported audience, or the baseline's, computed in the warehouse; returns the users scored."""
-    if model.empty:
-        return warehouse.replace_partition("loyalty_raw_scores", day, "baseline_scores")
+    """Replace ``loyalty_raw_scores`` of ``day`` for ``client_ids``: the scores of the clients with a
+    model (``models``: their ``latest_model`` rows), computed by one scoring job on their exported
+    audience, and the baseline's for the others, computed in the warehouse; returns the users scored."""
+    modelled = dict(zip(models["client_id"], models["model_uri"], strict=True))
+    baseline = [client_id for client_id in client_ids if client_id not in modelled]
+    scored = 0
+    if baseline:
+        scored += warehouse.replace_partition(
+            "loyalty_raw_scores", day, "baseline_scores", {"client_ids": baseline}
+        )
+    if not modelled:
+        return scored
     job_key = f"{context.run_id}/scores/{day}"
     try:
         job = ScoringJob(
             partition_date=day.isoformat(),
             features_uri=warehouse.export_query(
-                "scoring_features", {"partition_date": day}, model_store.staging_prefix(job_key, "audience")
+                "scoring_features",
+                {"partition_date": day, "client_ids": list(modelled)},
+                model_store.staging_prefix(job_key, "audience"),
             ),
-            model_uri=model["model_uri"].iloc[0],
+            models=modelled,
             scores_uri=model_store.staging_prefix(job_key, "scores"),
         )
         trainer.score(context, job)
-        return warehouse.replace_partition_from_files("loyalty_raw_scores", day, job.scores_uri)
+        return scored + warehouse.replace_partition_from_files(
+            "loyalty_raw_scores", day, job.scores_uri, clients=list(modelled)
+        )
     finally:
         model_store.discard_staging(job_key)
 
 
 @daily_asset(
-    deps=[user_features, loyalty_model],
+    deps=[AssetKey("user_features"), AssetKey("loyalty_model")],
     kinds={"duckdb", "lightgbm"},
     check_specs=[
         spec(
@@ -145,60 +181,90 @@ def loyalty_scores(
     warehouse: Warehouse,
     trainer: Trainer,
     model_store: ModelStore,
+    loyalty_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them."""
-    versions: dict[dt.date, str] = {}
+    """Loyalty score (0..1), rank, decile and coupon tier of every user of each client seen up to the day, with the model version that scored them."""
+    warehouse.ensure_table("loyalty_model_table")
+    clients = run_clients(context, loyalty_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    client_ids = list(configs)
     newest_tiers: dict[str, pd.DataFrame] = {}  # the last scored day's score_tiers, for the metadata
     checks = DayChecks()
 
     def score(day: dt.date) -> int:
-        model = warehouse.query("latest_model", {"partition_date": day})
-        versions[day] = BASELINE_VERSION if model.empty else model["model_version"].iloc[0]
-        scored = raw_scores(context, day, model, warehouse, trainer, model_store)
-        a_rank, b_rank = tier_ranks(scored, config.tier_a_share, config.tier_b_share)
-        params = {
-            "audience": max(scored, 1),
-            "tier_a_rank": a_rank,
-            "tier_b_rank": b_rank,
-            "model_version": versions[day],
-        }
-        rows = warehouse.replace_partition("loyalty_scores", day, "loyalty_scores", params)
-        tiers = newest_tiers["tiers"] = warehouse.query("score_tiers", {"partition_date": day})
-        audience = int(warehouse.query("audience_size", {"partition_date": day})["users"].iloc[0])
-        _check_day(warehouse, day, audience, tiers, config, checks)
+        models = warehouse.query("latest_model", {"partition_date": day, "client_ids": client_ids})
+        raw_scores(context, day, models, client_ids, warehouse, trainer, model_store)
+        rows = 0
+        # Clients with the same tier shares share one statement.
+        shares = grouped(
+            clients, lambda c: (configs[c.client_id].tier_a_share, configs[c.client_id].tier_b_share)
+        )
+        for (a_share, b_share), ids in shares.items():
+            params = {
+                "tier_a_share": a_share,
+                "tier_b_share": b_share,
+                "baseline_version": BASELINE_VERSION,
+                "client_ids": ids,
+            }
+            rows += warehouse.replace_partition("loyalty_scores", day, "loyalty_scores", params)
+        tiers = newest_tiers["tiers"] = warehouse.query(
+            "score_tiers", {"partition_date": day, "client_ids": client_ids}
+        )
+        audience = warehouse.query("audience_size", {"partition_date": day, "client_ids": client_ids})
+        _check_day(
+            warehouse,
+            day,
+            dict(zip(audience["client_id"], audience["users"], strict=True)),
+            tiers,
+            configs,
+            checks,
+        )
         return rows
 
     rows = for_each_day(context, warehouse, score)
-    day, tiers = max(versions), newest_tiers["tiers"]
-    quantiles = warehouse.query("score_quantiles", {"partition_date": day}).iloc[0]
-    preview = warehouse.query("top_scores", {"partition_date": day, "limit": 10})
+    day, tiers = max(rows), newest_tiers["tiers"]
+    by_client = {"partition_date": day, "client_ids": client_ids}
+    summary = warehouse.query("score_summary", by_client)
+    metadata = {
+        **rows_metadata(rows),
+        "clients": MetadataValue.int(len(clients)),
+        "tier_counts": MetadataValue.md(
+            markdown_table(summary[["client_id", "coupon_tier", "model_version", "users"]])
+        ),
+    }
+    if len(clients) > 1:
+        quantiles = warehouse.query("score_quantiles", by_client)
+        metadata["score_quantiles"] = MetadataValue.md(markdown_table(quantiles))
+        return MaterializeResult(metadata=metadata, check_results=checks.results())
+    # One client: its model, quantiles, most loyal users and charts.
+    (client_id,) = client_ids
+    quantiles = warehouse.query("score_quantiles", by_client).drop(columns="client_id").iloc[0]
+    preview = warehouse.query("top_scores", {**by_client, "limit": 10})
     cutoffs = tier_cutoffs(tiers)
     previous_day = day - dt.timedelta(days=1)
     tier_sizes = dict(zip(tiers["coupon_tier"], tiers["users"], strict=True))
-    return MaterializeResult(
-        metadata={
-            **rows_metadata(rows),
-            "model_version": MetadataValue.text(versions[day]),
-            "tier_counts": MetadataValue.md(markdown_table(tiers[["coupon_tier", "users"]])),
-            "score_quantiles": MetadataValue.json(
-                {name: float(value) for name, value in quantiles.items() if pd.notna(value)}
-            ),
-            "preview": MetadataValue.md(markdown_table(preview)),
-            "tier_cutoffs": MetadataValue.json(cutoffs),
-            **chart_metadata(
-                context.log,
-                {
-                    "score_distribution_chart": lambda: score_distribution_figure(
-                        users_per_score_bin(warehouse, day), cutoffs, tier_sizes, day
-                    ),
-                    "score_change_chart": lambda: score_change_figure(
-                        users_per_score_bin(warehouse, day),
-                        users_per_score_bin(warehouse, previous_day),
-                        day,
-                        previous_day,
-                    ),
-                },
-            ),
-        },
-        check_results=checks.results(),
-    )
+    metadata |= {
+        "model_version": MetadataValue.text(
+            str(summary["model_version"].iloc[0]) if len(summary) else BASELINE_VERSION
+        ),
+        "score_quantiles": MetadataValue.json(
+            {name: float(value) for name, value in quantiles.items() if pd.notna(value)}
+        ),
+        "preview": MetadataValue.md(markdown_table(preview)),
+        "tier_cutoffs": MetadataValue.json(cutoffs),
+        **chart_metadata(
+            context.log,
+            {
+                "score_distribution_chart": lambda: score_distribution_figure(
+                    users_per_score_bin(warehouse, day, client_id), cutoffs, tier_sizes, day
+                ),
+                "score_change_chart": lambda: score_change_figure(
+                    users_per_score_bin(warehouse, day, client_id),
+                    users_per_score_bin(warehouse, previous_day, client_id),
+                    day,
+                    previous_day,
+                ),
+            },
+        ),
+    }
+    return MaterializeResult(metadata=metadata, check_results=checks.results())

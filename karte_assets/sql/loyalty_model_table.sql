@@ -1,6 +1,7 @@
 -- The model registry: one row per day, the model trained for it or why none was.
 CREATE TABLE IF NOT EXISTS loyalty_model (
   partition_date DATE,
+  client_id STRING NOT NULL,
   status STRING,          -- trained, or skipped (with the reason in note)
   note STRING,
   model_version STRING,
@@ -13,3 +14,4 @@ CREATE TABLE IF NOT EXISTS loyalty_model (
   trained_at TIMESTAMP
 )
 PARTITION BY partition_date
+CLUSTER BY client_id

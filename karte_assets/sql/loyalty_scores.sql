@@ -1,24 +1,42 @@
--- Rank, decile and coupon tier of every raw score of @partition_date (loyalty_raw_scores).
--- Rank 1 is the highest score, ties broken by user id, so the same scores always give the same
--- tiers; decile = ceil(rank * 10 / @audience); tier A down to rank @tier_a_rank, B down to
--- @tier_b_rank (computed from the audience and the tier shares in karte_assets/tiers.py).
+-- Rank, decile and coupon tier of every raw score of @partition_date (loyalty_raw_scores) of the
+-- clients @client_ids, each client ranked on its own. Rank 1 is the highest score, ties broken by
+-- user id, so the same scores always give the same tiers; decile = ceil(rank * 10 / audience);
+-- tier A down to rank floor(audience * @tier_a_share), B down to floor(audience * (@tier_a_share +
+-- @tier_b_share)) (as karte_assets/tiers.py). The model version is the client's newest accepted
+-- model up to the day, the one the raw scores came from, or @baseline_version before any.
 WITH ranked AS (
   SELECT
+    client_id,
     user_id,
     loyal_score,
-    ROW_NUMBER() OVER (ORDER BY loyal_score DESC, user_id) AS score_rank
+    ROW_NUMBER() OVER (PARTITION BY client_id ORDER BY loyal_score DESC, user_id) AS score_rank,
+    COUNT(*) OVER (PARTITION BY client_id) AS audience
   FROM loyalty_raw_scores
-  WHERE partition_date = @partition_date
+  WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
+),
+models AS (
+  SELECT client_id, model_version
+  FROM (
+    SELECT
+      client_id,
+      model_version,
+      ROW_NUMBER() OVER (PARTITION BY client_id ORDER BY partition_date DESC) AS newest
+    FROM loyalty_model
+    WHERE partition_date <= @partition_date AND status = 'trained' AND client_id IN UNNEST(@client_ids)
+  )
+  WHERE newest = 1
 )
 SELECT
-  user_id,
-  loyal_score,
-  score_rank,
-  CAST(CEIL(score_rank * 10 / @audience) AS INT64) AS score_decile,
+  r.client_id,
+  r.user_id,
+  r.loyal_score,
+  r.score_rank,
+  CAST(CEIL(r.score_rank * 10 / r.audience) AS INT64) AS score_decile,
   CASE
-    WHEN score_rank <= @tier_a_rank THEN 'A'
-    WHEN score_rank <= @tier_b_rank THEN 'B'
+    WHEN r.score_rank <= FLOOR(r.audience * @tier_a_share) THEN 'A'
+    WHEN r.score_rank <= FLOOR(r.audience * (@tier_a_share + @tier_b_share)) THEN 'B'
     ELSE 'none'
   END AS coupon_tier,
-  @model_version AS model_version
-FROM ranked
+  COALESCE(m.model_version, @baseline_version) AS model_version
+FROM ranked AS r
+LEFT JOIN models AS m ON m.client_id = r.client_id

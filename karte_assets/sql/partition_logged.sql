@@ -1,7 +1,4 @@
--- BigQuery only: whether @table_name's partition @partition_date has been written (0 or 1 rows): the row count
--- of its newest write (BigQuery appends a row per write).
-SELECT row_count
+-- Which clients of @client_ids have @table_name's partition @partition_date written (DuckDB and BigQuery).
+SELECT DISTINCT client_id
 FROM partition_log
-WHERE table_name = @table_name AND partition_date = @partition_date
-ORDER BY written_at DESC
-LIMIT 1
+WHERE table_name = @table_name AND partition_date = @partition_date AND client_id IN UNNEST(@client_ids)

@@ -3,7 +3,8 @@
 Runs where the data is, in the training image (a Vertex AI CustomJob, or a local subprocess):
 reads the audience's features that the warehouse exported, one Parquet file at a time so memory
 stays bounded whatever the audience, predicts with the model from the model store and writes raw
-scores (``partition_date``, ``user_id``, ``loyal_score``) as Parquet files for the warehouse to
+scores (``partition_date``, ``client_id``, ``user_id``, ``loyal_score``), each client's users by
+that client's model, as Parquet files for the warehouse to
 load. Ranks and tiers are computed afterwards in the warehouse (``sql/loyalty_scores.sql``).
 """
 
@@ -23,22 +24,36 @@ from karte_assets.training.uris import parquet_files, read_bytes, read_parquet, 
 def run(pipes: PipesContext) -> None:
     job = pipes.extras
     day = dt.date.fromisoformat(job["partition_date"])
-    booster = lgb.Booster(model_str=read_bytes(job["model_uri"]).decode())
+    boosters = {
+        client_id: lgb.Booster(model_str=read_bytes(uri).decode()) for client_id, uri in job["models"].items()
+    }
     scored = 0
     files = parquet_files(job["features_uri"])
     for number, uri in enumerate(files):
         features = read_parquet(uri).to_pandas()
-        scores = booster.predict(features[booster.feature_name()]) if len(features) else np.array([])
+        # Each client's users by that client's model; a row of a client without a model is an error.
+        strays = set(features["client_id"]) - set(boosters)
+        if strays:
+            raise ValueError(f"{uri}: rows of clients {sorted(strays)} that this job has no model for")
+        scores = np.zeros(len(features))
+        for client_id, rows in features.groupby("client_id").groups.items():
+            booster = boosters[client_id]
+            scores[features.index.get_indexer(rows)] = booster.predict(
+                features.loc[rows, booster.feature_name()]
+            )
         raw = pa.table(
             {
                 "partition_date": pa.array([day] * len(features), pa.date32()),
+                "client_id": pa.array(features["client_id"], pa.string()),
                 "user_id": pa.array(features["user_id"], pa.string()),
                 "loyal_score": pa.array(scores, pa.float64()),
             }
         )
         write_parquet(f"{job['scores_uri']}part-{number:05d}.parquet", raw)
         scored += len(features)
-        pipes.log.info(f"scored {scored:,} users ({number + 1} of {len(files)} files)")
+        pipes.log.info(
+            f"scored {scored:,} users of {len(boosters)} clients ({number + 1} of {len(files)} files)"
+        )
     pipes.report_custom_message({"scored": scored})
 
 
