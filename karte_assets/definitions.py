@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import AssetKey, Definitions, in_process_executor, load_from_defs_folder
+from dagster import Definitions, in_process_executor, load_from_defs_folder
 
 from karte_assets.assets.activity import user_daily_activity
 from karte_assets.assets.events import raw_events
@@ -36,22 +36,25 @@ ASSETS = [
     loyalty_model,
     loyalty_scores,
 ]
-# The graph's keys in order, for code that selects by key (asset deps are declared by key too).
-ASSET_KEYS = [AssetKey(asset.key.path) for asset in ASSETS]
 
-# The client instances: Definitions with nothing but the clients they register (see DESIGN.md).
-instances = load_from_defs_folder(path_within_project=Path(__file__).parent)
 
-defs = Definitions.merge(
-    instances,
-    Definitions(
-        assets=ASSETS,
-        jobs=[loyalty_daily_job, *PRESET_JOBS],
-        schedules=[daily_refresh_schedule],
-        sensors=[run_status_publisher],
-        resources=resources_for(current_settings(), clients_of(instances)),
-        # The work happens in the warehouse and the trainer; one process per run keeps the steps of a
-        # long backfill from paying a process start each, and serialises them on the DuckDB file.
-        executor=in_process_executor,
-    ),
-)
+def code_location() -> Definitions:
+    """The shared graph, with the clients that the defs folder's component instances register
+    (their Definitions hold nothing but that: see DESIGN.md)."""
+    instances = load_from_defs_folder(path_within_project=Path(__file__).parent)
+    return Definitions.merge(
+        instances,
+        Definitions(
+            assets=ASSETS,
+            jobs=[loyalty_daily_job, *PRESET_JOBS],
+            schedules=[daily_refresh_schedule],
+            sensors=[run_status_publisher],
+            resources=resources_for(current_settings(), clients_of(instances)),
+            # The work happens in the warehouse and the trainer; one process per run keeps the steps of
+            # a long backfill from paying a process start each, and serialises them on the DuckDB file.
+            executor=in_process_executor,
+        ),
+    )
+
+
+defs = code_location()

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 import dagster as dg
 
-from karte_assets.clients import LOYALTY, LoyaltyClient
+from karte_assets.clients import LOYALTY, LoyaltyClient, checked_client_id
 
 # The Definitions metadata key under which an instance registers its client.
 CLIENT_METADATA_PREFIX = f"karte/clients/{LOYALTY}/"
 
 
+class LoyaltyScoringScaffolder(dg.Scaffolder):
+    """``dg scaffold defs karte_assets.LoyaltyScoring <shop>``: a defs.yaml whose client id is the
+    folder's name (lowercased, other characters as ``-``), every other knob left to its default."""
+
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        client_id = re.sub(r"[^a-z0-9_-]", "-", request.target_path.name.lower())[:63]
+        dg.scaffold_component(request, {"client_id": checked_client_id(client_id, "the folder name")})
+
+
+@dg.scaffold_with(LoyaltyScoringScaffolder)
 class LoyaltyScoring(dg.Component, dg.Resolvable, LoyaltyClient):
     """Loyalty scores and coupon tiers for one client shop.
 
