@@ -537,6 +537,22 @@ def knee_section(results: dict[str, dict]) -> list[str]:
     )
 
 
+def clients_section(results: dict[str, dict]) -> list[str]:
+    r = results.get("clients")
+    if not r:
+        return ["Not measured yet: `uv run python -m bench.run --part clients`."]
+    lines = [
+        "| shops | code location load | runs per day | warehouse operations | one day (wall) | users scored |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["rows"]:
+        lines.append(
+            f"| {row['clients']:,} | {row['load_seconds']:.1f} s | {row['runs']} | "
+            f"{row['warehouse_operations']:,} | {row['day_seconds']:.1f} s | {row['users_scored']:,} |"
+        )
+    return lines
+
+
 def render(work: Path) -> str:
     results = load(work)
     if not results:
@@ -563,6 +579,10 @@ def render(work: Path) -> str:
         "## Scoring and training",
         "",
         *scoring_section(results),
+        "",
+        "## Many client shops: load time and one day (1, 10, 100, 1,000 shops)",
+        "",
+        *clients_section(results),
         "",
         "## How far one machine goes: the knee",
         "",

@@ -22,11 +22,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import backfill, data, day, features, report, scoring
+from bench import backfill, clients, data, day, features, report, scoring
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("features", "day", "backfill", "scoring", "knee")
-STANDARD = ("features", "backfill", "scoring", "day")
+PARTS = ("features", "day", "backfill", "scoring", "knee", "clients")
+STANDARD = ("features", "backfill", "scoring", "day", "clients")
 
 
 def _sizes(text: str) -> list[int]:
@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--train-sizes", default="1e4,1e5,3e5,1e6", help="training rows of the training-time curve"
     )
+    parser.add_argument(
+        "--client-counts", default="1,10,100,1000", help="shops of the many-clients part (load time, one day)"
+    )
     parser.add_argument("--train-all", action="store_true", help="also train on the whole training set")
     parser.add_argument(
         "--work",
@@ -155,6 +158,10 @@ def main(argv: list[str] | None = None) -> None:
             modes = [m for m in args.backfill_modes.split(",") if m]
             result = backfill.run(work, args.backfill_days, backfill_events, modes, _log)
             _store(work, "backfill", result, started, load)
+        elif part == "clients":
+            started, load = time.perf_counter(), os.getloadavg()[0]
+            result = clients.run(work, _sizes(args.client_counts), _log)
+            _store(work, "clients", result, started, load)
         elif part == "scoring":
             started, load = time.perf_counter(), os.getloadavg()[0]
             result = scoring.run(
