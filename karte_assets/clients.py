@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -239,17 +240,19 @@ def grouped(clients: Sequence[LoyaltyClient], key: Callable[[LoyaltyClient], K])
 
 
 def main() -> None:
-    from karte_assets.definitions import defs
+    # The defs folder alone, not the asset graph: what the instances register is what runs.
+    from dagster import load_from_defs_folder
 
-    registries = {
-        key: resource for key, resource in defs.resources.items() if isinstance(resource, ClientRegistry)
-    }
+    from karte_assets.components.loyalty_scoring import clients_of
+    from karte_assets.settings import current_settings
+
+    instances = load_from_defs_folder(path_within_project=Path(__file__).parent)
+    registry = default_registry(current_settings(), clients_of(instances))
     listing = {
         registry.use_case: {
             client_id: registry.get(client_id).model_dump(mode="json", exclude_defaults=True)
             for client_id in registry.ids()
         }
-        for registry in registries.values()
     }
     print(json.dumps(listing, indent=2))
 

@@ -94,7 +94,9 @@ def test_two_shops_with_the_same_user_ids_never_read_or_write_each_others_rows(t
 
     # A run of shop-b alone, with other tier shares, rewrites shop-b's rows and no one else's.
     before = {table: {shop: shared.rows(table, shop) for shop in ("default", "shop-a")} for table in TABLES}
-    other = config_with(**QUICK["ops"], loyalty_scores={"tier_a_share": 0.05, "tier_b_share": 0.05})
+    other = {
+        "ops": {**QUICK["ops"], "loyalty_scores": {"config": {"tier_a_share": 0.05, "tier_b_share": 0.05}}}
+    }
     assert shared.run(LAST_DAY, client="shop-b", run_config=other).success
     for table in TABLES:
         for shop, rows in before[table].items():
