@@ -57,11 +57,11 @@ def one_day(work: Path, count: int) -> dict:
     from karte_assets.resources.warehouse import DuckDBWarehouse
     from karte_assets.settings import load_settings
 
-    class CountingWarehouse(DuckDBWarehouse):
-        operations: int = 0
+    opened = []  # one entry per warehouse operation (a resource is a frozen model: no counter field)
 
+    class CountingWarehouse(DuckDBWarehouse):
         def connect(self):
-            type(self).operations += 1
+            opened.append(1)
             return super().connect()
 
     home = work / f"clients-{count}"
@@ -93,7 +93,7 @@ def one_day(work: Path, count: int) -> dict:
     return {
         "clients": count,
         "runs": 1,
-        "warehouse_operations": CountingWarehouse.operations,
+        "warehouse_operations": len(opened),
         "day_seconds": seconds,
         "clients_scored": scored[0],
         "users_scored": scored[1],
