@@ -162,8 +162,9 @@ def _check_day(
         ]
     )
     client_ids = [client_id for ids in windows.values() for client_id in ids]
+    # A one-client run says it as before clients existed; several name the client of each problem.
     problems = [
-        f"{row.client_id}: "
+        ("" if len(client_ids) == 1 else f"{row.client_id}: ")
         + ", ".join(f"{key}: {int(getattr(row, key)):,}" for key in QUALITY_COUNTS if getattr(row, key))
         for row in quality.itertuples()
         if any(getattr(row, key) for key in QUALITY_COUNTS)
