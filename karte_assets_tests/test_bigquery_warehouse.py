@@ -302,7 +302,7 @@ def test_every_table_is_created_from_its_declared_ddl_and_written_with_its_clust
     for table in ("raw_events", "user_daily_activity"):
         stored = client.get_table(f"{PROJECT}.{DATASET}.{table}")
         assert (stored.time_partitioning.field, stored.clustering_fields) == declared_layout(table)
-        assert declared_layout(table) == ("partition_date", ["user_id"])
+        assert declared_layout(table) == ("partition_date", ["client_id", "user_id"])
         # Created from the DDL (every declared column, in order), not from the first rows written.
         _, columns = fake.analyzer.declared_table(bigquery_sql(f"{table}_table"))
         assert [(f.name, f.field_type) for f in stored.schema] == list(columns.items())
@@ -317,7 +317,7 @@ def test_a_table_first_written_by_a_load_still_has_its_declared_columns_and_type
     stored = client_of(fake).get_table(f"{PROJECT}.{DATASET}.loyalty_scores")
     _, columns = fake.analyzer.declared_table(bigquery_sql("loyalty_scores_table"))
     assert [(f.name, f.field_type) for f in stored.schema] == list(columns.items())
-    assert stored.clustering_fields == ["user_id"]
+    assert stored.clustering_fields == ["client_id", "user_id"]
 
 
 def test_the_fake_refuses_a_destination_whose_partitioning_or_clustering_differs(fake):
@@ -331,16 +331,16 @@ def test_the_fake_refuses_a_destination_whose_partitioning_or_clustering_differs
         write_disposition="WRITE_TRUNCATE",
         time_partitioning=bigquery.TimePartitioning(field="partition_date"),
     )
-    select = "SELECT DATE '2026-06-03' AS partition_date, 'u1' AS user_id"
+    select = "SELECT DATE '2026-06-03' AS partition_date, 'default' AS client_id, 'u1' AS user_id"
     with pytest.raises(BadRequest) as refused:
         client.query(select, job_config=config).result()
     assert (
         "Incompatible table partitioning specification. Expects partitioning specification "
-        "interval(type:day,field:partition_date) clustering(user_id), but input partitioning "
+        "interval(type:day,field:partition_date) clustering(client_id,user_id), but input partitioning "
         "specification is interval(type:day,field:partition_date)"
     ) in refused.value.message
     assert fake.table(DATASET, "raw_events").num_rows == 0
-    config.clustering_fields = ["user_id"]
+    config.clustering_fields = ["client_id", "user_id"]
     client.query(select, job_config=config).result()
     assert fake.table(DATASET, "raw_events").num_rows == 1
 
@@ -464,7 +464,10 @@ def test_the_partition_log_is_appended_to_never_merged_and_readers_take_the_newe
     kinds = {type(sqlglot.parse_one(statement, read="bigquery")) for statement in statements}
     assert exp.Insert in kinds and not kinds & {exp.Merge, exp.Update, exp.Delete}
     log = client_of(fake).get_table(f"{PROJECT}.{DATASET}.partition_log")
-    assert (log.time_partitioning.field, log.clustering_fields) == ("partition_date", ["table_name"])
+    assert (log.time_partitioning.field, log.clustering_fields) == (
+        "partition_date",
+        ["table_name", "client_id"],
+    )
     assert fake.table(DATASET, "partition_log").to_pandas()["row_count"].tolist() == [3, 2]
     (newest,) = warehouse.query("partition_logged", {"table_name": "raw_events", "partition_date": DAY})[
         "row_count"
