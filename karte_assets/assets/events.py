@@ -111,8 +111,10 @@ def _store_day(
         total, rejected, config = events.row_count(), sum(reasons.values()), configs[client_id]
         if total and rejected / total > config.max_reject_share:
             listed = ", ".join(f"{reason}: {count:,}" for reason, count in reasons.items())
+            # A one-client run says it as before clients existed; several name the client.
             failures.append(
-                f"client {client_id}: {rejected:,} of {total:,} rows from {config.source!r} rejected "
+                ("" if len(configs) == 1 else f"client {client_id}: ")
+                + f"{rejected:,} of {total:,} rows from {config.source!r} rejected "
                 f"({rejected / total:.1%}, over max_reject_share {config.max_reject_share:.1%}): {listed}"
             )
     clients = list(sources)
