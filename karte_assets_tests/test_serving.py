@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import http.client
+import io
 import json
 import os
 import re
@@ -214,6 +215,21 @@ def test_a_snapshot_in_another_format_is_refused_naming_both_formats(tmp_path):
             match=f"in the format {other!r}, this service reads only 'karte-serving-snapshot/2'",
         ):
             Snapshot(path, signed)
+
+
+def test_a_refused_snapshot_is_checked_once_not_on_every_poll_and_a_newer_one_still_swaps_in(store, tmp_path):
+    publish(store, tmp_path, DAY)
+    info = store.latest("default")[0]
+    with store.local_copy(info, tmp_path).open("r+b") as file:
+        file.seek(-20, 2)
+        file.write(b"\0")  # its bytes no longer match the pointer
+    service = LookupService(store, ["default"], None, tmp_path / "work", logs=JsonLines(io.StringIO()))
+    with pytest.raises(SnapshotError, match="its pointer says"):
+        asyncio.run(service.refresh("default"))
+    assert not asyncio.run(service.refresh("default"))  # the same pointer: not hashed again
+    publish(store, tmp_path, DAY + dt.timedelta(days=1))
+    assert asyncio.run(service.refresh("default"))
+    assert service.served["default"].info.partition_date == DAY + dt.timedelta(days=1)
 
 
 def test_the_pointer_moves_only_forward_in_time(store, tmp_path):
