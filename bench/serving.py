@@ -4,7 +4,8 @@ wrk (Debian's; ``make bench-tools``) on loopback, bounded in time, against the s
 snapshot of N users (default 10M): lookups per second and per CPU second of the service,
 p50/p99/p99.9 latency, snapshot build and load time, memory; then a second snapshot published
 while wrk runs (the hot swap: no error allowed); then the same lookups answered from Redis
-(Debian's redis-server) through a minimal handler on the same HTTP layer (bench/serving_redis.py).
+(Debian's redis-server) through a minimal handler on the same HTTP layer (bench/serving_redis.py),
+and from Feast's feature server on its SQLite online store (bench/serving_feast.py, 1M users).
 Everything runs under ``nice``: the machine is shared, and the service's CPU time is measured so
 that "per core" does not depend on what else ran.
 """
