@@ -31,6 +31,7 @@ COLUMNS = ("user_id", "loyal_score", "coupon_tier")
 # The key: MurmurHash3's 64-bit finaliser folded over the id's UTF-8 bytes read as little-endian
 # 64-bit words (the last one zero-padded; an empty id is one zero word), starting from the length:
 #     key = len(id); for each word w: key = fmix64(key ^ w)
+#     fmix64(h): h ^= h >> 33; h *= _M1; h ^= h >> 33; h *= _M2; h ^= h >> 33  (all modulo 2**64)
 # It is defined here, in integer arithmetic, so the writer (numpy, vectorised over all ids) and the
 # reader (one id per request) compute the same value on any machine and any library version, which
 # no hash kernel of pyarrow or DuckDB promises. It is not a keyed hash: ids come from the client's
@@ -38,24 +39,21 @@ COLUMNS = ("user_id", "loyal_score", "coupon_tier")
 _M1, _M2, _MASK = 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, (1 << 64) - 1
 
 
-def _fmix64(h: int) -> int:
-    h ^= h >> 33
-    h = (h * _M1) & _MASK
-    h ^= h >> 33
-    h = (h * _M2) & _MASK
-    return h ^ (h >> 33)
-
-
 def user_key(user_id: bytes) -> int:
-    """The 64-bit sort key of a UTF-8 user id (the function above)."""
+    """The 64-bit sort key of a UTF-8 user id (the function above; fmix64 inline: once per request)."""
     key = len(user_id)
-    for start in range(0, max(len(user_id), 1), 8):
-        key = _fmix64(key ^ int.from_bytes(user_id[start : start + 8], "little"))
+    for start in range(0, len(user_id) or 1, 8):
+        key ^= int.from_bytes(user_id[start : start + 8], "little")
+        key ^= key >> 33
+        key = key * _M1 & _MASK
+        key ^= key >> 33
+        key = key * _M2 & _MASK
+        key ^= key >> 33
     return key
 
 
 def _fmix64_array(h: np.ndarray) -> np.ndarray:
-    """``_fmix64`` of every value (numpy's uint64 products wrap modulo 2**64, as the masks do)."""
+    """fmix64 of every value (numpy's uint64 products wrap modulo 2**64, as the masks do)."""
     h ^= h >> np.uint64(33)
     h *= np.uint64(_M1)
     h ^= h >> np.uint64(33)
