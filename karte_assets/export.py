@@ -1,6 +1,6 @@
 """The coupon audience of a day for the coupon service.
 
-    uv run python -m karte_assets.export --day 2026-08-29      (or: make export DAY=2026-08-29)
+    uv run python -m karte_assets.export --day 2026-08-29 [--client shop-a]   (or: make export DAY=2026-08-29)
     uv run python -m karte_assets.export --day 2026-08-29 --what overstock_candidates   (demand use case)
 
 The audience is every user with a coupon tier on that day, the most loyal first (the named query
@@ -8,6 +8,8 @@ The audience is every user with a coupon tier on that day, the most loyal first 
 ``coupon_audience``: a DuckDB table locally, a BigQuery table in the environment's dataset in
 dev and prod (the same ``Warehouse`` resource as the graph's). Locally it is also written as
 Parquet and CSV files under ``$KARTE_HOME/exports/``; in dev and prod only when ``--out`` is given.
+An export is one client's (``--client``, default ``default``): it reads and replaces that client's
+rows only, and its files are named by the client (all but ``default``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from karte_assets.clients import DEFAULT_CLIENT, checked_client_id
+from karte_assets.environments import resources_for
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
 
@@ -33,27 +37,39 @@ class NotScored(RuntimeError):
     """The day has no loyalty scores to export."""
 
 
-def export_audience(warehouse: Warehouse, day: dt.date) -> pa.Table:
-    """Replace the day's partition of ``coupon_audience`` and return the audience."""
-    if not warehouse.partition_exists("loyalty_scores", day):
-        raise NotScored(f"loyalty_scores has no partition {day}: materialise it first, then export")
-    warehouse.replace_partition(TABLE, day, TABLE)
-    return warehouse.query_arrow(TABLE, {"partition_date": day})
+def export_audience(warehouse: Warehouse, day: dt.date, client_id: str = DEFAULT_CLIENT) -> pa.Table:
+    """Replace ``client_id``'s rows of the day's partition of ``coupon_audience`` and return its
+    audience (without the client_id column: the file is the client's)."""
+    if not warehouse.partition_exists("loyalty_scores", day, client_id):
+        raise NotScored(
+            f"loyalty_scores has no partition {day} for client {client_id}: materialise it first, then export"
+        )
+    params = {"client_ids": [client_id]}
+    warehouse.replace_partition(TABLE, day, TABLE, params)
+    return warehouse.query_arrow(TABLE, {"partition_date": day, **params}).drop_columns(["client_id"])
 
 
 def export_overstock(warehouse: Warehouse, day: dt.date, client_id: str) -> pa.Table:
     """The client's overstock candidates of the day (the demand use case), the largest excess first."""
-    if not warehouse.partition_exists(OVERSTOCK, day):
-        raise NotScored(f"{OVERSTOCK} has no partition {day}: materialise it first, then export")
+    if not warehouse.partition_exists(OVERSTOCK, day, client_id):
+        raise NotScored(
+            f"{OVERSTOCK} has no partition {day} for client {client_id}: materialise it first, then export"
+        )
     return warehouse.query_arrow(OVERSTOCK, {"client_id": client_id, "partition_date": day})
 
 
 def write_files(
-    audience: pa.Table, day: dt.date, directory: Path, formats=FORMATS, name: str = TABLE
+    audience: pa.Table,
+    day: dt.date,
+    directory: Path,
+    formats=FORMATS,
+    client_id: str = DEFAULT_CLIENT,
+    name: str = TABLE,
 ) -> list[Path]:
-    """``<name>_<day>.<format>`` files; each appears whole or not at all."""
+    """``<name>_[<client>_]<day>.<format>`` files; each appears whole or not at all."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
+    name = name if client_id == DEFAULT_CLIENT else f"{name}_{client_id}"
     for file_format in formats:
         path = directory / f"{name}_{day}.{file_format}"
         partial = path.with_name(f".{path.name}.partial")
@@ -79,11 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         default=TABLE,
         help="the coupon audience, or overstock candidates",
     )
-    parser.add_argument("--client", default="default", help="overstock_candidates: the client (CLIENTS.md)")
+    parser.add_argument("--client", default=DEFAULT_CLIENT, type=checked_client_id, help="the client shop")
     args = parser.parse_args(argv)
-
-    # Imported here: the definitions import the assets, and the anomaly assets write files with write_files.
-    from karte_assets.definitions import resources_for
 
     settings = current_settings()
     out = args.out or (settings.home / "exports" if settings.cloud is None else None)
@@ -93,11 +106,13 @@ def main(argv: list[str] | None = None) -> None:
         except NotScored as error:
             parser.exit(1, f"{error}\n")
         print(f"{OVERSTOCK} {args.day} ({args.client}): {rows.num_rows:,} products")
-        for path in write_files(rows, args.day, out, args.formats, OVERSTOCK) if out is not None else []:
+        for path in (
+            write_files(rows, args.day, out, args.formats, args.client, OVERSTOCK) if out is not None else []
+        ):
             print(f"  {path}")
         return
     try:
-        audience = export_audience(resources_for(settings)["warehouse"], args.day)
+        audience = export_audience(resources_for(settings)["warehouse"], args.day, args.client)
     except NotScored as error:
         parser.exit(1, f"{error}\n")
     tiers = audience.column("coupon_tier").value_counts().to_pylist()
@@ -108,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{TABLE} {args.day}: {audience.num_rows:,} users ({by_tier or 'no tiered users'}) -> table {TABLE}"
     )
     if out is not None:
-        for path in write_files(audience, args.day, out, args.formats):
+        for path in write_files(audience, args.day, out, args.formats, args.client):
             print(f"  {path}")
 
 

@@ -158,7 +158,9 @@ def test_overstock_candidates_export_as_files_for_one_client(tmp_path):
 
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     day = dt.date(2026, 8, 29)
-    with pytest.raises(NotScored, match="overstock_candidates has no partition 2026-08-29"):
+    with pytest.raises(
+        NotScored, match="overstock_candidates has no partition 2026-08-29 for client default"
+    ):
         export_overstock(warehouse, day, "default")
     warehouse.ensure_table("overstock_candidates_table")
     row = {
@@ -175,7 +177,7 @@ def test_overstock_candidates_export_as_files_for_one_client(tmp_path):
             {"client_id": "other", "product_id": "c", "excess": 9.0, "excess_rank": 1, **row},
         ]
     )
-    warehouse.replace_partition_with_rows("overstock_candidates", day, rows)
+    warehouse.replace_partition_with_rows("overstock_candidates", day, rows, clients=("default", "other"))
     exported = export_overstock(warehouse, day, "default")
     assert exported.column("product_id").to_pylist() == ["a", "b"]
     paths = write_files(exported, day, tmp_path / "out", name="overstock_candidates")
