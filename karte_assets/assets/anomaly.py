@@ -77,11 +77,12 @@ class AnomalyConfig(Config):
         "A user labelled on or before the day counts as a cheater that day.",
     )
     n_estimators: int = Field(default=100, ge=1, description="isolation_forest: trees.")
-    max_samples: int = Field(
-        default=4096,
+    max_samples: int | None = Field(
+        default=None,
         ge=2,
-        description="isolation_forest: users per tree. The paper's 256 drowns 0.1 % of cheaters among 100k users "
-        "(precision 0.29 in bench/anomaly.py, 0.98 at 4096).",
+        description="isolation_forest: users per tree. By default about three of the flagged share per tree "
+        "(3 / contamination, at least 256): fewer cannot rank a small share, more let the anomalous users "
+        "hide each other (EVALUATION.md).",
     )
     seed: int = Field(default=0, description="Random seed of the detectors.")
 
