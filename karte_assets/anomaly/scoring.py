@@ -43,10 +43,10 @@ class DetectorSettings:
         """``max_samples``, or by default enough users per tree for about three of the flagged share.
 
         The sample size sets what a tree can tell apart: the users beyond its sample's extremes all
-        isolate alike, so a tree of 256 cannot rank the top 0.1 % (1M users, 0.1 % planted:
-        precision 0.12 at 256, 0.985 at 3,000, bench/anomaly.py), while a tree holding many of the
-        anomalous users lets them hide each other (masking: CDNOW with 1 % planted, 0.64-0.69 at
-        4,096, 0.91-0.95 at 300; EVALUATION.md). Three per tree sits between the two.
+        isolate alike, so a tree of 256 cannot rank the top 0.1 % (bench/anomaly.py's day, 0.1 %
+        planted: precision 0.12 at 256 of 200k users, 0.985 at 3,000 of 1M), while a tree holding
+        many of the anomalous users lets them hide each other (masking: CDNOW with 1 % planted,
+        0.66-0.71 at 4,096, 0.89-0.94 at 300; EVALUATION.md). Three per tree sits between the two.
         """
         if self.max_samples is not None:
             return self.max_samples
