@@ -1,8 +1,8 @@
--- Features of every user seen up to @partition_date, from days <= @partition_date only:
+-- Features of every user of the clients @client_ids seen up to @partition_date, from days <= @partition_date only:
 -- lifetime recency/frequency/monetary from user_profile, rolling 7/28/90-day windows from activity.
 -- (Integer sums are cast back to INT64: BigQuery already sums to INT64, DuckDB to HUGEINT.)
 WITH profile AS (
-  SELECT * FROM user_profile WHERE partition_date = @partition_date
+  SELECT * FROM user_profile WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
 ),
 recent AS (
   SELECT
@@ -11,9 +11,11 @@ recent AS (
   FROM user_daily_activity
   WHERE partition_date > DATE_SUB(@partition_date, INTERVAL 90 DAY)
     AND partition_date <= @partition_date
+    AND client_id IN UNNEST(@client_ids)
 ),
 windows AS (
   SELECT
+    client_id,
     user_id,
     COUNTIF(days_ago < 7) AS active_days_7d,
     CAST(SUM(IF(days_ago < 7, sessions, 0)) AS INT64) AS sessions_7d,
@@ -34,9 +36,10 @@ windows AS (
     CAST(SUM(purchases) AS INT64) AS purchases_90d,
     SUM(revenue) AS revenue_90d
   FROM recent
-  GROUP BY user_id
+  GROUP BY client_id, user_id
 )
 SELECT
+  p.client_id,
   p.user_id,
   DATE_DIFF(@partition_date, p.first_seen_date, DAY) AS tenure_days,
   DATE_DIFF(@partition_date, p.last_seen_date, DAY) AS days_since_last_seen,
@@ -70,4 +73,4 @@ SELECT
   COALESCE(w.revenue_90d, 0) AS revenue_90d,
   SAFE_DIVIDE(w.purchases_28d, w.carts_28d) AS cart_conversion_28d
 FROM profile AS p
-LEFT JOIN windows AS w ON p.user_id = w.user_id
+LEFT JOIN windows AS w ON p.client_id = w.client_id AND p.user_id = w.user_id

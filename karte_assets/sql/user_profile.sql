@@ -1,11 +1,14 @@
--- user_profile[D] = user_profile[D-1] (+) user_daily_activity[D]: reads two days, never all history.
+-- user_profile[D] = user_profile[D-1] (+) user_daily_activity[D]: reads two days, never all history,
+-- of the clients @client_ids.
 WITH previous AS (
-  SELECT * FROM user_profile WHERE partition_date = DATE_SUB(@partition_date, INTERVAL 1 DAY)
+  SELECT * FROM user_profile
+  WHERE partition_date = DATE_SUB(@partition_date, INTERVAL 1 DAY) AND client_id IN UNNEST(@client_ids)
 ),
 today AS (
-  SELECT * FROM user_daily_activity WHERE partition_date = @partition_date
+  SELECT * FROM user_daily_activity WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
 )
 SELECT
+  COALESCE(t.client_id, p.client_id) AS client_id,
   COALESCE(t.user_id, p.user_id) AS user_id,
   COALESCE(p.first_seen_date, @partition_date) AS first_seen_date,
   IF(t.user_id IS NULL, p.last_seen_date, @partition_date) AS last_seen_date,
@@ -20,4 +23,4 @@ SELECT
   COALESCE(p.purchases, 0) + COALESCE(t.purchases, 0) AS purchases,
   COALESCE(p.revenue, 0) + COALESCE(t.revenue, 0) AS revenue
 FROM previous AS p
-FULL OUTER JOIN today AS t ON p.user_id = t.user_id
+FULL OUTER JOIN today AS t ON p.client_id = t.client_id AND p.user_id = t.user_id
