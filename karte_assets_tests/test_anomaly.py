@@ -17,8 +17,10 @@ from karte_assets.anomaly.detectors import (
 )
 from karte_assets.anomaly.features import FEATURES, feature_matrix
 from karte_assets.anomaly.scoring import DetectorSettings, flag, score_client_day
-from karte_assets.assets.anomaly import AnomalyConfig, known_cheaters
+from karte_assets.assets.anomaly import AnomalyConfig, ExclusionConfig, known_cheaters
+from karte_assets.clients import ANOMALY, AnomalyClient, default_registry
 from karte_assets.resources.warehouse import DuckDBWarehouse
+from karte_assets.settings import load_settings
 from karte_assets.synthetic import SyntheticWorld, generate_day, planted_user_ids
 
 DAY = dt.date(2026, 6, 10)
@@ -282,11 +284,11 @@ def test_known_cheaters_file_is_read_per_client_and_bad_files_are_named(tmp_path
         known_cheaters(str(tmp_path / "nope.csv"), "default")
 
 
-def test_anomaly_config_refuses_an_unknown_detector_or_client():
+def test_anomaly_config_refuses_an_unknown_detector_and_a_client_a_bad_id():
     with pytest.raises(ValueError, match="'forest' is not one of"):
         AnomalyConfig(detector="forest")
     with pytest.raises(ValueError, match="client_id 'Shop A'"):
-        AnomalyConfig(client_id="Shop A")
+        AnomalyClient(client_id="Shop A")
 
 
 def test_planted_users_add_events_without_changing_the_shoppers():
@@ -304,3 +306,15 @@ def test_planted_users_add_events_without_changing_the_shoppers():
     assert bot.nunique() == 1  # machine timing
     loop = mixed[(mixed["user_id"] == ids["loop"][0]) & (mixed["event_name"] == "purchase")]
     assert len(loop) >= 3 and loop["value"].nunique() == 1
+
+
+def test_an_anomaly_client_sets_its_knobs_and_a_run_config_overrides_them():
+    shop = AnomalyClient(client_id="shop-a", contamination=0.05, max_samples=512, exclusion_directory="/x")
+    own = shop.config(AnomalyConfig())
+    assert (own.contamination, own.max_samples, own.detector) == (0.05, 512, "isolation_forest")
+    assert shop.config(ExclusionConfig()).directory == "/x"
+    assert shop.config(AnomalyConfig(contamination=0.2)).contamination == 0.2  # the run's value wins
+    registry = default_registry(load_settings({}), [shop], ANOMALY)
+    assert registry.ids() == ["default", "shop-a"] and isinstance(registry.get("default"), AnomalyClient)
+    with pytest.raises(ValueError, match="detector 'forest' is not one of"):
+        AnomalyClient(client_id="s", detector="forest")
