@@ -1,10 +1,11 @@
-"""karte_assets: the loyalty asset graph of many client shops (``karte_assets.definitions``).
+"""karte_assets: the asset graphs of many client shops (``karte_assets.definitions``).
 
-``karte_assets.LoyaltyScoring`` is the use case's Dagster Component type. It is imported on first
-use, because the training image imports ``karte_assets.training`` without Dagster installed.
+``karte_assets.LoyaltyScoring`` and ``karte_assets.AnomalyDetection`` are the use cases' Dagster
+Component types. They are imported on first use, because the training image imports
+``karte_assets.training`` without Dagster installed.
 """
 
-COMPONENT_TYPES = ("LoyaltyScoring",)
+COMPONENT_TYPES = ("AnomalyDetection", "LoyaltyScoring")
 
 
 def __getattr__(name: str):

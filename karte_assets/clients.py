@@ -2,8 +2,9 @@
 
 One graph per use case serves every client (never a copy per client): each table has a
 ``client_id`` column, and a run covers the clients named by its ``karte/client`` tag, or all of
-them. A client's parameters are its defs.yaml attributes (``karte_assets.LoyaltyScoring``); run
-config that differs from a field's default overrides them for the clients of that run.
+them. A client's parameters are its defs.yaml attributes (``karte_assets.LoyaltyScoring``,
+``karte_assets.AnomalyDetection``); run config that differs from a field's default overrides them
+for the clients of that run.
 
 ``python -m karte_assets.clients`` prints the registered clients as JSON (for remote callers).
 """
@@ -26,6 +27,7 @@ from karte_assets.settings import Settings
 CLIENT_TAG = "karte/client"
 DEFAULT_CLIENT = "default"
 LOYALTY = "loyalty"
+ANOMALY = "anomaly"
 CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 C = TypeVar("C", bound=Config)
@@ -40,12 +42,48 @@ def checked_client_id(value: str, where: str = "client_id") -> str:
     return value
 
 
-class LoyaltyClient(BaseModel):
-    """One client shop of the loyalty use case. Unset knobs keep the graph's defaults (KARTE_*)."""
+class UseCaseClient(BaseModel):
+    """One client shop of a use case: its id and knobs (the subclasses), each unset knob keeping the
+    graph's default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     client_id: str = Field(description="The shop's id: the client_id of its rows in every table.")
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        return checked_client_id(value)
+
+    def knobs(self) -> dict[str, object]:
+        """The client's set values by the asset config field they stand for."""
+        raise NotImplementedError
+
+    def config(self, run_config: C) -> C:
+        """The asset config for this client: its own values, then whatever the run set otherwise
+        than the field's default (the launchpad overrides every client of the run)."""
+        kind = type(run_config)
+        overrides = {
+            name: getattr(run_config, name)
+            for name, field in kind.model_fields.items()
+            if getattr(run_config, name) != field.get_default(call_default_factory=True)
+        }
+        own = {key: value for key, value in self.knobs().items() if key in kind.model_fields}
+        try:
+            return kind(**{**own, **overrides})
+        except ValueError as error:
+            raise Failure(
+                f"client {self.client_id}: its parameters with this run's config: {error}"
+            ) from error
+
+    def start(self, settings: Settings) -> dt.date:
+        """The client's first day of history."""
+        return settings.partitions_start
+
+
+class LoyaltyClient(UseCaseClient):
+    """One client shop of the loyalty use case. Unset knobs keep the graph's defaults (KARTE_*)."""
+
     events_source: str | None = Field(
         default=None,
         description='"synthetic", a Parquet/CSV path or glob of the shop\'s event files, or "bigquery". '
@@ -86,11 +124,6 @@ class LoyaltyClient(BaseModel):
         default_factory=dict,
         description="Vertex AI only: worker pool overrides (machine_type, accelerator_type, ...).",
     )
-
-    @field_validator("client_id")
-    @classmethod
-    def _client_id(cls, value: str) -> str:
-        return checked_client_id(value)
 
     @field_validator("timezone")
     @classmethod
@@ -145,7 +178,6 @@ class LoyaltyClient(BaseModel):
         return self
 
     def knobs(self) -> dict[str, object]:
-        """The client's set values by the asset config field they stand for."""
         values = {
             "source": self.events_source,
             "synthetic_new_users_per_day": self.synthetic_users_per_day,
@@ -162,23 +194,6 @@ class LoyaltyClient(BaseModel):
         }
         return {key: value for key, value in values.items() if value is not None}
 
-    def config(self, run_config: C) -> C:
-        """The asset config for this client: its own values, then whatever the run set otherwise
-        than the field's default (the launchpad overrides every client of the run)."""
-        kind = type(run_config)
-        overrides = {
-            name: getattr(run_config, name)
-            for name, field in kind.model_fields.items()
-            if getattr(run_config, name) != field.get_default(call_default_factory=True)
-        }
-        own = {key: value for key, value in self.knobs().items() if key in kind.model_fields}
-        try:
-            return kind(**{**own, **overrides})
-        except ValueError as error:
-            raise Failure(
-                f"client {self.client_id}: its parameters with this run's config: {error}"
-            ) from error
-
     def zone(self, settings: Settings) -> str:
         return self.timezone or settings.timezone
 
@@ -186,19 +201,85 @@ class LoyaltyClient(BaseModel):
         return dt.date.fromisoformat(self.first_day) if self.first_day else settings.partitions_start
 
 
-class ClientRegistry:
-    """The clients of one use case (a Dagster resource: ``loyalty_clients``), ``default`` first."""
+class AnomalyClient(UseCaseClient):
+    """One client shop of the anomaly use case. Unset knobs keep the anomaly assets' config defaults."""
 
-    def __init__(self, use_case: str, clients: Iterable[LoyaltyClient], settings: Settings):
+    detector: str | None = Field(
+        default=None, description='The detector without labels: "isolation_forest" (default) or "ecod".'
+    )
+    contamination: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Share of the day's users flagged, the most anomalous first (0.01).",
+    )
+    score_threshold: float | None = Field(
+        default=None, description="Flag every user scoring at least this instead of a share."
+    )
+    labels_file: str | None = Field(
+        default=None,
+        description="CSV or Parquet of the shop's known cheaters (user_id, labelled_on): with enough of them, "
+        "LightGBM trained on them scores the day and every detector is compared against them.",
+    )
+    max_samples: int | None = Field(
+        default=None, ge=2, description="isolation_forest: users per tree. Unset: from the flagged share."
+    )
+    session_gap_minutes: int | None = Field(
+        default=None, ge=1, description="Minutes without an event that end a session (30)."
+    )
+    history_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Days of the user's own activity that bursts are measured against (28).",
+    )
+    exclusion_directory: str | None = Field(
+        default=None,
+        description="Where the day's exclusion audience files (Parquet, CSV) go. Unset: $KARTE_HOME/exports "
+        "locally, no files in dev and prod (the table is the hand-over there).",
+    )
+
+    @field_validator("detector")
+    @classmethod
+    def _detector(cls, value: str | None) -> str | None:
+        # Imported here: the detectors bring scikit-learn and LightGBM, which listing clients does not need.
+        from karte_assets.anomaly.detectors import UNSUPERVISED
+
+        if value is not None and value not in UNSUPERVISED:
+            raise ValueError(f"detector {value!r} is not one of {UNSUPERVISED}")
+        return value
+
+    def knobs(self) -> dict[str, object]:
+        values = {
+            "detector": self.detector,
+            "contamination": self.contamination,
+            "score_threshold": self.score_threshold,
+            "labels_file": self.labels_file,
+            "max_samples": self.max_samples,
+            "session_gap_minutes": self.session_gap_minutes,
+            "history_days": self.history_days,
+            "directory": self.exclusion_directory,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+# Each use case's client type: what its component's attributes are.
+CLIENT_TYPES: dict[str, type[UseCaseClient]] = {LOYALTY: LoyaltyClient, ANOMALY: AnomalyClient}
+
+
+class ClientRegistry:
+    """The clients of one use case (a Dagster resource: ``loyalty_clients``, ``anomaly_clients``),
+    ``default`` first."""
+
+    def __init__(self, use_case: str, clients: Iterable[UseCaseClient], settings: Settings):
         self.use_case = use_case
         self.settings = settings
-        self._clients: dict[str, LoyaltyClient] = {}
+        self._clients: dict[str, UseCaseClient] = {}
         for client in clients:
             if client.client_id in self._clients:
                 raise ValueError(f"{use_case}: client {client.client_id!r} is defined twice")
             if client.start(settings) < settings.partitions_start:
                 raise ValueError(
-                    f"{use_case} client {client.client_id}: first_day {client.first_day} is before "
+                    f"{use_case} client {client.client_id}: first_day {client.start(settings)} is before "
                     f"KARTE_PARTITIONS_START {settings.partitions_start}"
                 )
             self._clients[client.client_id] = client
@@ -206,7 +287,7 @@ class ClientRegistry:
     def ids(self) -> list[str]:
         return list(self._clients)
 
-    def get(self, client_id: str) -> LoyaltyClient:
+    def get(self, client_id: str) -> UseCaseClient:
         try:
             return self._clients[client_id]
         except KeyError:
@@ -214,28 +295,30 @@ class ClientRegistry:
                 f"no {self.use_case} client {client_id!r} (tag {CLIENT_TAG}); known: {', '.join(self._clients)}"
             ) from None
 
-    def for_run(self, tags: dict[str, str]) -> list[LoyaltyClient]:
+    def for_run(self, tags: dict[str, str]) -> list[UseCaseClient]:
         """The run's clients: the one its ``karte/client`` tag names, or all of them."""
         chosen = tags.get(CLIENT_TAG)
         return [self.get(chosen)] if chosen else list(self._clients.values())
 
 
-def default_registry(settings: Settings, clients: Iterable[LoyaltyClient] = ()) -> ClientRegistry:
-    """``default`` (today's KARTE_* shop, every knob unset) and the given clients."""
+def default_registry(
+    settings: Settings, clients: Iterable[UseCaseClient] = (), use_case: str = LOYALTY
+) -> ClientRegistry:
+    """``default`` (today's KARTE_* shop, every knob unset) and the given clients of ``use_case``."""
     listed = list(clients)
     if not any(client.client_id == DEFAULT_CLIENT for client in listed):
-        listed.insert(0, LoyaltyClient(client_id=DEFAULT_CLIENT))
-    return ClientRegistry(LOYALTY, listed, settings)
+        listed.insert(0, CLIENT_TYPES[use_case](client_id=DEFAULT_CLIENT))
+    return ClientRegistry(use_case, listed, settings)
 
 
-def run_clients(context: AssetExecutionContext, registry: ClientRegistry) -> list[LoyaltyClient]:
+def run_clients(context: AssetExecutionContext, registry: ClientRegistry) -> list[UseCaseClient]:
     return registry.for_run(context.run.tags)
 
 
 K = TypeVar("K", bound=Hashable)
 
 
-def grouped(clients: Sequence[LoyaltyClient], key: Callable[[LoyaltyClient], K]) -> dict[K, list[str]]:
+def grouped(clients: Sequence[UseCaseClient], key: Callable[[UseCaseClient], K]) -> dict[K, list[str]]:
     """Client ids by ``key``: clients with equal parameters share one warehouse statement."""
     groups: dict[K, list[str]] = {}
     for client in clients:
@@ -243,26 +326,34 @@ def grouped(clients: Sequence[LoyaltyClient], key: Callable[[LoyaltyClient], K])
     return groups
 
 
-def registered_clients(settings: Settings) -> ClientRegistry:
-    """The loyalty clients the code location runs: ``default`` and the client of each instance of
-    the defs folder (read alone, without the asset graph)."""
+def registered_clients(settings: Settings, use_case: str = LOYALTY) -> ClientRegistry:
+    """The clients of ``use_case`` the code location runs: ``default`` and the client of each of its
+    instances in the defs folder (read alone, without the asset graph)."""
+    return registries(settings)[use_case]
+
+
+def registries(settings: Settings) -> dict[str, ClientRegistry]:
+    """Every use case's registered clients, from one read of the defs folder."""
     from dagster import load_from_defs_folder
 
-    from karte_assets.components.loyalty_scoring import clients_of
+    from karte_assets.components.instances import clients_of
 
     instances = load_from_defs_folder(path_within_project=Path(__file__).parent)
-    return default_registry(settings, clients_of(instances))
+    return {
+        use_case: default_registry(settings, clients_of(instances, use_case), use_case)
+        for use_case in CLIENT_TYPES
+    }
 
 
 def main() -> None:
     from karte_assets.settings import current_settings
 
-    registry = registered_clients(current_settings())
     listing = {
-        registry.use_case: {
+        use_case: {
             client_id: registry.get(client_id).model_dump(mode="json", exclude_defaults=True)
             for client_id in registry.ids()
         }
+        for use_case, registry in registries(current_settings()).items()
     }
     print(json.dumps(listing, indent=2))
 

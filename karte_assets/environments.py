@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from dagster import EnvVar
 
-from karte_assets.clients import LoyaltyClient, default_registry
+from karte_assets.clients import ANOMALY, AnomalyClient, LoyaltyClient, default_registry
 from karte_assets.resources.model_store import LocalModelStore
 from karte_assets.resources.pubsub_status import PubSubStatusPublisher
 from karte_assets.resources.status import JsonLinesStatusPublisher
@@ -18,9 +18,11 @@ from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.settings import Settings
 
 
-def local_resources(settings: Settings, clients: Iterable[LoyaltyClient] = ()) -> dict[str, object]:
+def local_resources(
+    settings: Settings, clients: Iterable[LoyaltyClient] = (), anomaly_clients: Iterable[AnomalyClient] = ()
+) -> dict[str, object]:
     """The embedded defaults: everything under $KARTE_HOME, nothing needs an account; the loyalty
-    clients are ``default`` and ``clients``."""
+    clients are ``default`` and ``clients``, the anomaly clients ``default`` and ``anomaly_clients``."""
     return {
         "warehouse": DuckDBWarehouse(
             path=str(settings.warehouse_path),
@@ -31,6 +33,7 @@ def local_resources(settings: Settings, clients: Iterable[LoyaltyClient] = ()) -
         "model_store": LocalModelStore(root=str(settings.home / "models")),
         **reporting_resources(settings),
         "loyalty_clients": default_registry(settings, clients),
+        "anomaly_clients": default_registry(settings, anomaly_clients, ANOMALY),
     }
 
 
@@ -53,10 +56,13 @@ def reporting_resources(settings: Settings, environ: Mapping[str, str] = os.envi
     }
 
 
-def resources_for(settings: Settings, clients: Iterable[LoyaltyClient] = ()) -> dict[str, object]:
-    """The resources of ``settings``' environment, with the loyalty clients ``default`` and ``clients``."""
+def resources_for(
+    settings: Settings, clients: Iterable[LoyaltyClient] = (), anomaly_clients: Iterable[AnomalyClient] = ()
+) -> dict[str, object]:
+    """The resources of ``settings``' environment, with the loyalty clients ``default`` and ``clients``
+    and the anomaly clients ``default`` and ``anomaly_clients``."""
     if settings.cloud is None:
-        return local_resources(settings, clients)
+        return local_resources(settings, clients, anomaly_clients)
     # Imported here: the Google Cloud clients take seconds to import, and local runs never use them.
     from karte_assets.resources.google_cloud import cloud_resources
 
@@ -64,4 +70,5 @@ def resources_for(settings: Settings, clients: Iterable[LoyaltyClient] = ()) -> 
         **cloud_resources(settings.cloud, settings.snapshot_retention_days),
         **reporting_resources(settings),
         "loyalty_clients": default_registry(settings, clients),
+        "anomaly_clients": default_registry(settings, anomaly_clients, ANOMALY),
     }

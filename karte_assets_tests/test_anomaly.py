@@ -8,11 +8,19 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from karte_assets.anomaly.detectors import ecod_scores, supervised_scores, tail_scores
+from karte_assets.anomaly.detectors import (
+    ISOLATION_FOREST,
+    ecod_scores,
+    supervised_scores,
+    tail_scores,
+    unsupervised_scores,
+)
 from karte_assets.anomaly.features import FEATURES, feature_matrix
 from karte_assets.anomaly.scoring import DetectorSettings, flag, score_client_day
-from karte_assets.assets.anomaly import AnomalyConfig, known_cheaters
+from karte_assets.assets.anomaly import AnomalyConfig, ExclusionConfig, known_cheaters
+from karte_assets.clients import ANOMALY, AnomalyClient, default_registry
 from karte_assets.resources.warehouse import DuckDBWarehouse
+from karte_assets.settings import load_settings
 from karte_assets.synthetic import SyntheticWorld, generate_day, planted_user_ids
 
 DAY = dt.date(2026, 6, 10)
@@ -65,6 +73,8 @@ def test_behaviour_features_match_the_values_computed_by_hand(warehouse):
             _events("person", [0, 10, 40, 150, 150 + 2400], names=["view", "view", "cart", "view", "click"]),
             # A timer with one hiccup: gaps of 5, 5, 5 and 9 s.
             _events("timer", [0, 5, 10, 15, 24]),
+            # Four events logged in one instant (a batch, a multi-item order), then one 30 s later.
+            _events("batch", [0, 0, 0, 0, 30]),
             # A loop: three purchases of one amount and one of another.
             _events(
                 "loop",
@@ -86,7 +96,7 @@ def test_behaviour_features_match_the_values_computed_by_hand(warehouse):
     assert bot["client_id"] == "default"
     assert (bot["events"], bot["gaps"], bot["sessions"]) == (5, 4, 1)
     assert bot["gap_cv"] == 0.0  # perfectly regular
-    assert bot["modal_gap_count"] == 4 and bot["modal_gap_share"] == 1.0
+    assert bot["modal_gap_count"] == 4 and bot["modal_gap_share"] == 1.0 and bot["regular_gaps"] == 4.0
     assert bot["mean_gap_seconds"] == 30.0 and bot["min_gap_seconds"] == 30.0
     assert bot["events_per_active_hour"] == pytest.approx(5 * 3600 / 120)
     assert bot["peak_events_per_minute"] == 2  # 03:00:00 and :30, 03:01:00 and :30, 03:02:00
@@ -105,6 +115,13 @@ def test_behaviour_features_match_the_values_computed_by_hand(warehouse):
 
     timer = f.loc["timer"]
     assert timer["modal_gap_count"] == 3 and timer["modal_gap_share"] == 0.75
+    assert timer["regular_gaps"] == pytest.approx(3 * 0.75)
+
+    # Gaps of 0 s repeat without a timer: only the 30 s gap counts as a period.
+    batch = f.loc["batch"]
+    assert (
+        batch["modal_gap_count"] == 1 and batch["modal_gap_share"] == 0.25 and batch["regular_gaps"] == 0.25
+    )
     assert timer["gap_cv"] == pytest.approx(np.std([5, 5, 5, 9]) / np.mean([5, 5, 5, 9]))
 
     loop = f.loc["loop"]
@@ -120,6 +137,7 @@ def test_a_single_event_has_the_neutral_regularity_and_no_null_feature(warehouse
     f = _features(warehouse, _events("once", [0]), {})
     assert f.loc["once", "gap_cv"] == 1.0 and f.loc["once", "gaps"] == 0
     assert f.loc["once", "modal_gap_count"] == 0 and f.loc["once", "modal_gap_share"] == 0
+    assert f.loc["once", "regular_gaps"] == 0
     assert np.isfinite(feature_matrix(f.reset_index())).all()
 
 
@@ -180,14 +198,41 @@ def test_the_default_detector_flags_the_planted_users(shop_day):
     result = score_client_day(features, DetectorSettings(contamination=share), DAY)
     flagged = result.scores[result.scores["flagged"]]
     assert len(flagged) == int(share * len(features))
-    # Every rate cheater and purchase loop; bots throttled to a person's volume are the hard part
-    # (EVALUATION.md): some of them rank below the oddest people.
+    # Every rate cheater and purchase loop, and the bots throttled to a person's volume, the hard
+    # part (EVALUATION.md): the issue's target is a precision of 0.9 at the flagged share.
     assert set(planted["rate"] + planted["loop"]) <= set(flagged["user_id"])
-    assert flagged["user_id"].isin(ids).mean() >= 0.7
+    assert flagged["user_id"].isin(planted["bot"]).sum() >= 0.8 * len(planted["bot"])
+    assert flagged["user_id"].isin(ids).mean() >= 0.9
     assert result.scores.loc[~result.scores["flagged"], "reasons"].isna().all()
     bots = flagged[flagged["user_id"].str.startswith("bot-")]
     assert len(bots) and bots["reasons"].str.contains("modal_gap|gap_cv=0").all(), bots["reasons"].tolist()
     assert result.scores["model_version"].iloc[0].startswith("isolation_forest:")
+
+
+def test_users_per_tree_follow_the_flagged_share_unless_set():
+    # About three flagged users per tree, at least 256 (the paper's size); a set max_samples wins.
+    assert DetectorSettings(contamination=0.001).users_per_tree() == 3000
+    assert DetectorSettings(contamination=0.01).users_per_tree() == 300
+    assert DetectorSettings(contamination=0.05).users_per_tree() == 256
+    assert DetectorSettings(contamination=0.0, score_threshold=0.7).users_per_tree() == 256
+    assert DetectorSettings(contamination=0.001, max_samples=512).users_per_tree() == 512
+
+
+def test_the_default_sample_size_keeps_a_cluster_of_cheaters_from_hiding_each_other():
+    """1 % of 20,000 users share one odd behaviour: trees of 4,096 users hold ~40 of them, who
+    isolate each other slowly (masking); trees sized to the flagged share hold ~3."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20_000, 6))
+    x[:200, :2] = 3.5 + 0.05 * rng.standard_normal((200, 2))
+    labels = np.arange(len(x)) < 200
+    settings = DetectorSettings(contamination=0.01)
+
+    def precision(users_per_tree: int) -> float:
+        scores = unsupervised_scores(ISOLATION_FOREST, x, 0, settings.n_estimators, users_per_tree)
+        return labels[flag(scores, settings.contamination, None)].mean()
+
+    assert precision(settings.users_per_tree()) >= 0.85
+    assert precision(4096) < 0.7
 
 
 def test_ecod_ranks_the_planted_users_high_but_flags_people_beside_them(shop_day):
@@ -239,11 +284,11 @@ def test_known_cheaters_file_is_read_per_client_and_bad_files_are_named(tmp_path
         known_cheaters(str(tmp_path / "nope.csv"), "default")
 
 
-def test_anomaly_config_refuses_an_unknown_detector_or_client():
+def test_anomaly_config_refuses_an_unknown_detector_and_a_client_a_bad_id():
     with pytest.raises(ValueError, match="'forest' is not one of"):
         AnomalyConfig(detector="forest")
     with pytest.raises(ValueError, match="client_id 'Shop A'"):
-        AnomalyConfig(client_id="Shop A")
+        AnomalyClient(client_id="Shop A")
 
 
 def test_planted_users_add_events_without_changing_the_shoppers():
@@ -261,3 +306,15 @@ def test_planted_users_add_events_without_changing_the_shoppers():
     assert bot.nunique() == 1  # machine timing
     loop = mixed[(mixed["user_id"] == ids["loop"][0]) & (mixed["event_name"] == "purchase")]
     assert len(loop) >= 3 and loop["value"].nunique() == 1
+
+
+def test_an_anomaly_client_sets_its_knobs_and_a_run_config_overrides_them():
+    shop = AnomalyClient(client_id="shop-a", contamination=0.05, max_samples=512, exclusion_directory="/x")
+    own = shop.config(AnomalyConfig())
+    assert (own.contamination, own.max_samples, own.detector) == (0.05, 512, "isolation_forest")
+    assert shop.config(ExclusionConfig()).directory == "/x"
+    assert shop.config(AnomalyConfig(contamination=0.2)).contamination == 0.2  # the run's value wins
+    registry = default_registry(load_settings({}), [shop], ANOMALY)
+    assert registry.ids() == ["default", "shop-a"] and isinstance(registry.get("default"), AnomalyClient)
+    with pytest.raises(ValueError, match="detector 'forest' is not one of"):
+        AnomalyClient(client_id="s", detector="forest")

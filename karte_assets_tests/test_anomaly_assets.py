@@ -111,4 +111,7 @@ def test_loyalty_scores_refuse_to_exclude_flagged_users_of_a_day_never_scored_fo
     )
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error.message
-    assert f"user_anomaly_scores has no partition {FIRST_DAY}: run anomaly_daily_job" in failure
+    assert (
+        f"user_anomaly_scores has no partition {FIRST_DAY} for clients default: run anomaly_daily_job"
+        in failure
+    )

@@ -64,7 +64,7 @@ def isolation_forest_scores(matrix: np.ndarray, seed: int, n_estimators: int, ma
 
 
 def unsupervised_scores(
-    name: str, matrix: np.ndarray, seed: int = 0, n_estimators: int = 100, max_samples: int = 4096
+    name: str, matrix: np.ndarray, seed: int, n_estimators: int, max_samples: int
 ) -> np.ndarray:
     if name == ISOLATION_FOREST:
         return isolation_forest_scores(matrix, seed, n_estimators, max_samples)

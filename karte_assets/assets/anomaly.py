@@ -1,8 +1,10 @@
 """The anomaly use case: behaviour features, anomaly scores and the exclusion audience of a day.
 
 Its own group and job (``anomaly_daily_job``); it reads the loyalty graph's ``raw_events`` and
-``user_daily_activity`` (the history that bursts are measured against) and writes one client's
-rows per run, ``client_id`` in every table (CLIENTS.md).
+``user_daily_activity`` (the history that bursts are measured against). A run covers the anomaly
+clients of its ``karte/client`` tag, or all of them (``anomaly_clients``, registered by the
+``karte_assets.AnomalyDetection`` instances), each with its own parameters; ``client_id`` is in
+every table (CLIENTS.md).
 """
 
 import datetime as dt
@@ -16,14 +18,15 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
     define_asset_job,
 )
 from pydantic import Field, field_validator
 
 from karte_assets.anomaly.detectors import UNSUPERVISED
-from karte_assets.anomaly.scoring import DetectorSettings, score_client_day
+from karte_assets.anomaly.scoring import ClientDay, DetectorSettings, score_client_day
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
-from karte_assets.clients import DEFAULT_CLIENT, checked_client_id
+from karte_assets.clients import ClientRegistry, grouped, run_clients
 from karte_assets.export import write_files
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
@@ -32,12 +35,7 @@ GROUP = "anomaly"
 EXCLUSION_TABLE = "anomaly_exclusion_audience"
 
 
-def _client_id(value: str) -> str:
-    return checked_client_id(value)
-
-
 class BehaviourFeaturesConfig(Config):
-    client_id: str = Field(default=DEFAULT_CLIENT, description="The client whose events these are.")
     session_gap_minutes: int = Field(
         default=30,
         ge=1,
@@ -49,11 +47,8 @@ class BehaviourFeaturesConfig(Config):
         description="Days of the user's own activity before the day that bursts are measured against.",
     )
 
-    _check_client = field_validator("client_id")(_client_id)
-
 
 class AnomalyConfig(Config):
-    client_id: str = Field(default=DEFAULT_CLIENT, description="The client whose users are scored.")
     detector: str = Field(
         default="isolation_forest",
         description=f"The detector without labels: one of {', '.join(UNSUPERVISED)}. With enough known "
@@ -73,15 +68,14 @@ class AnomalyConfig(Config):
         "A user labelled on or before the day counts as a cheater that day.",
     )
     n_estimators: int = Field(default=100, ge=1, description="isolation_forest: trees.")
-    max_samples: int = Field(
-        default=4096,
+    max_samples: int | None = Field(
+        default=None,
         ge=2,
-        description="isolation_forest: users per tree. The paper's 256 drowns 0.1 % of cheaters among 100k users "
-        "(precision 0.29 in bench/anomaly.py, 0.98 at 4096).",
+        description="isolation_forest: users per tree. By default about three of the flagged share per tree "
+        "(3 / contamination, at least 256): fewer cannot rank a small share, more let the anomalous users "
+        "hide each other (EVALUATION.md).",
     )
     seed: int = Field(default=0, description="Random seed of the detectors.")
-
-    _check_client = field_validator("client_id")(_client_id)
 
     @field_validator("detector")
     @classmethod
@@ -126,71 +120,107 @@ def known_cheaters(path: str, client_id: str) -> pd.DataFrame:
     group_name=GROUP, deps=[AssetKey("raw_events"), AssetKey("user_daily_activity")], kinds={"duckdb"}
 )
 def user_behaviour_features(
-    context: AssetExecutionContext, config: BehaviourFeaturesConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: BehaviourFeaturesConfig,
+    warehouse: Warehouse,
+    anomaly_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
     """Per user active that day: event rates, timing regularity, event-type shares, session shapes, purchase value patterns and bursts against the user's own history."""
     warehouse.ensure_table("user_daily_activity_table")
     warehouse.ensure_table("user_behaviour_features_table")
-    params = {
-        "client_ids": [config.client_id],
-        "session_gap_seconds": config.session_gap_minutes * 60,
-        "days": config.history_days,
-    }
-    rows = for_each_day(
-        context,
-        warehouse,
-        lambda day: warehouse.replace_partition(
-            "user_behaviour_features", day, "user_behaviour_features", params
-        ),
+    clients = run_clients(context, anomaly_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    # Clients with the same session gap and history window share one statement.
+    shapes = grouped(
+        clients, lambda c: (configs[c.client_id].session_gap_minutes, configs[c.client_id].history_days)
     )
-    return MaterializeResult(
-        metadata={**rows_metadata(rows), "client_id": MetadataValue.text(config.client_id)}
-    )
+
+    def features(day: dt.date) -> int:
+        return sum(
+            warehouse.replace_partition(
+                "user_behaviour_features",
+                day,
+                "user_behaviour_features",
+                {"client_ids": ids, "session_gap_seconds": minutes * 60, "days": days},
+            )
+            for (minutes, days), ids in shapes.items()
+        )
+
+    rows = for_each_day(context, warehouse, features)
+    return MaterializeResult(metadata={**rows_metadata(rows), "clients": MetadataValue.int(len(clients))})
 
 
 @daily_asset(group_name=GROUP, deps=[user_behaviour_features], kinds={"duckdb", "scikitlearn", "lightgbm"})
 def user_anomaly_scores(
-    context: AssetExecutionContext, config: AnomalyConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: AnomalyConfig,
+    warehouse: Warehouse,
+    anomaly_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """Anomaly score (higher is more anomalous), flag and reasons of every user active that day, per client."""
+    """Anomaly score (higher is more anomalous), flag and reasons of every user active that day, each client by its own detector settings."""
     warehouse.ensure_table("user_anomaly_scores_table")
-    settings = config.settings()
-    labels = known_cheaters(config.labels_file, config.client_id) if config.labels_file else None
-    newest: dict[str, object] = {}
-    client = {"client_ids": [config.client_id]}
+    clients = run_clients(context, anomaly_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    client_ids = list(configs)
+    labels = {
+        client_id: known_cheaters(own.labels_file, client_id)
+        for client_id, own in configs.items()
+        if own.labels_file
+    }
+    newest: dict[str, tuple[dt.date, ClientDay]] = {}
 
     def score(day: dt.date) -> int:
-        features = warehouse.query("user_behaviour_features_of_day", {"partition_date": day, **client})
-        if features.empty:
-            return warehouse.replace_partition_with_rows(
-                "user_anomaly_scores", day, _no_scores(), clients=client["client_ids"]
+        features = warehouse.query(
+            "user_behaviour_features_of_day", {"partition_date": day, "client_ids": client_ids}
+        )
+        scored = []
+        for client_id, rows in features.groupby("client_id", sort=True):
+            known = labels.get(client_id)
+            labelled = None if known is None else set(known.loc[known["labelled_on"] <= day, "user_id"])
+            result = score_client_day(
+                rows.reset_index(drop=True), configs[client_id].settings(), day, labelled
             )
-        labelled = None if labels is None else set(labels.loc[labels["labelled_on"] <= day, "user_id"])
-        result = score_client_day(features, settings, day, labelled)
-        newest.update(day=day, result=result)
+            newest[client_id] = (day, result)
+            scored.append(result.scores)
         return warehouse.replace_partition_with_rows(
-            "user_anomaly_scores", day, result.scores, clients=client["client_ids"]
+            "user_anomaly_scores",
+            day,
+            pd.concat(scored, ignore_index=True) if scored else _no_scores(),
+            clients=client_ids,
         )
 
     rows = for_each_day(context, warehouse, score)
     day = max(rows)
-    summary = warehouse.query("anomaly_score_summary", {"partition_date": day, **client})
+    by_client = {"partition_date": day, "client_ids": client_ids}
+    summary = warehouse.query("anomaly_score_summary", by_client)
+    detectors = pd.DataFrame(
+        [
+            {
+                "client_id": client_id,
+                "detector": result.detector,
+                "model_version": str(result.scores["model_version"].iloc[0]),
+                "labels": result.note,
+            }
+            for client_id, (scored_day, result) in sorted(newest.items())
+            if scored_day == day
+        ]
+    )
     metadata = {
         **rows_metadata(rows),
+        "clients": MetadataValue.int(len(clients)),
         "per_client": MetadataValue.md(markdown_table(summary) if len(summary) else "no users that day"),
+        "detectors": MetadataValue.md(markdown_table(detectors) if len(detectors) else "no users that day"),
         "preview": MetadataValue.md(
-            markdown_table(
-                warehouse.query("anomaly_top_scores", {"partition_date": day, "limit": 10, **client})
-            )
+            markdown_table(warehouse.query("anomaly_top_scores", {**by_client, "limit": 10}))
         ),
     }
-    if newest.get("day") == day:
-        result = newest["result"]
-        metadata["detector"] = MetadataValue.text(result.detector)
-        metadata["model_version"] = MetadataValue.text(str(result.scores["model_version"].iloc[0]))
-        metadata["labels"] = MetadataValue.text(result.note)
-        if len(result.comparison):
-            metadata["detectors_against_labels"] = MetadataValue.md(markdown_table(result.comparison))
+    compared = [
+        result.comparison.assign(client_id=client_id)
+        for client_id, (scored_day, result) in sorted(newest.items())
+        if scored_day == day and len(result.comparison)
+    ]
+    if compared:
+        metadata["detectors_against_labels"] = MetadataValue.md(markdown_table(pd.concat(compared)))
     return MaterializeResult(metadata=metadata)
 
 
@@ -208,41 +238,47 @@ def _no_scores() -> pd.DataFrame:
 
 
 class ExclusionConfig(Config):
-    client_id: str = Field(default=DEFAULT_CLIENT, description="The client whose flagged users these are.")
     directory: str | None = Field(
         default=None,
         description="Where the day's Parquet and CSV files go; unset: $KARTE_HOME/exports locally, "
         "no files in dev and prod (the table is the hand-over there).",
     )
 
-    _check_client = field_validator("client_id")(_client_id)
-
 
 @daily_asset(group_name=GROUP, deps=[user_anomaly_scores], kinds={"duckdb"})
 def anomaly_exclusion_audience(
-    context: AssetExecutionContext, config: ExclusionConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: ExclusionConfig,
+    warehouse: Warehouse,
+    anomaly_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """The users flagged that day, for the ad and coupon systems to leave out; locally also as Parquet and CSV files."""
+    """The users flagged that day, for the ad and coupon systems to leave out; locally also as Parquet and CSV files per client."""
     settings = current_settings()
-    directory = config.directory or (str(settings.home / "exports") if settings.cloud is None else None)
+    local = str(settings.home / "exports") if settings.cloud is None else None
+    clients = run_clients(context, anomaly_clients)
+    directories = {client.client_id: client.config(config).directory or local for client in clients}
+    client_ids = list(directories)
     files: list[str] = []
-    client = {"client_ids": [config.client_id]}
 
     def export(day: dt.date) -> int:
-        rows = warehouse.replace_partition(EXCLUSION_TABLE, day, EXCLUSION_TABLE, client)
-        if directory is not None:
-            audience = warehouse.query_arrow(EXCLUSION_TABLE, {"partition_date": day, **client})
-            written = write_files(
-                audience, day, Path(directory), client_id=config.client_id, name=EXCLUSION_TABLE
-            )
-            files.extend(map(str, written))
+        rows = warehouse.replace_partition(EXCLUSION_TABLE, day, EXCLUSION_TABLE, {"client_ids": client_ids})
+        for client_id, directory in directories.items():
+            if directory is not None:
+                audience = warehouse.query_arrow(
+                    EXCLUSION_TABLE, {"partition_date": day, "client_ids": [client_id]}
+                )
+                written = write_files(
+                    audience, day, Path(directory), client_id=client_id, name=EXCLUSION_TABLE
+                )
+                files.extend(map(str, written))
         return rows
 
     rows = for_each_day(context, warehouse, export)
     return MaterializeResult(
         metadata={
             **rows_metadata(rows),
-            "files": MetadataValue.json(files[-2:]) if files else MetadataValue.text(""),
+            "clients": MetadataValue.int(len(clients)),
+            "files": MetadataValue.json(files[-2 * len(clients) :]) if files else MetadataValue.text(""),
         }
     )
 

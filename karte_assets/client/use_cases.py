@@ -12,13 +12,13 @@ import functools
 from dataclasses import dataclass
 
 from karte_assets.client.errors import RequestError
-from karte_assets.clients import CLIENT_ID, CLIENT_TAG, LOYALTY, registered_clients
+from karte_assets.clients import ANOMALY, CLIENT_ID, CLIENT_TAG, LOYALTY, registered_clients
 from karte_assets.settings import current_settings
 
 __all__ = ["CLIENT_TAG", "Target", "lookup"]
 
 # use case -> its job
-JOBS: dict[str, str] = {LOYALTY: "loyalty_daily_job"}
+JOBS: dict[str, str] = {LOYALTY: "loyalty_daily_job", ANOMALY: "anomaly_daily_job"}
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,8 @@ class Target:
 
 @functools.cache
 def _client_ids(use_case: str) -> tuple[str, ...]:
-    # Read once per process: the defs folder changes with a deployment, not between requests. One
-    # registry today (loyalty); demand and anomaly get theirs by the same pattern (CLIENTS.md).
-    registry = registered_clients(current_settings())
+    # Read once per process: the defs folder changes with a deployment, not between requests.
+    registry = registered_clients(current_settings(), use_case)
     return tuple(registry.ids())
 
 

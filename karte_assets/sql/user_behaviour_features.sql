@@ -1,9 +1,10 @@
 -- Behaviour of every user active on @partition_date, for anomaly detection (bots, cheaters):
 -- rates, the regularity of the gaps between events (coefficient of variation: 0 = machine timing,
--- about 1 = a person's irregular, Poisson-like clicks; how often one gap length repeats), the share of each event type, session
--- shapes, purchase value patterns, and today's volume against the user's own previous @days days
--- of user_daily_activity. A session ends after @session_gap_seconds without an event. Per client
--- of @client_ids: a user is (client_id, user_id), so shops sharing user ids never mix.
+-- about 1 = a person's irregular, Poisson-like clicks; how often one gap length repeats), the
+-- share of each event type, session shapes, purchase value patterns, and today's volume against
+-- the user's own previous @days days of user_daily_activity. A session ends after
+-- @session_gap_seconds without an event. Per client of @client_ids: a user is (client_id,
+-- user_id), so shops sharing user ids never mix.
 WITH events AS (
   SELECT
     client_id,
@@ -57,9 +58,11 @@ peaks AS (
 ),
 gap_counts AS (
   -- Gaps rounded to the second: a script's timer repeats one value, a person's clicks scatter.
+  -- Gaps under half a second are left out: events logged together (a batch, a multi-item order)
+  -- repeat the gap 0 without any timer, and sub-second rates are the rate features' business.
   SELECT client_id, user_id, COUNT(*) AS gaps
   FROM events
-  WHERE gap_seconds IS NOT NULL
+  WHERE gap_seconds >= 0.5
   GROUP BY client_id, user_id, ROUND(gap_seconds)
 ),
 modal_gaps AS (
@@ -124,7 +127,10 @@ SELECT
   -- How many gaps share the most common length (whole seconds), and their share of all gaps (0
   -- under two gaps): many equal gaps are the evidence of a timer that one low gap_cv is not.
   COALESCE(modal_gaps.modal_gap_count, 0) AS modal_gap_count,
-  IF(day.gaps < 2, 0, modal_gaps.modal_gap_count / day.gaps) AS modal_gap_share,
+  IF(day.gaps < 2, 0, COALESCE(modal_gaps.modal_gap_count, 0) / day.gaps) AS modal_gap_share,
+  -- The two together, count x share: a timer's 30 equal gaps of 30 give 30, a person's 2 equal
+  -- gaps of 3 give 1.3 and 40 equal gaps among 200 give 8. Neither alone tells them apart.
+  IF(day.gaps < 2, 0, POW(COALESCE(modal_gaps.modal_gap_count, 0), 2) / day.gaps) AS regular_gaps,
   day.views / day.events AS view_share,
   day.clicks / day.events AS click_share,
   day.carts / day.events AS cart_share,

@@ -12,8 +12,9 @@ CREATE TABLE IF NOT EXISTS user_behaviour_features (
   mean_gap_seconds FLOAT64,
   min_gap_seconds FLOAT64,
   gap_cv FLOAT64,                   -- stddev / mean of the gaps: 0 = machine timing, ~1 = human
-  modal_gap_count INT64,            -- gaps of the most common length (whole seconds)
+  modal_gap_count INT64,            -- gaps of the most common length (whole seconds, 0 s left out)
   modal_gap_share FLOAT64,          -- modal_gap_count / gaps (0 under two gaps)
+  regular_gaps FLOAT64,             -- modal_gap_count * modal_gap_share: a timer's evidence
   view_share FLOAT64,
   click_share FLOAT64,
   cart_share FLOAT64,
