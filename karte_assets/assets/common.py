@@ -119,18 +119,20 @@ def rows_metadata(rows: dict[dt.date, int]) -> dict[str, object]:
     }
     if len(rows) > 1:
         metadata["rows_total"] = MetadataValue.int(sum(rows.values()))
-        metadata["rows_per_day"] = MetadataValue.md(
-            "| day | rows |\n|---|---|\n"
-            + "\n".join(f"| {day} | {count:,} |" for day, count in sorted(rows.items()))
+        per_day = pd.DataFrame(
+            [(day, f"{count:,}") for day, count in sorted(rows.items())], columns=["day", "rows"]
         )
+        metadata["rows_per_day"] = MetadataValue.md(markdown_table(per_day))
     return metadata
 
 
 def markdown_table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
-    """A small frame as a Markdown table, for metadata the UI renders."""
+    """A small frame as a Markdown table, for metadata the UI renders: the graph's only Markdown-table code."""
 
     def cell(value: object) -> str:
-        return float_format.format(value) if isinstance(value, float) else str(value)
+        text = float_format.format(value) if isinstance(value, float) else str(value)
+        # A "|" in a value (a file name, a CSV delimiter in a message) would otherwise split its cell.
+        return text.replace("|", "\\|").replace("\n", " ")
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)
