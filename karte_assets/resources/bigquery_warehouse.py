@@ -7,7 +7,7 @@ partition atomically, so a re-run or a range backfill never duplicates rows, a f
 the old partition in place, and a client's write keeps every other client's rows. (Two runs that
 write one day of one table at the same time would race: the run queue keeps a use case's runs
 apart, see DESIGN.md.) Values go in as query
-parameters; table names are checked identifiers; every job has labels (asset, partition, run id)
+parameters; table names are checked identifiers; every job has labels (query, partition, and the asset and run given by ``labelled``)
 and a ``maximum_bytes_billed`` guard, and the bytes it processed go into the asset's metadata.
 """
 
@@ -34,7 +34,7 @@ from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from karte_assets.resources.bigquery_rows import conform, query_parameters
-from karte_assets.resources.gcp_labels import label
+from karte_assets.resources.gcp_labels import checked_labels, label
 from karte_assets.resources.warehouse import (
     ONE_CLIENT,
     SNAPSHOT_TABLES,
@@ -92,6 +92,8 @@ class BigQueryWarehouse(Warehouse):
     _in_run: bool = PrivateAttr(default=False)
     _run_client: bigquery.Client | None = PrivateAttr(default=None)
     _run_stack: ExitStack = PrivateAttr(default_factory=ExitStack)
+    # The labels given by labelled(): the asset and run the jobs belong to.
+    _labels: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
         # Runs on BigQuery are kept apart by the run queue; what a run needs first is the location.
@@ -108,6 +110,14 @@ class BigQueryWarehouse(Warehouse):
             self._run_client.close()
             self._run_client = None
         self._run_stack.close()
+
+    @contextmanager
+    def labelled(self, labels):
+        given, self._labels = self._labels, {**self._labels, **checked_labels(labels)}
+        try:
+            yield
+        finally:
+            self._labels = given
 
     @contextmanager
     def _client(self) -> Iterator[bigquery.Client]:
@@ -401,13 +411,7 @@ class BigQueryWarehouse(Warehouse):
             return self._wait(client.query(sql, job_config=config), query_name)
 
     def _job_config(self, kind, query_name: str, params: Mapping[str, object], day, **options: object):
-        context = _current_asset_context()
-        labels = {"karte_query": label(query_name)}
-        if context is not None:
-            labels.update(
-                dagster_asset=label(context.asset_key.to_python_identifier()),
-                dagster_run_id=label(context.run.run_id),
-            )
+        labels = {**self._labels, "karte_query": label(query_name)}
         if day is not None:
             labels["dagster_partition"] = label(day.isoformat())
         config = kind(labels=labels, **options)

@@ -63,6 +63,22 @@ class JobError(Exception):
         self.reason = reason
 
 
+# https://cloud.google.com/bigquery/docs/labels-intro#requirements: at most 64 labels; keys and
+# values at most 63 characters of lowercase letters, digits, _ and - (international characters are
+# allowed too; the graph never sends them); keys start with a lowercase letter, values may be empty.
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+
+
+def _check_labels(labels: dict) -> None:
+    """Labels BigQuery refuses (it answers jobs.insert with 400 ``invalid``; here the job fails so)."""
+    if len(labels) > 64:
+        raise JobError("invalid", f"Too many labels ({len(labels)}): at most 64")
+    for key, value in labels.items():
+        if not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
+            raise JobError("invalid", f"Invalid label {key}: {value!r}")
+
+
 @dataclass
 class TableSpec:
     """What BigQuery keeps of a table besides its rows."""
@@ -296,6 +312,7 @@ class FakeBigQuery(FakeHttpService):
         status: dict = {"state": "DONE"}
         statistics: dict = {"creationTime": "1", "startTime": "1", "endTime": "2"}
         try:
+            _check_labels(configuration.get("labels") or {})
             with self._lock:
                 if "query" in configuration:
                     statistics["query"] = self._query(project, reference, configuration["query"])
