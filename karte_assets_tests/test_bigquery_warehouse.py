@@ -627,3 +627,21 @@ def test_jobs_carry_the_labels_given_explicitly_and_bigquery_label_rules_are_enf
     config = bigquery.QueryJobConfig(labels={"Bad": "x"})
     with pytest.raises(BadRequest, match="Invalid label Bad"):
         client_of(fake).query("SELECT 1", job_config=config).result()
+
+
+def test_a_staging_table_expires_hours_ahead_so_a_crashed_load_leaves_nothing_for_long(fake):
+    warehouse = warehouse_on(fake)
+    warehouse.ensure_table("raw_events_table")
+    before = dt.datetime.now(dt.UTC)
+    warehouse.replace_partition_with_rows("raw_events", DAY, events_frame())
+    (patch,) = [r for r in fake.requests if r.method == "PATCH" and "/tables/load_raw_events_" in r.path]
+    expires = dt.datetime.fromtimestamp(int(patch.json()["expirationTime"]) / 1000, dt.UTC)
+    assert before + dt.timedelta(hours=1) < expires < before + dt.timedelta(hours=12)
+    # Set before the rows are read from it into the partition.
+    patched = fake.requests.index(patch)
+    writes = [
+        i
+        for i, r in enumerate(fake.requests)
+        if r.method == "POST" and "raw_events$" in r.body.decode("latin-1")
+    ]
+    assert writes and patched < min(writes)

@@ -48,6 +48,9 @@ from karte_assets.training.uris import GS_SCHEME
 
 EVENTS_TABLE = "events_table"  # the placeholder in sql/raw_events_from_table.sql
 _DAY_MS = 24 * 3600 * 1000
+# A staging table expires this long after it is made: one left by a process that died before
+# dropping it is gone by then (https://cloud.google.com/bigquery/docs/managing-tables#updating_a_tables_expiration_time).
+STAGING_LIFETIME = dt.timedelta(hours=6)
 _NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 # BigQuery replaces the wildcard by a 12-digit file number: part-000000000000.parquet, ...
 EXPORT_FILES = "part-*.parquet"
@@ -168,6 +171,7 @@ class BigQueryWarehouse(Warehouse):
             try:
                 job = client.load_table_from_file(buffer, staging, size=size, job_config=config)
                 self._wait(job, f"rows into {staging}")
+                self._expire_soon(staging)
                 self._from_staging(table, day, staging, clients)
             finally:
                 client.delete_table(staging, not_found_ok=True)
@@ -285,6 +289,7 @@ class BigQueryWarehouse(Warehouse):
                 self._wait(
                     client.query(self._sql(query_name), job_config=query), f"{query_name} into {staging}"
                 )
+                self._expire_soon(staging)
                 self._wait(
                     client.extract_table(staging, [files], job_config=extract), f"{staging} to {files}"
                 )
@@ -311,6 +316,7 @@ class BigQueryWarehouse(Warehouse):
             try:
                 job = client.load_table_from_uri(f"{prefix}*.parquet", staging, job_config=config)
                 self._wait(job, f"{prefix} into {staging}")
+                self._expire_soon(staging)
                 rows = self._from_staging(table, day, staging, clients)
             finally:
                 client.delete_table(staging, not_found_ok=True)
@@ -359,6 +365,13 @@ class BigQueryWarehouse(Warehouse):
                     expiration_ms=expiration_ms,
                 )
                 client.update_table(existing, ["time_partitioning"])
+
+    def _expire_soon(self, staging: str) -> None:
+        """Give a staging table, just made by a job, an expiration ``STAGING_LIFETIME`` ahead."""
+        with self._client() as client:
+            table = client.get_table(staging)
+            table.expires = dt.datetime.now(dt.UTC) + STAGING_LIFETIME
+            client.update_table(table, ["expires"])
 
     def _check_location(self) -> None:
         """Jobs run in one location; the graph's dataset and the events table must both be there."""

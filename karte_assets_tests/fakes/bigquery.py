@@ -86,6 +86,7 @@ class TableSpec:
     partition_field: str | None = None
     clustering: list[str] = field(default_factory=list)
     expiration_ms: int | None = None
+    expiration_time: str | None = None  # the table's own expiry, ms since the epoch
 
     def described(self) -> str:
         """The form of BigQuery's "Incompatible table partitioning specification" message."""
@@ -277,9 +278,14 @@ class FakeBigQuery(FakeHttpService):
             return Response.error(404, f"Not found: Table {project}:{dataset}.{table}", "notFound")
         spec = self.specs.setdefault((dataset, table), TableSpec())
         patch = request.json()
-        unsupported = set(patch) - {"timePartitioning", "tableReference"}
+        unsupported = set(patch) - {"timePartitioning", "tableReference", "expirationTime"}
         if unsupported:
-            return Response.error(400, f"the fake patches timePartitioning only, not {sorted(unsupported)}")
+            return Response.error(
+                400, f"the fake patches timePartitioning and expirationTime only, not {sorted(unsupported)}"
+            )
+        if "expirationTime" in patch:
+            # https://cloud.google.com/bigquery/docs/reference/rest/v2/tables#Table.FIELDS.expiration_time
+            spec.expiration_time = patch["expirationTime"]
         if "timePartitioning" in patch:
             partitioning = patch["timePartitioning"]
             if partitioning.get("field") != spec.partition_field or partitioning.get("type", "DAY") != "DAY":
@@ -296,6 +302,8 @@ class FakeBigQuery(FakeHttpService):
             "location": self.datasets[dataset],
         }
         spec = self.specs.get((dataset, table), TableSpec())
+        if spec.expiration_time is not None:
+            resource["expirationTime"] = spec.expiration_time
         if spec.partition_field:
             resource["timePartitioning"] = {"type": "DAY", "field": spec.partition_field}
             if spec.expiration_ms is not None:
