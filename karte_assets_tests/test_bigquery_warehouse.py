@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 import requests
 import sqlglot
-from dagster import AssetExecutionContext, MaterializeResult, asset, materialize
+from dagster import AssetExecutionContext, MaterializeResult, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster_gcp import GCSResource
 from google.api_core.exceptions import BadRequest, NotFound
@@ -22,7 +22,6 @@ from sqlglot import exp
 
 from karte_assets.assets.common import daily_asset, for_each_day, rows_metadata
 from karte_assets.definitions import ASSETS
-from karte_assets.partitions import daily_partitions
 from karte_assets.report import newest_day
 from karte_assets.resources.bigquery_warehouse import BigQueryWarehouse, declared_layout
 from karte_assets.resources.gcs_model_store import GcsModelStore
@@ -222,7 +221,7 @@ def events_frame(rows: int = 3) -> pd.DataFrame:
     ).head(rows)
 
 
-@asset(partitions_def=daily_partitions)
+@daily_asset()  # its jobs carry its asset_labels
 def writes(context: AssetExecutionContext, warehouse: Warehouse) -> None:
     warehouse.ensure_table("raw_events_table")
     warehouse.replace_partition_with_rows("raw_events", DAY, events_frame())
@@ -600,3 +599,49 @@ def test_a_run_makes_one_client_for_every_job_of_every_day(fake, monkeypatch):
         if job["configuration"].get("query", {}).get("destinationTable")
     }
     assert partitions == {f"raw_events${day:%Y%m%d}" for day in (first, DAY - dt.timedelta(days=1), last)}
+
+
+def test_jobs_carry_the_labels_given_explicitly_and_bigquery_label_rules_are_enforced(fake):
+    warehouse = warehouse_on(fake)
+    with warehouse.labelled({"dagster_asset": "export", "dagster_run_id": "run-1"}):
+        warehouse.ensure_table("raw_events_table")
+    warehouse.ensure_table("partition_log_table")
+    first, second = (job["configuration"]["labels"] for job in fake.jobs.values())
+    assert first == {"dagster_asset": "export", "dagster_run_id": "run-1", "karte_query": "raw_events_table"}
+    assert second == {"karte_query": "partition_log_table"}  # outside labelled(): only its own
+    jobs = len(fake.jobs)
+    # https://cloud.google.com/bigquery/docs/labels-intro#requirements
+    for labels, named in [
+        ({"Asset": "x"}, "'Asset'"),
+        ({"1asset": "x"}, "'1asset'"),
+        ({"a" * 64: "x"}, "'aaaa"),
+        ({"asset": "Upper"}, "'Upper'"),
+        ({"asset": "a.b"}, "'a.b'"),
+        ({"asset": "x" * 64}, "'xxxx"),
+        ({f"k{i}": "" for i in range(65)}, "65 job labels"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(named)), warehouse.labelled(labels):
+            warehouse.ensure_table("raw_events_table")
+    assert len(fake.jobs) == jobs  # refused before any job was sent
+    # The fake refuses what BigQuery refuses: a job sent with a label it does not accept fails.
+    config = bigquery.QueryJobConfig(labels={"Bad": "x"})
+    with pytest.raises(BadRequest, match="Invalid label Bad"):
+        client_of(fake).query("SELECT 1", job_config=config).result()
+
+
+def test_a_staging_table_expires_hours_ahead_so_a_crashed_load_leaves_nothing_for_long(fake):
+    warehouse = warehouse_on(fake)
+    warehouse.ensure_table("raw_events_table")
+    before = dt.datetime.now(dt.UTC)
+    warehouse.replace_partition_with_rows("raw_events", DAY, events_frame())
+    (patch,) = [r for r in fake.requests if r.method == "PATCH" and "/tables/load_raw_events_" in r.path]
+    expires = dt.datetime.fromtimestamp(int(patch.json()["expirationTime"]) / 1000, dt.UTC)
+    assert before + dt.timedelta(hours=1) < expires < before + dt.timedelta(hours=12)
+    # Set before the rows are read from it into the partition.
+    patched = fake.requests.index(patch)
+    writes = [
+        i
+        for i, r in enumerate(fake.requests)
+        if r.method == "POST" and "raw_events$" in r.body.decode("latin-1")
+    ]
+    assert writes and patched < min(writes)

@@ -175,3 +175,12 @@ def test_population_stability_index_is_zero_for_the_same_shape_and_large_for_a_s
     base = np.array([10, 20, 40, 20, 10])
     assert population_stability_index(base, base * 3) == pytest.approx(0)
     assert population_stability_index(base, base[::-1] + np.array([0, 0, 0, 30, 60])) > 0.2
+
+
+def test_failed_days_is_a_markdown_table_whose_cells_keep_a_pipe_in_a_detail():
+    checks = DayChecks()
+    checks.record(RAW_EVENTS_VALID, DAY, False, "file a|b.csv: 2 rows\nrejected")
+    checks.record(RAW_EVENTS_VALID, DAY + dt.timedelta(days=1), True, "fine")
+    (result,) = checks.results()
+    lines = result.metadata["failed_days"].value.splitlines()
+    assert lines == ["| day | why |", "|---|---|", f"| {DAY} | file a\\|b.csv: 2 rows rejected |"]

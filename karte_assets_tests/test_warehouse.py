@@ -160,3 +160,14 @@ def test_a_run_opens_the_warehouse_file_once_and_releases_it_at_the_end(warehous
     impatient = f"import duckdb; duckdb.connect({warehouse.path!r}).close()"
     subprocess.run([sys.executable, "-c", impatient], check=True, timeout=60)
     assert rows_of(warehouse, "t", last)["x"].tolist() == [last.day]
+
+
+def test_rows_per_day_is_a_markdown_table_of_the_days_in_order():
+    day = dt.date(2024, 1, 1)
+    metadata = rows_metadata({day + dt.timedelta(days=1): 1234, day: 5})
+    assert metadata["rows_per_day"].value.splitlines() == [
+        "| day | rows |",
+        "|---|---|",
+        f"| {day} | 5 |",
+        f"| {day + dt.timedelta(days=1)} | 1,234 |",
+    ]

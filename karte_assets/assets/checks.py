@@ -8,7 +8,10 @@ import datetime as dt
 from collections import defaultdict
 
 import numpy as np
+import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
+
+from karte_assets.assets.common import markdown_table
 
 RAW_EVENTS_VALID = "raw_events_valid"
 RAW_EVENTS_VOLUME = "raw_events_volume"
@@ -48,8 +51,7 @@ class DayChecks:
             }
             if failed:
                 metadata["failed_days"] = MetadataValue.md(
-                    "| day | why |\n|---|---|\n"
-                    + "\n".join(f"| {day} | {detail} |" for day, detail in failed.items())
+                    markdown_table(pd.DataFrame(list(failed.items()), columns=["day", "why"]))
                 )
             results.append(
                 AssetCheckResult(

@@ -1,6 +1,7 @@
 """What every asset of the graph shares: daily partitions, single-run backfills, per-day writes."""
 
 import datetime as dt
+import functools
 import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -13,6 +14,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, Config, Failure, Meta
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from karte_assets.partitions import daily_partitions, partition_days
+from karte_assets.resources.gcp_labels import label
 from karte_assets.resources.warehouse import Warehouse
 
 GROUP = "loyalty"
@@ -21,17 +23,27 @@ GROUP = "loyalty"
 CONFIG_TYPES: dict[str, type[Config]] = {}
 
 
+def asset_labels(context: AssetExecutionContext) -> dict[str, str]:
+    """The warehouse job labels of an asset's run: which asset and run the jobs' cost belongs to."""
+    return {
+        "dagster_asset": label(context.asset_key.to_python_identifier()),
+        "dagster_run_id": label(context.run.run_id),
+    }
+
+
 def daily_asset(group_name: str = GROUP, **kwargs):
     """``@asset`` for the graph: daily partitions and single-run backfills, in ``group_name``.
 
     Every asset reads the run's whole partition range, so a backfill of any length is one run,
-    in order, oldest day first.
+    in order, oldest day first. An asset's warehouse jobs carry its ``asset_labels``.
     """
 
     def decorate(fn):
-        config = inspect.signature(fn).parameters.get("config")
-        if config is not None:
-            CONFIG_TYPES[fn.__name__] = config.annotation
+        parameters = inspect.signature(fn).parameters
+        if "config" in parameters:
+            CONFIG_TYPES[fn.__name__] = parameters["config"].annotation
+        if "warehouse" in parameters:
+            fn = _labelling(fn)
         return asset(
             partitions_def=daily_partitions,
             backfill_policy=BackfillPolicy.single_run(),
@@ -40,6 +52,17 @@ def daily_asset(group_name: str = GROUP, **kwargs):
         )(fn)
 
     return decorate
+
+
+def _labelling(fn):
+    # Dagster calls an asset as fn(context, **inputs_config_and_resources) and reads the
+    # parameters of fn through __wrapped__.
+    @functools.wraps(fn)
+    def labelled(context: AssetExecutionContext, **kwargs):
+        with kwargs["warehouse"].labelled(asset_labels(context)):
+            return fn(context, **kwargs)
+
+    return labelled
 
 
 def check_run(context: AssetExecutionContext) -> None:
@@ -119,18 +142,20 @@ def rows_metadata(rows: dict[dt.date, int]) -> dict[str, object]:
     }
     if len(rows) > 1:
         metadata["rows_total"] = MetadataValue.int(sum(rows.values()))
-        metadata["rows_per_day"] = MetadataValue.md(
-            "| day | rows |\n|---|---|\n"
-            + "\n".join(f"| {day} | {count:,} |" for day, count in sorted(rows.items()))
+        per_day = pd.DataFrame(
+            [(day, f"{count:,}") for day, count in sorted(rows.items())], columns=["day", "rows"]
         )
+        metadata["rows_per_day"] = MetadataValue.md(markdown_table(per_day))
     return metadata
 
 
 def markdown_table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
-    """A small frame as a Markdown table, for metadata the UI renders."""
+    """A small frame as a Markdown table, for metadata the UI renders: the graph's only Markdown-table code."""
 
     def cell(value: object) -> str:
-        return float_format.format(value) if isinstance(value, float) else str(value)
+        text = float_format.format(value) if isinstance(value, float) else str(value)
+        # A "|" in a value (a file name, a CSV delimiter in a message) would otherwise split its cell.
+        return text.replace("|", "\\|").replace("\n", " ")
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)

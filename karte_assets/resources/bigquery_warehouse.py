@@ -7,7 +7,7 @@ partition atomically, so a re-run or a range backfill never duplicates rows, a f
 the old partition in place, and a client's write keeps every other client's rows. (Two runs that
 write one day of one table at the same time would race: the run queue keeps a use case's runs
 apart, see DESIGN.md.) Values go in as query
-parameters; table names are checked identifiers; every job has labels (asset, partition, run id)
+parameters; table names are checked identifiers; every job has labels (query, partition, and the asset and run given by ``labelled``)
 and a ``maximum_bytes_billed`` guard, and the bytes it processed go into the asset's metadata.
 """
 
@@ -34,7 +34,7 @@ from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from karte_assets.resources.bigquery_rows import conform, query_parameters
-from karte_assets.resources.gcp_labels import label
+from karte_assets.resources.gcp_labels import checked_labels, label
 from karte_assets.resources.warehouse import (
     ONE_CLIENT,
     SNAPSHOT_TABLES,
@@ -48,6 +48,9 @@ from karte_assets.training.uris import GS_SCHEME
 
 EVENTS_TABLE = "events_table"  # the placeholder in sql/raw_events_from_table.sql
 _DAY_MS = 24 * 3600 * 1000
+# A staging table expires this long after it is made: one left by a process that died before
+# dropping it is gone by then (https://cloud.google.com/bigquery/docs/managing-tables#updating_a_tables_expiration_time).
+STAGING_LIFETIME = dt.timedelta(hours=6)
 _NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 # BigQuery replaces the wildcard by a 12-digit file number: part-000000000000.parquet, ...
 EXPORT_FILES = "part-*.parquet"
@@ -92,6 +95,8 @@ class BigQueryWarehouse(Warehouse):
     _in_run: bool = PrivateAttr(default=False)
     _run_client: bigquery.Client | None = PrivateAttr(default=None)
     _run_stack: ExitStack = PrivateAttr(default_factory=ExitStack)
+    # The labels given by labelled(): the asset and run the jobs belong to.
+    _labels: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
         # Runs on BigQuery are kept apart by the run queue; what a run needs first is the location.
@@ -108,6 +113,14 @@ class BigQueryWarehouse(Warehouse):
             self._run_client.close()
             self._run_client = None
         self._run_stack.close()
+
+    @contextmanager
+    def labelled(self, labels):
+        given, self._labels = self._labels, {**self._labels, **checked_labels(labels)}
+        try:
+            yield
+        finally:
+            self._labels = given
 
     @contextmanager
     def _client(self) -> Iterator[bigquery.Client]:
@@ -158,6 +171,7 @@ class BigQueryWarehouse(Warehouse):
             try:
                 job = client.load_table_from_file(buffer, staging, size=size, job_config=config)
                 self._wait(job, f"rows into {staging}")
+                self._expire_soon(staging)
                 self._from_staging(table, day, staging, clients)
             finally:
                 client.delete_table(staging, not_found_ok=True)
@@ -275,6 +289,7 @@ class BigQueryWarehouse(Warehouse):
                 self._wait(
                     client.query(self._sql(query_name), job_config=query), f"{query_name} into {staging}"
                 )
+                self._expire_soon(staging)
                 self._wait(
                     client.extract_table(staging, [files], job_config=extract), f"{staging} to {files}"
                 )
@@ -301,6 +316,7 @@ class BigQueryWarehouse(Warehouse):
             try:
                 job = client.load_table_from_uri(f"{prefix}*.parquet", staging, job_config=config)
                 self._wait(job, f"{prefix} into {staging}")
+                self._expire_soon(staging)
                 rows = self._from_staging(table, day, staging, clients)
             finally:
                 client.delete_table(staging, not_found_ok=True)
@@ -349,6 +365,13 @@ class BigQueryWarehouse(Warehouse):
                     expiration_ms=expiration_ms,
                 )
                 client.update_table(existing, ["time_partitioning"])
+
+    def _expire_soon(self, staging: str) -> None:
+        """Give a staging table, just made by a job, an expiration ``STAGING_LIFETIME`` ahead."""
+        with self._client() as client:
+            table = client.get_table(staging)
+            table.expires = dt.datetime.now(dt.UTC) + STAGING_LIFETIME
+            client.update_table(table, ["expires"])
 
     def _check_location(self) -> None:
         """Jobs run in one location; the graph's dataset and the events table must both be there."""
@@ -401,13 +424,7 @@ class BigQueryWarehouse(Warehouse):
             return self._wait(client.query(sql, job_config=config), query_name)
 
     def _job_config(self, kind, query_name: str, params: Mapping[str, object], day, **options: object):
-        context = _current_asset_context()
-        labels = {"karte_query": label(query_name)}
-        if context is not None:
-            labels.update(
-                dagster_asset=label(context.asset_key.to_python_identifier()),
-                dagster_run_id=label(context.run.run_id),
-            )
+        labels = {**self._labels, "karte_query": label(query_name)}
         if day is not None:
             labels["dagster_partition"] = label(day.isoformat())
         config = kind(labels=labels, **options)

@@ -77,6 +77,12 @@ class Warehouse(ConfigurableResource, ABC):
         queue's concurrency limits do this instead, and this does nothing.
         """
 
+    @contextmanager
+    def labelled(self, labels: Mapping[str, str]) -> Iterator[None]:
+        """The warehouse jobs issued inside carry ``labels`` (BigQuery job labels, for cost per
+        asset and run); the local warehouse runs no jobs and ignores them."""
+        yield
+
     @abstractmethod
     def ensure_table(self, ddl_name: str) -> None:
         """Create a declared table (``sql/<ddl_name>.sql``) if it does not exist yet."""

@@ -63,6 +63,22 @@ class JobError(Exception):
         self.reason = reason
 
 
+# https://cloud.google.com/bigquery/docs/labels-intro#requirements: at most 64 labels; keys and
+# values at most 63 characters of lowercase letters, digits, _ and - (international characters are
+# allowed too; the graph never sends them); keys start with a lowercase letter, values may be empty.
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+
+
+def _check_labels(labels: dict) -> None:
+    """Labels BigQuery refuses (it answers jobs.insert with 400 ``invalid``; here the job fails so)."""
+    if len(labels) > 64:
+        raise JobError("invalid", f"Too many labels ({len(labels)}): at most 64")
+    for key, value in labels.items():
+        if not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
+            raise JobError("invalid", f"Invalid label {key}: {value!r}")
+
+
 @dataclass
 class TableSpec:
     """What BigQuery keeps of a table besides its rows."""
@@ -70,6 +86,7 @@ class TableSpec:
     partition_field: str | None = None
     clustering: list[str] = field(default_factory=list)
     expiration_ms: int | None = None
+    expiration_time: str | None = None  # the table's own expiry, ms since the epoch
 
     def described(self) -> str:
         """The form of BigQuery's "Incompatible table partitioning specification" message."""
@@ -261,9 +278,14 @@ class FakeBigQuery(FakeHttpService):
             return Response.error(404, f"Not found: Table {project}:{dataset}.{table}", "notFound")
         spec = self.specs.setdefault((dataset, table), TableSpec())
         patch = request.json()
-        unsupported = set(patch) - {"timePartitioning", "tableReference"}
+        unsupported = set(patch) - {"timePartitioning", "tableReference", "expirationTime"}
         if unsupported:
-            return Response.error(400, f"the fake patches timePartitioning only, not {sorted(unsupported)}")
+            return Response.error(
+                400, f"the fake patches timePartitioning and expirationTime only, not {sorted(unsupported)}"
+            )
+        if "expirationTime" in patch:
+            # https://cloud.google.com/bigquery/docs/reference/rest/v2/tables#Table.FIELDS.expiration_time
+            spec.expiration_time = patch["expirationTime"]
         if "timePartitioning" in patch:
             partitioning = patch["timePartitioning"]
             if partitioning.get("field") != spec.partition_field or partitioning.get("type", "DAY") != "DAY":
@@ -280,6 +302,8 @@ class FakeBigQuery(FakeHttpService):
             "location": self.datasets[dataset],
         }
         spec = self.specs.get((dataset, table), TableSpec())
+        if spec.expiration_time is not None:
+            resource["expirationTime"] = spec.expiration_time
         if spec.partition_field:
             resource["timePartitioning"] = {"type": "DAY", "field": spec.partition_field}
             if spec.expiration_ms is not None:
@@ -296,6 +320,7 @@ class FakeBigQuery(FakeHttpService):
         status: dict = {"state": "DONE"}
         statistics: dict = {"creationTime": "1", "startTime": "1", "endTime": "2"}
         try:
+            _check_labels(configuration.get("labels") or {})
             with self._lock:
                 if "query" in configuration:
                     statistics["query"] = self._query(project, reference, configuration["query"])
