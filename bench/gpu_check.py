@@ -6,14 +6,20 @@
 Builds the training image's Python environment (the lock's ``training`` group only, as
 docker/training.Dockerfile does) into ``$KARTE_HOME/gpu-check-venv``, then, in it, trains the
 loyalty model on synthetic snapshots with ``device_type=gpu`` and ``cpu`` (the same parameters
-and rows) and prints time and validation AUC side by side. Where LightGBM finds no OpenCL device
-it says so and exits 3 without the CPU run: there is nothing to compare.
+and rows) and prints time and validation AUC side by side. Where LightGBM finds no OpenCL GPU it says
+so and exits 3 without the CPU run: there is nothing to compare.
+
+LightGBM takes OpenCL platform 0 unless told otherwise, and a machine may list a CPU platform
+(PoCL) before the GPU's: on an H200 machine LightGBM's platform 0 was PoCL, so an unpinned "gpu"
+run trained on the CPU and looked like a GPU result. Each platform is therefore probed for the
+device LightGBM really opens, and the GPU run is pinned to the first that is not a CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +33,33 @@ NO_DEVICE_EXIT = 3
 PARAMS = {"num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 50, "feature_fraction": 0.9,
           "lambda_l2": 1.0, "seed": 7}  # fmt: skip
 ROUNDS, EARLY_STOPPING, HORIZON_DAYS = 400, 30, 28
+MAX_PLATFORMS = 8
+# A few rounds on tiny data with LightGBM's info log on: it names the OpenCL device it opened.
+PROBE = """
+import sys, numpy as np, lightgbm as lgb
+x = np.random.default_rng(0).normal(size=(2000, 3)); y = (x[:, 0] > 0).astype(int)
+lgb.train({"objective": "binary", "device_type": "gpu", "gpu_platform_id": int(sys.argv[1]),
+           "gpu_device_id": 0, "verbosity": 1}, lgb.Dataset(x, y), 1)
+"""
+DEVICE_LINE = re.compile(r"Using GPU Device: (?P<name>.*), Vendor: (?P<vendor>.*)")
+CPU_VENDORS = ("GenuineIntel", "AuthenticAMD")
+
+
+def opencl_gpu_platform() -> int | None:
+    """The first OpenCL platform on which LightGBM opens a GPU (not a CPU such as PoCL), or None."""
+    for platform in range(MAX_PLATFORMS):
+        probe = subprocess.run(
+            [sys.executable, "-c", PROBE, str(platform)], capture_output=True, text=True, timeout=300
+        )
+        found = DEVICE_LINE.search(probe.stdout)
+        if found is None:
+            return None  # no such platform (LightGBM fails on an index past the last one)
+        name, vendor = found["name"], found["vendor"].strip()
+        is_cpu = vendor in CPU_VENDORS or name.lower().startswith("cpu")
+        print(f"OpenCL platform {platform}: {name} ({vendor}){' - a CPU, skipped' if is_cpu else ''}")
+        if not is_cpu:
+            return platform
+    return None
 
 
 def build_training_env() -> Path:
@@ -64,16 +97,21 @@ def compare(rows: int) -> int:
 
     from karte_assets.training.loyalty import train_loyalty_model
 
+    platform = opencl_gpu_platform()
+    if platform is None:
+        print("\nno GPU result: LightGBM opens no OpenCL GPU on this machine.", file=sys.stderr)
+        print("Run `make gpu-check` on a machine with a GPU and its OpenCL driver.", file=sys.stderr)
+        return NO_DEVICE_EXIT
     frame = synthetic_snapshots(rows)
     print(f"LightGBM {lgb.__version__}, {rows:,} rows, {os.cpu_count()} CPUs", flush=True)
     results = {}
-    for device in ("gpu", "cpu"):
+    for device, pinned in (("gpu", {"gpu_platform_id": platform, "gpu_device_id": 0}), ("cpu", {})):
         started = time.perf_counter()
         try:
             trained = train_loyalty_model(
                 frame,
                 HORIZON_DAYS,
-                {**PARAMS, "device_type": device},
+                {**PARAMS, "device_type": device, **pinned},
                 ROUNDS,
                 EARLY_STOPPING,
                 log=lambda _: None,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-from bench import notes
+from bench import notes, serving
 
 GB = 1024**3
 FEATURE_ASSETS = ("user_daily_activity", "user_profile", "user_features")
@@ -26,6 +27,10 @@ def load(work: Path, folder: str = "results") -> dict[str, dict]:
 
 def s(seconds: float) -> str:
     return f"{seconds:,.1f} s" if seconds >= 10 else f"{seconds:,.2f} s"
+
+
+def ms(seconds: float) -> str:
+    return "–" if math.isnan(seconds) else f"{seconds * 1000:,.0f} ms"
 
 
 def gb(size: float) -> str:
@@ -455,14 +460,9 @@ def scoring_section(results: dict[str, dict]) -> list[str]:
             f"{r['scored_users']:,} users: {rate(r['scored_users'], graph['work'].get('loyalty_scores', 1))} "
             f"(read features, predict, rank, tier, write, checks)",
         ],
-        [
-            "LightGBM predict alone",
-            s(lgbm["predict_seconds"]),
-            f"{lgbm['scored_users']:,} users, {lgbm['trees']} trees, {lgbm['features']} features: "
-            f"{rate(lgbm['scored_users'], lgbm['predict_seconds'])}",
-        ],
     ]
     lines += table(["step", "time", "what"], rows)
+    lines += ["", *scoring_candidates(lgbm["scoring"])]
     lines += [
         "",
         "Training time versus rows (the project's `train_loyalty_model`, in-process, default config, users sampled from the same training set):",
@@ -487,6 +487,55 @@ def scoring_section(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+# The numbers before issue 13 (BENCHMARKS.md of 2026-11-27), shown beside the new ones.
+PREVIOUS_SCORING = "4.5 s for 1M users (223k users/s), LightGBM predict alone 463k users/s"
+
+
+def scoring_candidates(m: dict) -> list[str]:
+    """Users/s of each way to predict, side by side, and where the scoring job's time goes."""
+    lines = [
+        f"Users scored per second on {m['users']:,} users (the day's exported audience"
+        + (f" repeated {m['copies']} times" if m["copies"] > 1 else "")
+        + f"), {m['trees']} trees, {m['features']} features, {m['threads']} threads; identical = equal bit for "
+        f"bit to LightGBM's predict on the pandas frame. Before: {PREVIOUS_SCORING}.",
+        "",
+    ]
+    rows = [
+        [
+            name,
+            s(c["seconds"]),
+            rate(m["users"], c["seconds"]).removesuffix("/s") + " users/s",
+            s(c["cpu_seconds"]) if c.get("cpu_seconds") else "",
+            "yes" if c["identical"] else f"no (max difference {c['max_difference']:.1e})",
+            s(c["compile_seconds"]) if "compile_seconds" in c else "",
+        ]
+        for name, c in m["candidates"].items()
+    ]
+    lines += table(["predict", "time", "users/s", "CPU s", "identical", "compile"], rows)
+    stages = m["job_stages"]
+    lines += [
+        "",
+        f"The scoring job end to end on those {m['users']:,} users, by stage (median of 3):",
+        "",
+    ]
+    rows = [
+        [
+            stage,
+            s(stages["previous"][stage]) if stage in stages["previous"] else "",
+            s(stages["now"][stage]) if stage in stages["now"] else "",
+        ]
+        for stage in ("read", "matrix", "predict", "write", "total", "cpu_total")
+    ]
+    rows.append(
+        [
+            "users/s",
+            rate(m["users"], stages["previous"]["total"]),
+            rate(m["users"], stages["now"]["total"]),
+        ]
+    )
+    return lines + table(["stage", "previous job (pandas)", "job now (Arrow batches)"], rows)
+
+
 def knee_section(results: dict[str, dict]) -> list[str]:
     found = by_size(results, "day-", capped=True)
     if len(found) < 2:
@@ -502,7 +551,10 @@ def knee_section(results: dict[str, dict]) -> list[str]:
             [
                 millions(r["events"]),
                 millions(r["users"]),
-                r.get("duckdb_memory_limit") or "default (80% of RAM)",
+                # Results from before KARTE_DUCKDB_MEMORY_LIMIT ran with DuckDB's own default.
+                r.get("duckdb_memory_limit")
+                or r.get("duckdb_memory_limit_default")
+                or "default (80% of RAM)",
                 s(r["wall"]),
                 rate(r["events"], r["wall"]),
                 f"{r['wall'] / base['wall'] / scale:.2f}",
@@ -537,8 +589,74 @@ def knee_section(results: dict[str, dict]) -> list[str]:
     )
 
 
+def smallshop_section(results: dict[str, dict]) -> list[str]:
+    r = results.get("smallshop")
+    if not r:
+        return ["Not measured yet: `uv run python -m bench.run --part smallshop`."]
+    shop, bare = r["shop"], r["bare"]
+    bare_total = bare["query"] + bare["fit"]
+    trained = sum(1 for _, status in r["models"] if status in ("trained", "rejected"))
+    lines = [
+        f"{shop['days']} days ({r['first_day']} to {r['last_day']}), {shop['events']:,} purchases of "
+        f"{shop['customers']:,} customers (the CDNOW log's shape, synthetic): the whole graph, default "
+        "config, one single-run backfill, against the newest model's training set as one bare DuckDB "
+        "query over the same file plus one fit of the project's trainer.",
+        "",
+        *table(
+            ["what", "time", "vs bare"],
+            [
+                ["graph backfill (run wall)", s(r["wall"]), f"{r['wall'] / bare_total:.1f}x"],
+                [
+                    f"bare: one query ({bare['rows']:,} rows) + one fit",
+                    f"{s(bare['query'])} + {s(bare['fit'])}",
+                    "1.0x",
+                ],
+            ],
+        ),
+        "",
+        f"- Models trained (retrain cadence, every 7 days from the first trainable day): {trained} of "
+        f"{shop['days']} days. The bare training set has the graph's rows: "
+        f"{'yes' if bare['same_rows'] else 'NO'} (validation AUC {bare['validation_auc']:.4f}).",
+        "",
+        *table(
+            ["asset", "per-day work, median", "day 1", "day 90", "all days"],
+            [
+                [asset, ms(v["median"]), ms(v["day_1"]), ms(v["day_90"]), s(v["total"])]
+                for asset, v in r["per_asset"].items()
+            ],
+        ),
+        "",
+        f"- Peak RSS {gb(r['peak_rss'])}. {measured(r)}",
+    ]
+    return lines
+
+
+def anomaly_section(results: dict[str, dict]) -> list[str]:
+    runs = {name: r for name, r in results.items() if name.startswith("anomaly-")}
+    if not runs:
+        return ["Not measured yet: `uv run python -m bench.run --part anomaly`."]
+    lines = [
+        "user_behaviour_features (SQL), reading it, scoring (Isolation Forest, reasons for the flagged), "
+        "writing user_anomaly_scores and the exclusion audience; target 1M users under 60 s on 2 cores. "
+        "CPU seconds are the process's own (all its threads); wall seconds include the other tenants' "
+        "turns on a shared machine, so read them with the load.",
+        "",
+        "| users | events | wall total | CPU total | features SQL | scoring | precision at planted share | load before/after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(runs.values(), key=lambda r: r["users"]):
+        meta = r["meta"]
+        lines.append(
+            f"| {r['users']:,} | {r['events']:,} | {s(r['total_seconds'])} | {s(r.get('total_cpu_seconds', 0))} | "
+            f"{s(r['steps']['features_sql'])} | {s(r['steps']['score'])} | {r['precision_at_planted_share']:.3f} | "
+            f"{meta['load_before']:.1f}/{meta['load_after']:.1f} |"
+        )
+    return lines
+
+
 def render(work: Path) -> str:
-    results = load(work)
+    # The serving results render their own section (bench/serving.py).
+    results = {name: result for name, result in load(work).items() if not name.startswith("serving")}
     if not results:
         return "# Benchmarks\n\nNo results yet: run `make bench`.\n"
     sections = [
@@ -560,14 +678,24 @@ def render(work: Path) -> str:
         "",
         *backfill_section(results),
         "",
+        "## A small shop's whole history: 273 days, retrain cadence",
+        "",
+        *smallshop_section(results),
+        "",
         "## Scoring and training",
         "",
         *scoring_section(results),
+        "",
+        "## Anomaly detection: a day's behaviour features and scores",
+        "",
+        *anomaly_section(results),
         "",
         "## How far one machine goes: the knee",
         "",
         *knee_section(results),
         "",
         notes.scale_out(results),
+        "",
+        serving.rendered(work),
     ]
     return "\n".join(sections).rstrip() + "\n"

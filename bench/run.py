@@ -1,8 +1,11 @@
 """``make bench``: measure the graph on this machine and write BENCHMARKS.md.
 
-    uv run python -m bench.run                      # the standard set (features, day, backfill, scoring)
+    uv run python -m bench.run                      # the standard set (features, day, backfill, scoring, smallshop)
     uv run python -m bench.run --part features --sizes 1e6,1e7
     uv run python -m bench.run --part knee          # end-to-end days up to 50M events (long)
+    uv run python -m bench.run --part serving       # the lookup service on 10M users vs Redis (bench/serving.py)
+    uv run python -m bench.run --part smallshop     # a small shop's 273-day backfill vs bare
+    uv run python -m bench.run --part anomaly       # 1M users' behaviour features and anomaly scores
     uv run python -m bench.run --report             # only rewrite BENCHMARKS.md from stored results
 
 Events are generated once into Parquet under ``<work>/events`` (default ``$KARTE_HOME/bench``)
@@ -22,11 +25,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import backfill, data, day, features, report, scoring
+from bench import anomaly, backfill, data, day, features, report, scoring, serving, smallshop
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("features", "day", "backfill", "scoring", "knee")
-STANDARD = ("features", "backfill", "scoring", "day")
+PARTS = ("features", "day", "backfill", "scoring", "knee", "serving", "smallshop", "anomaly")
+STANDARD = ("features", "backfill", "scoring", "day", "smallshop")
 
 
 def _sizes(text: str) -> list[int]:
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--duckdb-memory-limit",
-        help="day/knee only: open every DuckDB connection with this memory_limit (e.g. 2GB); "
+        help="day/knee only: KARTE_DUCKDB_MEMORY_LIMIT of the run (e.g. 2GB or 5%%) instead of the default; "
         "stored as a separate result",
     )
     parser.add_argument("--backfill-days", type=int, default=90)
@@ -115,7 +118,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--train-sizes", default="1e4,1e5,3e5,1e6", help="training rows of the training-time curve"
     )
+    parser.add_argument("--anomaly-users", default="1e6", help="users of the anomaly day(s)")
+    parser.add_argument(
+        "--scoring-horizon-days",
+        type=int,
+        default=scoring.HORIZON_DAYS,
+        help="scoring: the training set's horizon_days (shorter for a shorter --backfill-days)",
+    )
     parser.add_argument("--train-all", action="store_true", help="also train on the whole training set")
+    parser.add_argument("--serving-users", type=float, default=1e7, help="users of the serving snapshot")
     parser.add_argument(
         "--work",
         default=str(Path(os.environ.get("KARTE_HOME", REPO / ".karte")) / "bench"),
@@ -155,12 +166,29 @@ def main(argv: list[str] | None = None) -> None:
             modes = [m for m in args.backfill_modes.split(",") if m]
             result = backfill.run(work, args.backfill_days, backfill_events, modes, _log)
             _store(work, "backfill", result, started, load)
+        elif part == "serving":
+            started, load = time.perf_counter(), os.getloadavg()[0]
+            _store(work, "serving", serving.run(work, int(args.serving_users), 10, 8, _log), started, load)
+        elif part == "smallshop":
+            started, load = time.perf_counter(), os.getloadavg()[0]
+            _store(work, "smallshop", smallshop.run(work, _log), started, load)
         elif part == "scoring":
             started, load = time.perf_counter(), os.getloadavg()[0]
             result = scoring.run(
-                work, args.backfill_days, backfill_events, _sizes(args.train_sizes), args.train_all, _log
+                work,
+                args.backfill_days,
+                backfill_events,
+                _sizes(args.train_sizes),
+                args.train_all,
+                _log,
+                args.scoring_horizon_days,
             )
             _store(work, "scoring", result, started, load)
+        elif part == "anomaly":
+            for users in _sizes(args.anomaly_users):
+                started, load = time.perf_counter(), os.getloadavg()[0]
+                result = anomaly.run(work, users, _log)
+                _store(work, f"anomaly-{data._label(users)}", result, started, load)
 
     if not args.report:
         name = {tuple(STANDARD): "standard", ("knee",): "knee"}.get(tuple(parts), "-".join(parts))

@@ -38,7 +38,15 @@ def _has_features(db: Path, day: dt.date) -> bool:
     return bool(found)
 
 
-def run(work: Path, days: int, events_per_day: int, sizes: list[int], train_all: bool, log=print) -> dict:
+def run(
+    work: Path,
+    days: int,
+    events_per_day: int,
+    sizes: list[int],
+    train_all: bool,
+    log=print,
+    horizon_days: int = HORIZON_DAYS,
+) -> dict:
     home = backfill.home_for(work, "range")
     last = data.FIRST_DAY + dt.timedelta(days=days - 1)
     db = home / "warehouse.duckdb"
@@ -47,8 +55,17 @@ def run(work: Path, days: int, events_per_day: int, sizes: list[int], train_all:
         backfill.run(work, days, events_per_day, ["range"], log)
     env = graph_environment(home, data.FIRST_DAY.isoformat(), data.TIMEZONE)
     log(f"scoring: training set, model and scores of {last} through Dagster ...")
+    # A shorter horizon lets a shorter history (--backfill-days) train a model.
+    run_config = {"ops": {"loyalty_training_set": {"config": {"horizon_days": horizon_days}}}}
     graph = run_child(
-        "materialize", {"start": last.isoformat(), "end": last.isoformat(), "selection": SELECTION}, env
+        "materialize",
+        {
+            "start": last.isoformat(),
+            "end": last.isoformat(),
+            "selection": SELECTION,
+            "run_config": run_config,
+        },
+        env,
     )
     with duckdb.connect(str(db), read_only=True) as connection:
         model = connection.execute(
@@ -77,7 +94,7 @@ def run(work: Path, days: int, events_per_day: int, sizes: list[int], train_all:
             "day": last.isoformat(),
             "sizes": sizes,
             "train_all": train_all,
-            "horizon_days": HORIZON_DAYS,
+            "horizon_days": horizon_days,
             "model_path": str(model_path(work)),
         },
         env,
@@ -87,6 +104,7 @@ def run(work: Path, days: int, events_per_day: int, sizes: list[int], train_all:
     return {
         "day": last.isoformat(),
         "history_days": days,
+        "horizon_days": horizon_days,
         "events_per_day_target": events_per_day,
         "model": model,
         "training_set_rows": training_rows,

@@ -1,4 +1,5 @@
-"""Inside a child process: model training time versus rows, and users scored per second.
+"""Inside a child process: model training time versus rows, and users scored per second
+(``bench.predict``: LightGBM fed several ways and compiled trees, on the day's exported audience).
 
 Training runs the project's own ``train_loyalty_model`` (what the training entrypoint runs, here
 in-process, without the subprocess and Parquet staging) with the default model config, on random
@@ -8,15 +9,20 @@ subsets of one day's real training data (every snapshot kept, users sampled).
 from __future__ import annotations
 
 import datetime as dt
-import statistics
+import math
+import tempfile
 import time
 
-import lightgbm as lgb
+import pyarrow.parquet as pq
+
+from bench import predict
+
+SCORED_USERS = 1_000_000
 
 
 def train_task(spec: dict) -> dict:
     from karte_assets.assets.training import ModelConfig
-    from karte_assets.resources.warehouse import DuckDBWarehouse
+    from karte_assets.resources.warehouse import EXPORT_FILE, DuckDBWarehouse
     from karte_assets.training.loyalty import train_loyalty_model
 
     day = dt.date.fromisoformat(spec["day"])
@@ -46,19 +52,17 @@ def train_task(spec: dict) -> dict:
             }
         )
 
-    booster = lgb.Booster(model_file=spec["model_path"])
-    features = warehouse.query("scoring_features", {"partition_date": day})
-    matrix = features[booster.feature_name()]
-    predict = []
-    for _ in range(3):
-        started = time.perf_counter()
-        booster.predict(matrix)
-        predict.append(time.perf_counter() - started)
+    # The audience exported as the scoring job receives it, repeated to at least 1M users.
+    with tempfile.TemporaryDirectory(prefix="karte-bench-audience-") as folder:
+        warehouse.export_query("scoring_features", {"partition_date": day}, f"{folder}/")
+        audience = f"{folder}/{EXPORT_FILE}"
+        users = pq.ParquetFile(audience).metadata.num_rows
+        scoring = predict.measure(
+            spec["model_path"], audience, copies=max(1, math.ceil(SCORED_USERS / users))
+        )
     return {
         "training_rows_available": len(frame),
         "training": training,
-        "scored_users": len(features),
-        "predict_seconds": statistics.median(predict),
-        "trees": booster.num_trees(),
-        "features": len(booster.feature_name()),
+        "scored_users": users,
+        "scoring": scoring,
     }

@@ -88,22 +88,11 @@ def _instrument_assets() -> None:
         module.for_each_day = timed_for_each_day
 
 
-def _cap_duckdb_memory(limit: str) -> None:
-    """Open every DuckDB connection of this process with ``memory_limit`` (an experiment's knob)."""
-    import duckdb
-
-    original = duckdb.connect
-
-    def connect(database=":memory:", read_only=False, config=None, **kwargs):
-        return original(database, read_only, {**(config or {}), "memory_limit": limit}, **kwargs)
-
-    duckdb.connect = connect
-
-
 def materialize_task(spec: dict) -> dict:
     started = time.perf_counter()
     if spec.get("duckdb_memory_limit"):
-        _cap_duckdb_memory(spec["duckdb_memory_limit"])
+        # Read once, when karte_assets is imported below: every DuckDB connection of the run gets it.
+        os.environ["KARTE_DUCKDB_MEMORY_LIMIT"] = spec["duckdb_memory_limit"]
     from dagster import DagsterInstance, materialize
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 

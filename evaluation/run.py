@@ -185,6 +185,12 @@ def judged(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--part",
+        choices=("loyalty", "anomaly"),
+        default="loyalty",
+        help="loyalty: this module's evaluation; anomaly: evaluation/anomaly.py (takes its own arguments)",
+    )
     parser.add_argument("--cutoff", type=dt.date.fromisoformat, default=dt.date(1997, 9, 30))
     parser.add_argument("--horizons", type=int, nargs="+", default=[28, 91])
     parser.add_argument(
@@ -194,7 +200,13 @@ def main(argv: list[str] | None = None) -> None:
         "--reuse", action="store_true", help="--home already holds the backfill: build only D's model"
     )
     parser.add_argument("--max-snapshots", type=int, default=None, help="loyalty_training_set.max_snapshots")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.part == "anomaly":
+        from evaluation import anomaly
+
+        return anomaly.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     training_set = {"max_snapshots": args.max_snapshots} if args.max_snapshots else {}
     purchases = cdnow_purchases()
     with tempfile.TemporaryDirectory(prefix="karte-eval-") as scratch:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dagster import Definitions, EnvVar, in_process_executor
 
 from karte_assets.assets.activity import user_daily_activity
+from karte_assets.assets.anomaly import ANOMALY_ASSETS, anomaly_daily_job
 from karte_assets.assets.events import raw_events
 from karte_assets.assets.features import user_features
 from karte_assets.assets.profile import user_profile
@@ -40,7 +41,9 @@ def local_resources(settings: Settings) -> dict[str, object]:
     """The embedded defaults: everything under $KARTE_HOME, nothing needs an account."""
     return {
         "warehouse": DuckDBWarehouse(
-            path=str(settings.warehouse_path), snapshot_retention_days=settings.snapshot_retention_days
+            path=str(settings.warehouse_path),
+            snapshot_retention_days=settings.snapshot_retention_days,
+            memory_limit=settings.duckdb_memory_limit,
         ),
         "trainer": SubprocessTrainer(),
         "model_store": LocalModelStore(root=str(settings.home / "models")),
@@ -80,8 +83,8 @@ def resources_for(settings: Settings) -> dict[str, object]:
 
 
 defs = Definitions(
-    assets=ASSETS,
-    jobs=[loyalty_daily_job, *PRESET_JOBS],
+    assets=[*ASSETS, *ANOMALY_ASSETS],
+    jobs=[loyalty_daily_job, anomaly_daily_job, *PRESET_JOBS],
     schedules=[daily_refresh_schedule],
     sensors=[run_status_publisher],
     resources=resources_for(current_settings()),

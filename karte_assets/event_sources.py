@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT, duckdb_config
 from karte_assets.event_files import EventSourceError, SourceFiles, load_files, quoted
 from karte_assets.partitions import day_window
 from karte_assets.synthetic import SyntheticWorld, generate_day
@@ -219,11 +220,11 @@ def day_events(
     spill_directory: Path,
     event_id_column: str | None = None,
     csv_delimiter: str | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> Iterator[DayEvents]:
     """The rows of local day ``day`` from ``source`` ("synthetic", or a file path or glob)."""
     start, end = day_window(day, timezone)
-    spill_directory.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(config={"temp_directory": str(spill_directory)}) as connection:
+    with duckdb.connect(config=duckdb_config(memory_limit, spill_directory)) as connection:
         connection.execute("SET TimeZone = 'UTC'")
         params: dict[str, object] = {
             "start": start,

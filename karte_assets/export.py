@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from karte_assets.definitions import resources_for
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
 
@@ -40,12 +39,14 @@ def export_audience(warehouse: Warehouse, day: dt.date) -> pa.Table:
     return warehouse.query_arrow(TABLE, {"partition_date": day})
 
 
-def write_files(audience: pa.Table, day: dt.date, directory: Path, formats=FORMATS) -> list[Path]:
-    """``coupon_audience_<day>.<format>`` files; each appears whole or not at all."""
+def write_files(
+    audience: pa.Table, day: dt.date, directory: Path, formats=FORMATS, name: str = TABLE
+) -> list[Path]:
+    """``<name>_<day>.<format>`` files; each appears whole or not at all."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for file_format in formats:
-        path = directory / f"{TABLE}_{day}.{file_format}"
+        path = directory / f"{name}_{day}.{file_format}"
         partial = path.with_name(f".{path.name}.partial")
         if file_format == "parquet":
             pq.write_table(audience, partial)
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats")
     args = parser.parse_args(argv)
+
+    # Imported here: the definitions import the assets, and the anomaly assets write files with write_files.
+    from karte_assets.definitions import resources_for
 
     settings = current_settings()
     try:

@@ -28,7 +28,7 @@ small_coupon_budget_job = define_asset_job(
 quick_model_job = define_asset_job(
     "preset_quick_model",
     selection=AssetSelection.assets(loyalty_model, loyalty_scores),
-    config=overrides("loyalty_model", learning_rate=0.1, num_boost_round=150),
+    config=overrides("loyalty_model", learning_rate=0.1, num_boost_round=150, retrain_now=True),
     description="Retrain and rescore with a fast LightGBM setting (learning rate 0.1, at most 150 rounds): "
     "a quick look at what a parameter change does to the validation AUC and the charts.",
 )
@@ -36,9 +36,22 @@ quick_model_job = define_asset_job(
 two_week_horizon_job = define_asset_job(
     "preset_two_week_horizon",
     selection=AssetSelection.assets(loyalty_training_set, loyalty_model, loyalty_scores),
-    config=overrides("loyalty_training_set", horizon_days=14),
+    config={
+        "ops": {
+            **overrides("loyalty_training_set", horizon_days=14)["ops"],
+            **overrides("loyalty_model", retrain_now=True)["ops"],
+        }
+    },
     description="Loyalty over 14 days instead of 28, for a two-week campaign: training set, model and "
     "scores (the score becomes the chance to buy within 14 days).",
 )
 
-PRESET_JOBS = [small_coupon_budget_job, quick_model_job, two_week_horizon_job]
+retrain_now_job = define_asset_job(
+    "preset_retrain_now",
+    selection=AssetSelection.assets(loyalty_model, loyalty_scores),
+    config=overrides("loyalty_model", retrain_now=True),
+    description="Train a model for the selected days now, whatever the retrain cadence "
+    "(loyalty_model.retrain_every_days), and rescore with it if it is accepted.",
+)
+
+PRESET_JOBS = [small_coupon_budget_job, quick_model_job, two_week_horizon_job, retrain_now_job]

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT, memory_limit_bytes
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("local", "dev", "prod")
 SYNTHETIC_SOURCE = "synthetic"
@@ -52,6 +54,8 @@ class Settings:
     synthetic_users_per_day: float
     comet_project: str  # KARTE_COMET_PROJECT, default karte-loyalty-<env>
     snapshot_retention_days: int  # KARTE_SNAPSHOT_RETENTION_DAYS: how long per-day snapshots are kept
+    # KARTE_DUCKDB_MEMORY_LIMIT: each local DuckDB database's memory_limit (see duckdb_memory.py)
+    duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
     cloud: CloudSettings | None = None  # None for local
 
     @property
@@ -103,6 +107,11 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         raise SettingsError(
             f"KARTE_SNAPSHOT_RETENTION_DAYS={retention_text!r} must be a whole number of days, at least 1"
         )
+    memory_limit = environ.get("KARTE_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)
+    try:
+        memory_limit_bytes(memory_limit)
+    except ValueError as error:
+        raise SettingsError(f"KARTE_DUCKDB_MEMORY_LIMIT: {error}") from error
     return Settings(
         env=env,
         home=Path(environ.get("KARTE_HOME", REPO_ROOT / ".karte")).resolve(),
@@ -114,6 +123,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         synthetic_users_per_day=users_per_day,
         comet_project=environ.get("KARTE_COMET_PROJECT", f"karte-loyalty-{env}"),
         snapshot_retention_days=int(retention_text),
+        duckdb_memory_limit=memory_limit,
         cloud=None if env == "local" else _cloud_settings(env, environ),
     )
 

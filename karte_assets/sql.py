@@ -40,6 +40,8 @@ PARAMETER_TYPES = {
     "tier_a_rank": "INT64",
     "tier_b_rank": "INT64",
     "model_version": "STRING",
+    "client_id": "STRING",
+    "exclude_flagged": "BOOL",
 }
 
 

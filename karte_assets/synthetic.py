@@ -53,6 +53,8 @@ class SyntheticWorld:
     window_shopper_share: share of users who are very engaged but almost never buy.
     dormant_buyer_share: share of users who visit every 1-4 weeks and usually buy.
     n_items: catalogue size; item popularity is Zipf-like.
+    planted_users: bots and cheaters active every day from ``start``, with known ids (see
+        ``planted_user_ids``); 0, the default, leaves every generated day unchanged.
     """
 
     start: datetime.date
@@ -64,6 +66,7 @@ class SyntheticWorld:
     window_shopper_share: float = 0.15
     dormant_buyer_share: float = 0.08
     n_items: int = 2_000
+    planted_users: int = 0
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -203,7 +206,7 @@ def generate_day(world: SyntheticWorld, day: datetime.date, timezone: str) -> pd
         ("-", s_no, 2),
     )
     item_ids = _ids(("i", np.arange(world.n_items), len(str(world.n_items - 1))))
-    return _frame(
+    shoppers = _frame(
         user_ids[ev_vis[order]],
         ts[order],
         EVENT_NAMES[code[order]],
@@ -211,3 +214,77 @@ def generate_day(world: SyntheticWorld, day: datetime.date, timezone: str) -> pd
         session_ids[ev_sess[order]],
         item_ids[v_item[src[order]]],
     )
+    if not world.planted_users:
+        return shoppers
+    planted = planted_events(world, day, np.datetime64(utc0, "us"), day_seconds)
+    return pd.concat([shoppers, planted], ignore_index=True).sort_values(
+        ["event_ts", "user_id"], kind="stable", ignore_index=True
+    )
+
+
+# Planted anomalies (``SyntheticWorld.planted_users``), one kind in three each:
+#   bot   a scraper throttled to a person's volume: 8-40 views, every fifth a click, at one fixed
+#         period (20-120 s), so only its machine timing gives it away;
+#   rate  impossible rates: 300-1,500 views, clicks and carts a fraction of a second apart;
+#   loop  a scripted purchase loop: view, cart, purchase of one item at one price, 3-10 times,
+#         one loop every 1-5 minutes.
+PLANTED_KINDS = ("bot", "rate", "loop")
+_PLANTED_STREAM = 2
+
+
+def planted_user_ids(world: SyntheticWorld) -> dict[str, list[str]]:
+    """The ids of the planted users by kind: ``bot-00000``, ``rate-00001``, ``loop-00002``, ..."""
+    ids: dict[str, list[str]] = {kind: [] for kind in PLANTED_KINDS}
+    for i in range(world.planted_users):
+        kind = PLANTED_KINDS[i % len(PLANTED_KINDS)]
+        ids[kind].append(f"{kind}-{i:05d}")
+    return ids
+
+
+def planted_events(
+    world: SyntheticWorld, day: datetime.date, utc0: np.datetime64, day_seconds: int = 86_400
+) -> pd.DataFrame:
+    """The planted users' events of ``day``, which starts at ``utc0`` (naive UTC) and lasts
+    ``day_seconds`` (23 or 25 h on DST days); drawn from a random stream of their own."""
+    rng = np.random.default_rng([world.seed, _PLANTED_STREAM, day.toordinal()])
+    day_index = (day - world.start).days
+    width = len(str(world.n_items - 1))
+    parts = []
+    for i in range(world.planted_users):
+        kind = PLANTED_KINDS[i % len(PLANTED_KINDS)]
+        if kind == "bot":
+            period = int(rng.integers(20, 121))
+            n = int(rng.integers(8, 41))
+            seconds = rng.uniform(0, day_seconds - n * period - 600) + period * np.arange(n, dtype=float)
+            names = np.where(np.arange(n) % 5 == 4, "click", "view")
+            items = (int(rng.integers(world.n_items)) + np.arange(n)) % world.n_items
+            values = np.zeros(n)
+        elif kind == "rate":
+            n = int(rng.integers(300, 1_501))
+            gaps = 0.05 + rng.exponential(0.4, n)
+            seconds = rng.uniform(0, day_seconds - gaps.sum() - 600) + np.cumsum(gaps)
+            names = rng.choice(["view", "click", "cart"], n, p=[0.5, 0.4, 0.1])
+            items = rng.integers(world.n_items, size=n)
+            values = np.zeros(n)
+        else:
+            loops, period = int(rng.integers(3, 11)), int(rng.integers(60, 301))
+            starts = rng.uniform(0, day_seconds - loops * period - 600) + period * np.arange(
+                loops, dtype=float
+            )
+            seconds = (starts[:, None] + [0.0, 2.0, 4.0] + rng.uniform(0, 1, (loops, 1))).ravel()
+            names = np.tile(["view", "cart", "purchase"], loops)
+            n = len(seconds)
+            items = np.full(n, int(rng.integers(world.n_items)))
+            values = np.where(names == "purchase", 500.0 * (1 + i % 7), 0.0)
+        user_id = f"{kind}-{i:05d}"
+        parts.append(
+            _frame(
+                np.full(n, user_id, dtype=object),
+                utc0 + (seconds * 1e6).astype(np.int64) * np.timedelta64(1, "us"),
+                np.asarray(names, dtype=object),
+                values,
+                np.full(n, f"s{user_id}-{day_index:05d}", dtype=object),
+                np.array([f"i{item:0{width}d}" for item in items], dtype=object),
+            )
+        )
+    return pd.concat(parts, ignore_index=True)

@@ -4,6 +4,7 @@ on DuckDB, compared with the local DuckDB path on the same data."""
 import datetime as dt
 import logging
 import re
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -11,13 +12,15 @@ import pyarrow as pa
 import pytest
 import requests
 import sqlglot
-from dagster import AssetExecutionContext, asset, materialize
+from dagster import AssetExecutionContext, MaterializeResult, asset, materialize
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster_gcp import GCSResource
 from google.api_core.exceptions import BadRequest, NotFound
 from google.cloud import bigquery
 from google.cloud.bigquery import client as bigquery_client
 from sqlglot import exp
 
+from karte_assets.assets.common import daily_asset, for_each_day, rows_metadata
 from karte_assets.definitions import ASSETS
 from karte_assets.partitions import daily_partitions
 from karte_assets.report import newest_day
@@ -496,7 +499,7 @@ def test_report_queries_read_only_the_newest_days_partition(fake):
         for job in fake.jobs.values()
         if "query" in job["configuration"]
     }
-    one_day = 50 * 7 * 8  # 50 rows of 7 columns, 8 bytes a cell in the fake's estimate
+    one_day = 50 * 8 * 8  # 50 rows of the table's 8 columns, 8 bytes a cell in the fake's estimate
     assert processed["score_summary"] == processed["top_scores"] == one_day
     # The same filter through a subquery (what these queries did) reads every day.
     client = client_of(fake)
@@ -526,3 +529,46 @@ def test_per_day_snapshots_expire_after_the_retention_set_through_the_table_api(
     patches = [r for r in fake.requests if r.method == "PATCH"]
     assert [r.json()["timePartitioning"]["expirationMs"] for r in patches] == [str(40 * 24 * 3600 * 1000)]
     assert not [q for q in sent_queries(fake) if "expiration" in q["query"].lower()]
+
+
+@daily_asset()
+def rows_every_day(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """A write and a look-up per day of the run, as the graph's assets issue them."""
+    warehouse.ensure_table("raw_events_table")
+
+    def write(day: dt.date) -> int:
+        rows = warehouse.replace_partition_with_rows("raw_events", day, events_frame())
+        assert warehouse.partition_exists("raw_events", day)
+        return rows
+
+    return MaterializeResult(metadata=rows_metadata(for_each_day(context, warehouse, write)))
+
+
+def test_a_run_makes_one_client_for_every_job_of_every_day(fake, monkeypatch):
+    made = []
+    real_get_client = LoopbackBigQuery.get_client
+
+    @contextmanager
+    def counting_get_client(self):
+        with real_get_client(self) as client:
+            made.append(client)
+            yield client
+
+    monkeypatch.setattr(LoopbackBigQuery, "get_client", counting_get_client)
+    create_events(fake)
+    made.clear()
+    first, last = DAY - dt.timedelta(days=2), DAY
+    tags = {
+        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+    }
+    result = materialize([rows_every_day], resources={"warehouse": warehouse_on(fake)}, tags=tags)
+    assert result.success
+    # DDL, location check, three loads and three partition look-ups: one client (one ADC look-up).
+    assert len(made) == 1
+    partitions = {
+        job["configuration"]["load"]["destinationTable"]["tableId"]
+        for job in fake.jobs.values()
+        if "load" in job["configuration"]
+    }
+    assert partitions == {f"raw_events${day:%Y%m%d}" for day in (first, DAY - dt.timedelta(days=1), last)}

@@ -144,8 +144,11 @@ def test_a_model_failing_its_check_is_kept_but_never_scores_the_previous_good_on
     assert graph.materialize(FIRST_DAY, day).success
     accepted = graph.table("loyalty_model", day).iloc[0]
     assert accepted["status"] == "trained"
+    served = graph.resources["model_store"].snapshots().latest("default")[0]
+    assert (served.partition_date, served.model_version) == (day, accepted["model_version"])
 
-    strict = config_with(loyalty_model={"min_validation_auc": 0.999})
+    # Trained on demand: the retrain cadence would keep the day-old model.
+    strict = config_with(loyalty_model={"min_validation_auc": 0.999, "retrain_now": True})
     result = graph.materialize(next_day, run_config=strict, raise_on_error=False)
     evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}[MODEL_AUC]
     assert (
@@ -156,6 +159,16 @@ def test_a_model_failing_its_check_is_kept_but_never_scores_the_previous_good_on
     assert rejected["note"].startswith("validation AUC")
     scores = graph.table("loyalty_scores", next_day)
     assert set(scores["model_version"]) == {accepted["model_version"]}
+    # The lookup service keeps serving the accepted day: the rejected model's day is never published.
+    assert graph.resources["model_store"].snapshots().latest("default")[0] == served
+    assert {d.date() for d in scores["model_date"]} == {day}
+
+    # The day after, no model is due (the cadence) and the accepted model scores it: that day is served.
+    after = next_day + dt.timedelta(days=1)
+    assert graph.materialize(after).success
+    assert graph.table("loyalty_model", after).iloc[0]["status"] == "not_due"
+    newest = graph.resources["model_store"].snapshots().latest("default")[0]
+    assert (newest.partition_date, newest.model_version) == (after, accepted["model_version"])
 
 
 def test_population_stability_index_is_zero_for_the_same_shape_and_large_for_a_shift():

@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
+from karte_assets.assets.anomaly import ANOMALY_ASSETS
 from karte_assets.definitions import ASSETS, defs
 
 
@@ -16,10 +17,15 @@ def test_the_code_location_loads_with_every_asset_schedule_and_sensor():
         "loyalty_training_set",
         "loyalty_model",
         "loyalty_scores",
+        "user_behaviour_features",
+        "user_anomaly_scores",
+        "anomaly_exclusion_audience",
     }
+    assert defs.resolve_job_def("anomaly_daily_job")
     assert defs.resolve_schedule_def("loyalty_daily_job_schedule").cron_schedule == "0 6 * * *"
     assert defs.resolve_sensor_def("run_status_publisher")
-    assert all(asset.descriptions_by_key[asset.key] for asset in ASSETS), "every asset has a docstring"
+    assets = [*ASSETS, *ANOMALY_ASSETS]
+    assert all(asset.descriptions_by_key[asset.key] for asset in assets), "every asset has a docstring"
 
 
 def test_the_schedule_materialises_yesterday_in_the_partitions_time_zone():

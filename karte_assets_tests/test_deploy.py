@@ -125,18 +125,27 @@ for item in sys.argv[1:]:
 """
 
 
-def test_training_image_installs_only_the_training_group_and_all_its_code_imports(tmp_path):
-    """A venv made as the training Dockerfile makes its own imports everything the copied code imports."""
-    options = _sync_options("docker/training.Dockerfile")
-    assert "--only-group" in options and "training" in options, options
+@pytest.mark.parametrize(
+    ("dockerfile", "group", "entrypoint"),
+    [
+        ("docker/training.Dockerfile", "training", "karte_assets/training/entrypoint.py"),
+        ("docker/serving.Dockerfile", "serving", "karte_assets/serving/__main__.py"),
+    ],
+)
+def test_job_and_service_images_install_only_their_group_and_all_their_code_imports(
+    tmp_path, dockerfile, group, entrypoint
+):
+    """A venv made as the Dockerfile makes its own imports everything the copied code imports."""
+    options = _sync_options(dockerfile)
+    assert "--only-group" in options and group in options, options
     assert "dagster" not in _locked_packages(options), (
-        "the training image installs the project's dependencies"
+        f"the {group} image installs the project's dependencies"
     )
 
     # The image's file tree: only what the Dockerfile copies, under PYTHONPATH as in the image.
     app = tmp_path / "app"
     code = []
-    for source in _copied("docker/training.Dockerfile"):
+    for source in _copied(dockerfile):
         target = app / source.relative_to(ROOT)
         if source.is_dir():
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
@@ -144,7 +153,7 @@ def test_training_image_installs_only_the_training_group_and_all_its_code_import
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, target)
         code += [target] if target.suffix == ".py" else sorted(target.rglob("*.py"))
-    assert app / "karte_assets/training/entrypoint.py" in code, "the training Dockerfile copies no entrypoint"
+    assert app / entrypoint in code, f"{dockerfile} copies no {entrypoint}"
     venv = tmp_path / "venv"
     subprocess.run(
         [_uv(), "sync", "--no-install-project", "--quiet", *options],
@@ -160,7 +169,7 @@ def test_training_image_installs_only_the_training_group_and_all_its_code_import
         text=True,
     )
     assert probe.returncode == 0, probe.stderr
-    assert probe.stdout == "", f"the training image cannot import:\n{probe.stdout}"
+    assert probe.stdout == "", f"the {group} image cannot import:\n{probe.stdout}"
 
 
 def _deploy(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess[str]:

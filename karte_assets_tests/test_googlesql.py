@@ -31,6 +31,8 @@ WRITES = {
     "coupon_audience": "coupon_audience",
     "loyalty_raw_scores": "baseline_scores",
     "loyalty_scores": "loyalty_scores",
+    "user_behaviour_features": "user_behaviour_features",
+    "anomaly_exclusion_audience": "anomaly_exclusion_audience",
 }
 
 

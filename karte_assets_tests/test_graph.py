@@ -33,17 +33,19 @@ def test_every_asset_is_a_daily_partition_with_single_run_backfills():
 
 @pytest.mark.slow
 def test_range_backfill_from_the_first_day_equals_day_by_day_runs_and_reruns_change_nothing(tmp_path):
+    # A model every day, so that each later model is judged against the one before.
+    daily_models = config_with(loyalty_model={"retrain_every_days": 1})
     backfilled = LocalGraph(tmp_path / "backfill")
-    assert backfilled.materialize(FIRST_DAY, LAST_DAY).success
+    assert backfilled.materialize(FIRST_DAY, LAST_DAY, run_config=daily_models).success
     first = snapshot(backfilled)
     assert first["loyalty_model"]["status"].eq("trained").sum() >= 2, "the test range must train models"
 
-    assert backfilled.materialize(FIRST_DAY, LAST_DAY).success
+    assert backfilled.materialize(FIRST_DAY, LAST_DAY, run_config=daily_models).success
     assert_same_tables(first, snapshot(backfilled))
 
     day_by_day = LocalGraph(tmp_path / "daily")
     for day in days(FIRST_DAY, LAST_DAY):
-        assert day_by_day.materialize(day).success
+        assert day_by_day.materialize(day, run_config=daily_models).success
     assert_same_tables(first, snapshot(day_by_day))
 
 

@@ -164,7 +164,10 @@ def test_a_chart_that_fails_is_left_out_with_a_warning_and_the_others_stay(caplo
 def trained_graph(tmp_path_factory):
     """Eight days with a 3-day label horizon: a model trains on the last day, which has a day before it."""
     graph = LocalGraph(tmp_path_factory.mktemp("charts") / "karte")
-    config = config_with(loyalty_training_set={"horizon_days": 3, "snapshot_every_days": 3})
+    config = config_with(
+        loyalty_training_set={"horizon_days": 3, "snapshot_every_days": 3},
+        loyalty_model={"retrain_every_days": 1},
+    )
     result = graph.materialize(FIRST_DAY, FIRST_DAY + dt.timedelta(days=7), run_config=config)
     return graph, result
 

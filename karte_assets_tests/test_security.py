@@ -23,6 +23,7 @@ SCORE_COLUMNS = {
     "score_decile",
     "coupon_tier",
     "model_version",
+    "model_date",
 }
 
 

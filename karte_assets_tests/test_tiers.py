@@ -16,6 +16,9 @@ DAY = dt.date(2026, 6, 1)
 def assign_tiers(tmp_path):
     """Raw scores in, the day's loyalty_scores out, through the warehouse SQL."""
     warehouse = DuckDBWarehouse(path=str(tmp_path / "karte.duckdb"))
+    # The query can leave flagged users out, and names the day of the model that scored.
+    warehouse.ensure_table("user_anomaly_scores_table")
+    warehouse.ensure_table("loyalty_model_table")
 
     def assign(users: pd.Series, scores: np.ndarray, tier_a_share: float, tier_b_share: float):
         raw = pd.DataFrame({"user_id": users.to_numpy(), "loyal_score": np.asarray(scores, dtype=float)})
@@ -26,6 +29,7 @@ def assign_tiers(tmp_path):
             "tier_a_rank": a_rank,
             "tier_b_rank": b_rank,
             "model_version": "m",
+            "exclude_flagged": False,
         }
         warehouse.replace_partition("loyalty_scores", DAY, "loyalty_scores", params)
         with warehouse.connect() as connection:

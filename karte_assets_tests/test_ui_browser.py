@@ -6,12 +6,7 @@ score chart found in the asset's metadata. Screenshots go to $KARTE_TEST_ARTIFAC
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,20 +18,12 @@ from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
 from karte_assets.definitions import ASSETS
-from karte_assets.settings import REPO_ROOT
+from karte_assets_tests.webserver import webserver as running_webserver
 
 PARTITION = "2026-06-01"
 ARTIFACTS = Path(os.environ.get("KARTE_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
-# Launched runs go straight to the webserver's run launcher: no daemon needed to dequeue them.
-INSTANCE_YAML = """\
-telemetry:
-  enabled: false
-run_coordinator:
-  module: dagster._core.run_coordinator.default_run_coordinator
-  class: DefaultRunCoordinator
-"""
 # Generous: a loaded 2-core machine renders the asset graph slowly.
-UI_TIMEOUT_S, RUN_TIMEOUT_S, SERVER_TIMEOUT_S = 60, 180, 120
+UI_TIMEOUT_S, RUN_TIMEOUT_S = 60, 180
 
 
 def chromium() -> tuple[str, str]:
@@ -52,56 +39,12 @@ def chromium() -> tuple[str, str]:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def webserver(tmp_path):
-    """dagster-webserver for karte_assets.definitions on a free loopback port, with a fresh instance."""
-    dagster_home = tmp_path / "dagster"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "KARTE_HOME": str(tmp_path / "karte"),
-        "KARTE_SYNTHETIC_USERS_PER_DAY": "40",
-    }
-    port = free_port()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = (ARTIFACTS / "webserver.log").open("w")
-    command = [str(Path(sys.executable).with_name("dagster-webserver")), "-m", "karte_assets.definitions"]
-    server = subprocess.Popen(
-        [*command, "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: the code server and run workers end with it
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_TIMEOUT_S
-        while True:
-            assert server.poll() is None, f"the webserver exited; see {ARTIFACTS / 'webserver.log'}"
-            try:
-                with urllib.request.urlopen(f"{url}/server_info", timeout=2):  # noqa: S310 (http, loopback)
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, f"no webserver on {url} after {SERVER_TIMEOUT_S}s"
-                time.sleep(0.5)
+    with running_webserver(
+        tmp_path, ARTIFACTS / "webserver.log", {"KARTE_SYNTHETIC_USERS_PER_DAY": "40"}
+    ) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 @pytest.fixture
@@ -136,7 +79,8 @@ def test_an_analyst_materialises_a_day_from_the_ui_and_finds_the_score_chart(bro
         # The first visit opens a "join the community" dialog over everything; it was seen already.
         browser.execute_script("localStorage.setItem('communityNux', '\"1\"')")
 
-        browser.get(f"{webserver}/asset-groups")
+        # The loyalty group's own lineage: with more than one group the global one shows groups only.
+        browser.get(f"{webserver}/locations/__repository__@karte_assets.definitions/asset-groups/loyalty")
         for asset in ASSETS:
             name = asset.key.to_user_string()
             # Nodes live in SVG foreignObjects, which Selenium never counts as displayed.

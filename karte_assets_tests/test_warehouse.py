@@ -8,10 +8,12 @@ import time
 import duckdb
 import pandas as pd
 import pytest
-from dagster import materialize
+from dagster import MaterializeResult, materialize
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from karte_assets.assets.common import daily_asset, for_each_day, rows_metadata
 from karte_assets.assets.training_set import loyalty_training_set
-from karte_assets.resources.warehouse import DuckDBWarehouse
+from karte_assets.resources.warehouse import DuckDBWarehouse, Warehouse
 
 DAY = dt.date(2026, 6, 2)
 
@@ -121,3 +123,38 @@ def test_a_retention_shorter_than_the_training_window_fails_before_writing(tmp_p
     message = failure.step_failure_data.error.message
     assert "reads user_features 77 days back" in message and "kept 30 days" in message
     assert not warehouse.partition_exists("loyalty_training_set", DAY + dt.timedelta(days=100))
+
+
+@daily_asset()
+def writes_every_day(context, warehouse: Warehouse) -> MaterializeResult:
+    """Two statements per day of the run, as a graph asset issues them."""
+
+    def write(day: dt.date) -> int:
+        rows = warehouse.replace_partition_with_rows("t", day, pd.DataFrame({"x": [day.day]}))
+        assert warehouse.partition_exists("t", day)
+        return rows
+
+    return MaterializeResult(metadata=rows_metadata(for_each_day(context, warehouse, write)))
+
+
+def test_a_run_opens_the_warehouse_file_once_and_releases_it_at_the_end(warehouse, monkeypatch):
+    opened = []
+    real_connect = duckdb.connect
+
+    def counting_connect(database=":memory:", *args, **kwargs):
+        opened.append(database)
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", counting_connect)
+    first, last = DAY, DAY + dt.timedelta(days=4)
+    tags = {
+        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+    }
+    assert materialize([writes_every_day], resources={"warehouse": warehouse}, tags=tags).success
+    # Ten statements over five days, one connection: opening the file is no per-day cost.
+    assert opened.count(warehouse.path) == 1
+    # The run's end closed it: another process can take the file at once.
+    impatient = f"import duckdb; duckdb.connect({warehouse.path!r}).close()"
+    subprocess.run([sys.executable, "-c", impatient], check=True, timeout=60)
+    assert rows_of(warehouse, "t", last)["x"].tolist() == [last.day]

@@ -34,6 +34,9 @@ class DayChecks:
     def record(self, name: str, day: dt.date, passed: bool, detail: str) -> None:
         self._outcomes[name][day] = (bool(passed), detail)
 
+    def passed(self, name: str, day: dt.date) -> bool:
+        return self._outcomes[name][day][0]
+
     def results(self) -> list[AssetCheckResult]:
         results = []
         for name, days in self._outcomes.items():

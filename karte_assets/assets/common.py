@@ -3,7 +3,8 @@
 import datetime as dt
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 import pydantic
@@ -19,8 +20,8 @@ GROUP = "loyalty"
 CONFIG_TYPES: dict[str, type[Config]] = {}
 
 
-def daily_asset(**kwargs):
-    """``@asset`` for the graph: daily partitions and single-run backfills.
+def daily_asset(group_name: str = GROUP, **kwargs):
+    """``@asset`` for the graph: daily partitions and single-run backfills, in ``group_name``.
 
     Every asset reads the run's whole partition range, so a backfill of any length is one run,
     in order, oldest day first.
@@ -33,7 +34,7 @@ def daily_asset(**kwargs):
         return asset(
             partitions_def=daily_partitions,
             backfill_policy=BackfillPolicy.single_run(),
-            group_name=GROUP,
+            group_name=group_name,
             **kwargs,
         )(fn)
 
@@ -51,14 +52,22 @@ def check_run(context: AssetExecutionContext) -> None:
     start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
     if start and end and start > end:
         problems.append(f"the partition range {start}...{end} is inverted: its start is after its end")
-    for name, op in (context.run.run_config.get("ops") or {}).items():
+    problems += config_problems(context.run.run_config)
+    if problems:
+        raise Failure("invalid run, nothing was written:\n" + "\n".join(problems))
+
+
+def config_problems(run_config: Mapping[str, Any]) -> list[str]:
+    """What the assets' Config classes refuse in ``run_config`` beyond Dagster's config schema
+    (bounds, rules across fields), one line per asset; the launcher checks the same before submitting."""
+    problems = []
+    for name, op in (run_config.get("ops") or {}).items():
         if name in CONFIG_TYPES:
             try:
                 CONFIG_TYPES[name](**(op or {}).get("config", {}))
             except pydantic.ValidationError as error:
                 problems.append(f"config of {name}: {error}")
-    if problems:
-        raise Failure("invalid run, nothing was written:\n" + "\n".join(problems))
+    return problems
 
 
 def first_partition_day() -> dt.date:

@@ -38,6 +38,12 @@ class RawEventsConfig(Config):
         description="Synthetic shop only: users arriving per day on average.",
     )
     synthetic_seed: int = Field(default=7, description="Synthetic shop only: the random seed of the world.")
+    synthetic_planted_users: int = Field(
+        default=0,
+        ge=0,
+        description="Synthetic shop only: bots and cheaters with known ids (bot-, rate-, loop-) active every "
+        "day, for the anomaly use case to find.",
+    )
     event_names: list[str] = Field(
         default=["view", "click", "cart", "purchase"],
         description="The event names the graph knows; rows with any other name are rejected.",
@@ -159,6 +165,7 @@ def raw_events(
         start=first_partition_day(),
         new_users_per_day=config.synthetic_new_users_per_day,
         seed=config.synthetic_seed,
+        planted_users=config.synthetic_planted_users,
     )
     warehouse.ensure_table("raw_events_table")
     warehouse.ensure_table("raw_event_rejects_table")
@@ -184,6 +191,7 @@ def raw_events(
                 settings.home / "tmp",
                 event_id_column=config.event_id_column,
                 csv_delimiter=config.csv_delimiter,
+                memory_limit=settings.duckdb_memory_limit,
             ) as events:
                 rows = _store_day(context, warehouse, day, events, config, counts)
         _check_day(warehouse, day, (start, end), config.event_names, checks)

@@ -2,12 +2,13 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue
 from pydantic import Field, model_validator
 
 from karte_assets.assets.checks import SCORES_DRIFT, SCORES_VALID, DayChecks, population_stability_index, spec
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
 from karte_assets.assets.features import user_features
+from karte_assets.assets.snapshots import publish_snapshot, servable_model
 from karte_assets.assets.training import loyalty_model
 from karte_assets.plots import chart_metadata, score_change_figure, score_distribution_figure
 from karte_assets.resources.model_store import ModelStore
@@ -34,6 +35,11 @@ class ScoresConfig(Config):
         ge=0,
         le=1,
         description="Share of the audience, next after tier A, that gets tier B; A + B is at most 1.",
+    )
+    exclude_flagged_users: bool = Field(
+        default=False,
+        description="Leave out the users flagged as anomalous that day (user_anomaly_scores, from "
+        "anomaly_daily_job, which must have run for the day): no score, no tier, not in the audience.",
     )
 
     @model_validator(mode="after")
@@ -95,6 +101,17 @@ def _check_day(
     )
 
 
+def flagged_users_left_out(warehouse: Warehouse, day: dt.date) -> int:
+    """How many scored users of ``day`` were flagged as anomalous; an error if the day was never scored
+    for anomalies (leaving nobody out would hand the cheaters their coupons)."""
+    if not warehouse.partition_exists("user_anomaly_scores", day):
+        raise Failure(
+            f"loyalty_scores {day}: exclude_flagged_users is on, but user_anomaly_scores has no partition "
+            f"{day}: run anomaly_daily_job for that day first, or turn exclude_flagged_users off"
+        )
+    return int(warehouse.query("flagged_scored_users", {"partition_date": day})["users"].iloc[0])
+
+
 def raw_scores(
     context: AssetExecutionContext,
     day: dt.date,
@@ -146,29 +163,43 @@ def loyalty_scores(
     trainer: Trainer,
     model_store: ModelStore,
 ) -> MaterializeResult:
-    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the model version that scored them."""
+    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the newest accepted model that scored them and its day; the newest servable day is published as the lookup service's snapshot."""
+    # sql/loyalty_scores.sql reads it (for exclude_flagged_users) even where the anomaly job never ran.
+    warehouse.ensure_table("user_anomaly_scores_table")
     versions: dict[dt.date, str] = {}
+    servable: list[dt.date] = []  # days scored by an accepted model whose scores passed their check
+    model_days: dict[dt.date, dt.date | None] = {}  # the day each day's model was trained
     newest_tiers: dict[str, pd.DataFrame] = {}  # the last scored day's score_tiers, for the metadata
     checks = DayChecks()
 
     def score(day: dt.date) -> int:
         model = warehouse.query("latest_model", {"partition_date": day})
         versions[day] = BASELINE_VERSION if model.empty else model["model_version"].iloc[0]
+        model_days[day] = None if model.empty else pd.Timestamp(model["partition_date"].iloc[0]).date()
         scored = raw_scores(context, day, model, warehouse, trainer, model_store)
-        a_rank, b_rank = tier_ranks(scored, config.tier_a_share, config.tier_b_share)
+        excluded = flagged_users_left_out(warehouse, day) if config.exclude_flagged_users else 0
+        a_rank, b_rank = tier_ranks(scored - excluded, config.tier_a_share, config.tier_b_share)
         params = {
-            "audience": max(scored, 1),
+            "audience": max(scored - excluded, 1),
             "tier_a_rank": a_rank,
             "tier_b_rank": b_rank,
             "model_version": versions[day],
+            "exclude_flagged": config.exclude_flagged_users,
         }
         rows = warehouse.replace_partition("loyalty_scores", day, "loyalty_scores", params)
         tiers = newest_tiers["tiers"] = warehouse.query("score_tiers", {"partition_date": day})
-        audience = int(warehouse.query("audience_size", {"partition_date": day})["users"].iloc[0])
+        audience = int(warehouse.query("audience_size", {"partition_date": day})["users"].iloc[0]) - excluded
         _check_day(warehouse, day, audience, tiers, config, checks)
+        if checks.passed(SCORES_VALID, day) and model_days[day] and servable_model(warehouse, day):
+            servable.append(day)
         return rows
 
     rows = for_each_day(context, warehouse, score)
+    # Only the newest servable day: the service never goes back to an older one, so a backfill's
+    # earlier days would be published only to be passed over.
+    snapshot = servable and publish_snapshot(
+        context, warehouse, model_store, servable[-1], versions[servable[-1]]
+    )
     day, tiers = max(versions), newest_tiers["tiers"]
     quantiles = warehouse.query("score_quantiles", {"partition_date": day}).iloc[0]
     preview = warehouse.query("top_scores", {"partition_date": day, "limit": 10})
@@ -179,6 +210,12 @@ def loyalty_scores(
         metadata={
             **rows_metadata(rows),
             "model_version": MetadataValue.text(versions[day]),
+            "serving_snapshot": MetadataValue.text(
+                f"{snapshot.partition_date}: {snapshot.users:,} users, {snapshot.model_version}, sha256 {snapshot.sha256[:16]}"
+                if snapshot
+                else "none published: no day of this run had an accepted model and valid scores newer than the one served"
+            ),
+            "model_day": MetadataValue.text(str(model_days[day] or "none: scored by the baseline")),
             "tier_counts": MetadataValue.md(markdown_table(tiers[["coupon_tier", "users"]])),
             "score_quantiles": MetadataValue.json(
                 {name: float(value) for name, value in quantiles.items() if pd.notna(value)}

@@ -90,6 +90,17 @@ class ModelConfig(Config):
         le=1,
         description="A model validating this much below the previous accepted model is rejected: scoring keeps the previous model.",
     )
+    retrain_every_days: int = Field(
+        default=7,
+        ge=1,
+        description="Train a new model once the last one trained (accepted or rejected) is this many days "
+        "old; the days between are scored with the newest accepted model. 1 = a model every day.",
+    )
+    retrain_now: bool = Field(
+        default=False,
+        description="Train on every day of this run whatever the cadence (on demand; the preset_retrain_now "
+        "job sets it).",
+    )
 
     def lightgbm_params(self) -> dict[str, object]:
         params = self.model_dump(
@@ -99,6 +110,8 @@ class ModelConfig(Config):
                 "worker_pool",
                 "min_validation_auc",
                 "max_auc_drop",
+                "retrain_every_days",
+                "retrain_now",
             }
         )
         # The learner's determinism settings follow device_type (training/loyalty.py learner_params).
@@ -120,6 +133,23 @@ def why_not_trainable(summary: pd.DataFrame) -> str | None:
         if positives == 0 or positives == rows:
             return f"the {name} snapshots have only one label class ({positives} of {rows} positive)"
     return None
+
+
+def why_not_due(day: dt.date, last_trained: dt.date | None, config: ModelConfig) -> str | None:
+    """Why the retrain cadence keeps the current model on ``day``, or None when a model is due.
+
+    The cadence counts from the last model trained, accepted or rejected: a rejected model waits
+    for the next turn like any other, so a weak data period does not train every day.
+    """
+    if config.retrain_now or last_trained is None:
+        return None
+    age = (day - last_trained).days
+    if age >= config.retrain_every_days:
+        return None
+    return (
+        f"not due: the last model was trained on {last_trained} ({age} day{'s' if age > 1 else ''} ago) and "
+        f"retrain_every_days is {config.retrain_every_days}; scores use the newest accepted model"
+    )
 
 
 def model_version(day: dt.date, model_text: str) -> str:
@@ -167,12 +197,14 @@ def loyalty_model(
     checks = DayChecks()
 
     def train(day: dt.date) -> int:
-        summary = warehouse.query("training_set_summary", {"partition_date": day})
-        reason = why_not_trainable(summary)
+        last_trained = warehouse.query("last_training", {"partition_date": day})["partition_date"].iloc[0]
+        not_due = why_not_due(day, None if pd.isna(last_trained) else last_trained.date(), config)
+        summary = None if not_due else warehouse.query("training_set_summary", {"partition_date": day})
+        reason = not_due or why_not_trainable(summary)
         if reason:
             context.log.info(f"{day}: no model trained: {reason}")
             checks.record(MODEL_AUC, day, True, f"no model trained, nothing to judge: {reason}")
-            row = {"status": "skipped", "note": reason}
+            row = {"status": "not_due" if not_due else "skipped", "note": reason}
         else:
             job_key = f"{context.run_id}/{day}"
             try:
@@ -267,11 +299,12 @@ def model_metadata(
     metadata: dict[str, object] = {
         "days": MetadataValue.int(len(trained)),
         "models_trained": MetadataValue.int(sum(trained.values())),
+        "retrain_every_days": MetadataValue.int(config.retrain_every_days),
         "lightgbm_params": MetadataValue.json(config.lightgbm_params()),
     }
     if not reports:
         metadata["note"] = MetadataValue.text(
-            "no day of this run had enough labelled history to train a model"
+            "no model trained in this run: no day was due for retraining with enough labelled history"
         )
         return metadata
     newest = max(reports)

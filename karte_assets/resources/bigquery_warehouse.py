@@ -15,12 +15,13 @@ import io
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlglot
-from dagster import AssetExecutionContext, DagsterInvariantViolationError
+from dagster import AssetExecutionContext, DagsterInvariantViolationError, InitResourceContext
 from dagster_gcp import BigQueryResource
 from google.api_core.exceptions import GoogleAPICallError, NotFound
 from google.cloud import bigquery
@@ -64,12 +65,39 @@ class BigQueryWarehouse(Warehouse):
     _log_ready: bool = PrivateAttr(default=False)
     _declared: set[str] = PrivateAttr(default_factory=set)
     _located_runs: set[str] = PrivateAttr(default_factory=set)
+    # Inside a run (setup_for_execution to teardown_after_execution), its one client.
+    _in_run: bool = PrivateAttr(default=False)
+    _run_client: bigquery.Client | None = PrivateAttr(default=None)
+    _run_stack: ExitStack = PrivateAttr(default_factory=ExitStack)
 
     def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
         # Runs on BigQuery are kept apart by the run queue; what a run needs first is the location.
         if run_id not in self._located_runs:
             self._check_location()
             self._located_runs.add(run_id)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._in_run = True
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self._in_run = False
+        if self._run_client is not None:
+            self._run_client.close()
+            self._run_client = None
+        self._run_stack.close()
+
+    @contextmanager
+    def _client(self) -> Iterator[bigquery.Client]:
+        """In a run, the run's one client: each new client looks up ADC credentials, fetches a
+        token and opens its own HTTP session, a fixed cost that every job of every day would pay.
+        Outside a run, a client for this call."""
+        if self._in_run and self._run_client is None:
+            self._run_client = self._run_stack.enter_context(self.bigquery.get_client())
+        if self._run_client is not None:
+            yield self._run_client
+            return
+        with self.bigquery.get_client() as client:
+            yield client
 
     def ensure_table(self, ddl_name):
         self._run(ddl_name, bigquery_sql(ddl_name), {})
@@ -91,7 +119,7 @@ class BigQueryWarehouse(Warehouse):
             clustering_fields=clustering,
             schema_update_options=_ADD_FIELDS,
         )
-        with self.bigquery.get_client() as client:
+        with self._client() as client:
             rows = self._wait(
                 client.query(stamped, job_config=config), f"{query_name} into {table}${day:%Y%m%d}"
             )
@@ -102,7 +130,7 @@ class BigQueryWarehouse(Warehouse):
         arrow = arrow if isinstance(arrow, pa.Table) else pa.Table.from_pandas(arrow, preserve_index=False)
         arrow = arrow.add_column(0, "partition_date", pa.array([day] * arrow.num_rows, pa.date32()))
         config = self._load_config(table, day)
-        with self.bigquery.get_client() as client:
+        with self._client() as client:
             existing = client.get_table(self._table_id(table)).schema
             buffer = io.BytesIO()
             pq.write_table(conform(arrow, existing), buffer)
@@ -153,7 +181,7 @@ class BigQueryWarehouse(Warehouse):
             day,
             destination_format=bigquery.DestinationFormat.PARQUET,
         )
-        with self.bigquery.get_client() as client:
+        with self._client() as client:
             try:
                 self._wait(
                     client.query(self._sql(query_name), job_config=query), f"{query_name} into {staging}"
@@ -171,7 +199,7 @@ class BigQueryWarehouse(Warehouse):
         config = self._load_config(table, day)
         # One wildcard after the bucket name selects every file the job wrote
         # (https://cloud.google.com/bigquery/docs/batch-loading-data#load-wildcards).
-        with self.bigquery.get_client() as client:
+        with self._client() as client:
             job = client.load_table_from_uri(
                 f"{prefix}*.parquet", self._partition(table, day), job_config=config
             )
@@ -227,7 +255,7 @@ class BigQueryWarehouse(Warehouse):
         """A per-day snapshot keeps ``snapshot_retention_days`` days: set through the table API
         (``timePartitioning.expirationMs``), a number, never text pasted into DDL."""
         expiration_ms = self.snapshot_retention_days * _DAY_MS
-        with self.bigquery.get_client() as client:
+        with self._client() as client:
             existing = client.get_table(self._table_id(table))
             if existing.time_partitioning.expiration_ms != expiration_ms:
                 existing.time_partitioning = bigquery.TimePartitioning(
@@ -242,7 +270,7 @@ class BigQueryWarehouse(Warehouse):
         location = self.bigquery.location
         if not location:
             raise ValueError("BigQueryWarehouse needs a location for its jobs (KARTE_BQ_LOCATION)")
-        with self.bigquery.get_client() as client:
+        with self._client() as client:
             try:
                 dataset = client.get_dataset(f"{self.bigquery.project}.{self.dataset}")
                 events = client.get_table(self.events_table)
@@ -284,7 +312,7 @@ class BigQueryWarehouse(Warehouse):
 
     def _run(self, query_name: str, sql: str, params: Mapping[str, object]):
         config = self._job_config(bigquery.QueryJobConfig, query_name, params, params.get("partition_date"))
-        with self.bigquery.get_client() as client:
+        with self._client() as client:
             return self._wait(client.query(sql, job_config=config), query_name)
 
     def _job_config(self, kind, query_name: str, params: Mapping[str, object], day, **options: object):

@@ -1,4 +1,4 @@
-"""The model store on Google Cloud Storage: ``gs://<bucket>/<prefix>/{staging,versions}/...``."""
+"""The model store on Google Cloud Storage: ``gs://<bucket>/<prefix>/{staging,versions,serving}/...``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from google.cloud import storage
 from pydantic import Field
 
 from karte_assets.resources.model_store import ModelStore
+from karte_assets.serving.gcs_store import GcsSnapshotStore
 from karte_assets.training.uris import read_bytes
 
 MODEL_FILE = "model.txt"
@@ -57,3 +58,6 @@ class GcsModelStore(ModelStore):
         client = self.gcs.get_client()
         for blob in client.list_blobs(self.bucket, prefix=self._name("staging", job_key) + "/"):
             blob.delete()
+
+    def snapshots(self):
+        return GcsSnapshotStore(self._bucket(), self.prefix)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
+from karte_assets.serving.store import LocalSnapshotStore, SnapshotStore
+
 
 class ModelStore(ConfigurableResource, ABC):
     """Holds what a training job reads and writes, and every published model version.
@@ -38,6 +40,10 @@ class ModelStore(ConfigurableResource, ABC):
     def discard_staging(self, job_key: str) -> None:
         """Remove what a job staged."""
 
+    @abstractmethod
+    def snapshots(self) -> SnapshotStore:
+        """The serving snapshots the lookup service follows (``serving/`` beside the models)."""
+
 
 class LocalModelStore(ModelStore):
     """The local default: a directory (``$KARTE_HOME/models``)."""
@@ -66,3 +72,6 @@ class LocalModelStore(ModelStore):
 
     def discard_staging(self, job_key):
         shutil.rmtree(self._staging(job_key), ignore_errors=True)
+
+    def snapshots(self):
+        return LocalSnapshotStore(Path(self.root))

@@ -20,9 +20,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
-from dagster import ConfigurableResource
-from pydantic import Field
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
 
+from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT, duckdb_config
 from karte_assets.settings import DEFAULT_SNAPSHOT_RETENTION_DAYS
 from karte_assets.sql import bind, duckdb_sql
 from karte_assets.training.uris import GS_SCHEME, parquet_files, read_parquet, write_parquet
@@ -35,6 +36,8 @@ CREATE TABLE IF NOT EXISTS partition_log (
   table_name VARCHAR, partition_date DATE, row_count BIGINT, written_at TIMESTAMP,
   PRIMARY KEY (table_name, partition_date)
 )"""
+# Timestamps are stored as UTC; naive timestamps in source files are read as UTC.
+_TIMEZONE = "SET TimeZone = 'UTC'"
 # Per-day full snapshots: every day holds every user, so old days expire (``snapshot_retention_days``).
 SNAPSHOT_TABLES = frozenset({"user_profile", "user_features", "loyalty_training_set", "loyalty_raw_scores"})
 # Run locks this process holds: lock file -> (run id, file descriptor).
@@ -110,37 +113,77 @@ class Warehouse(ConfigurableResource, ABC):
 class DuckDBWarehouse(Warehouse):
     """The local default: one DuckDB file; each table has a ``partition_date`` column.
 
-    Connections are opened per operation so that other processes (a second run, a notebook) can
-    take their turn; a file locked by another process is waited for, up to a limit.
+    A run opens one connection when it takes the warehouse (``hold_for_run``) and keeps it until
+    the run ends: opening the file costs tens of milliseconds, which a backfill would otherwise
+    pay for every statement of every day. Another process that opens the file (``make report``,
+    a notebook) therefore waits for the run to end, as a second run already does. Outside a run
+    each operation opens its own connection; a file locked by another process is waited for, up
+    to ``lock_timeout_seconds``.
     """
 
     path: str
     lock_timeout_seconds: float = 600.0
+    _run_connection: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+    _run_columns: dict[str, set[str]] = PrivateAttr(default_factory=dict)
+    memory_limit: str = Field(
+        default=DEFAULT_MEMORY_LIMIT,
+        description="Most memory a connection may use, a share of the machine ('10%') or a size ('2GB') "
+        "(KARTE_DUCKDB_MEMORY_LIMIT); beyond it DuckDB spills to temp_directory.",
+    )
+    temp_directory: str = Field(
+        default="",
+        description="Where DuckDB spills; default: tmp beside the warehouse file ($KARTE_HOME/tmp).",
+    )
 
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _open(self) -> duckdb.DuckDBPyConnection:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        config = duckdb_config(self.memory_limit, Path(self.temp_directory or Path(self.path).parent / "tmp"))
         deadline = time.monotonic() + self.lock_timeout_seconds
         while True:
             try:
-                connection = duckdb.connect(self.path)
+                connection = duckdb.connect(self.path, config=config)
                 break
             except duckdb.IOException as error:
                 if "lock" not in str(error).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(0.25)
         try:
-            # Timestamps are stored as UTC; naive timestamps in source files are read as UTC.
-            connection.execute("SET TimeZone = 'UTC'")
+            connection.execute(_TIMEZONE)
             connection.execute(_PARTITION_LOG_DDL)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of the run's connection while a run holds the warehouse (its own results and
+        registered frames, released after the operation), else a connection for this operation."""
+        if self._run_connection is not None:
+            cursor = self._run_connection.cursor()
+            try:
+                cursor.execute(_TIMEZONE)
+                yield cursor
+            finally:
+                cursor.close()
+            return
+        connection = self._open()
+        try:
             yield connection
         finally:
             connection.close()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._run_connection is not None:
+            self._run_connection.close()
+            self._run_connection = None
+            self._run_columns.clear()
 
     def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
         path = f"{self.path}.run-lock"
         held = _RUN_LOCKS.get(path)
         if held and held[0] == run_id:
+            self._keep_connection()
             return
         if held:
             # In-process runs (tests, materialize()) follow one another: the earlier one is over.
@@ -170,6 +213,11 @@ class DuckDBWarehouse(Warehouse):
         os.write(lock, run_id.encode())
         # Held until this process ends (a run's own process) or starts its next run.
         _RUN_LOCKS[path] = (run_id, lock)
+        self._keep_connection()
+
+    def _keep_connection(self) -> None:
+        if self._run_connection is None:
+            self._run_connection = self._open()
 
     def ensure_table(self, ddl_name: str) -> None:
         with self.connect() as connection:
@@ -181,7 +229,9 @@ class DuckDBWarehouse(Warehouse):
         select = duckdb_sql(query_name)
         bound = {**bind(query_name, {**(params or {}), "partition_date": day}), "partition_date": day}
         with self.connect() as connection:
-            return _replace(connection, table, select, bound, self._retention(table))
+            return _replace(
+                connection, table, select, bound, self._retention(table), self._run_columns_or_none()
+            )
 
     def replace_partition_with_rows(self, table, day, rows):
         with self.connect() as connection:
@@ -192,6 +242,7 @@ class DuckDBWarehouse(Warehouse):
                 "SELECT * FROM incoming_rows",
                 {"partition_date": day},
                 self._retention(table),
+                self._run_columns_or_none(),
             )
 
     def query(self, query_name, params=None):
@@ -207,6 +258,11 @@ class DuckDBWarehouse(Warehouse):
             return connection.sql(
                 duckdb_sql(query_name), params=bind(query_name, params or {})
             ).to_arrow_table()
+
+    def _run_columns_or_none(self) -> dict[str, set[str]] | None:
+        """The columns of the tables written in this run (only the run writes while it holds the
+        warehouse); None outside a run, where another process may have changed them."""
+        return self._run_columns if self._run_connection is not None else None
 
     def _retention(self, table: str) -> int | None:
         return self.snapshot_retention_days if table in SNAPSHOT_TABLES else None
@@ -241,7 +297,12 @@ class DuckDBWarehouse(Warehouse):
                 raise ValueError(f"{outside} rows under {prefix} do not belong to {table}'s partition {day}")
             select = f"SELECT * EXCLUDE (partition_date) FROM {source}"  # noqa: S608
             return _replace(
-                connection, table, select, {**params, "partition_date": day}, self._retention(table)
+                connection,
+                table,
+                select,
+                {**params, "partition_date": day},
+                self._retention(table),
+                self._run_columns_or_none(),
             )
 
     def partition_exists(self, table, day):
@@ -263,15 +324,22 @@ def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _add_new_columns(
-    connection: duckdb.DuckDBPyConnection, target: str, select: str, params: Mapping[str, object]
-) -> None:
+    connection: duckdb.DuckDBPyConnection,
+    target: str,
+    existing: set[str],
+    select: str,
+    params: Mapping[str, object],
+) -> set[str]:
     """Add to ``target`` the columns ``select`` has and it lacks, as BigQuery's ALLOW_FIELD_ADDITION
-    does for our writes: a table made by an earlier version keeps working, its old rows null there."""
-    existing = {row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()}
+    does for our writes: a table made by an earlier version keeps working, its old rows null there.
+    Returns the table's columns afterwards."""
     connection.execute(f"SELECT * FROM ({select}) AS q LIMIT 0", params)  # noqa: S608 (our own SQL)
+    columns = set(existing)
     for name, kind, *_ in connection.description:
-        if name not in existing:
+        if name not in columns:
             connection.execute(f'ALTER TABLE {target} ADD COLUMN "{name}" {kind}')
+            columns.add(name)
+    return columns
 
 
 def _replace(
@@ -280,23 +348,28 @@ def _replace(
     select: str,
     params: Mapping[str, object],
     retention_days: int | None,
+    known_columns: dict[str, set[str]] | None = None,
 ) -> int:
     """Replace one day partition; with ``retention_days``, drop the days older than that before it
     (BigQuery's partition expiration counts from today instead: the local graph's days are often
-    far from today, so the written day is the clock here)."""
+    far from today, so the written day is the clock here). ``known_columns`` (table -> columns)
+    spares the catalog look-ups on a connection that has written the table before."""
     target = checked_identifier(table)
     day = {"partition_date": params["partition_date"]}
     stamped = f"SELECT CAST($partition_date AS DATE) AS partition_date, q.* FROM ({select}) AS q"  # noqa: S608 (checked identifiers and our own SQL)
+    existing = (known_columns or {}).get(table)
+    if existing is None and _table_exists(connection, table):
+        existing = {row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()}
     connection.begin()
     try:
-        if _table_exists(connection, table):
-            _add_new_columns(connection, target, stamped, params)
+        if existing is not None:
+            columns = _add_new_columns(connection, target, existing, stamped, params)
             connection.execute(f"DELETE FROM {target} WHERE partition_date = $partition_date", day)  # noqa: S608
-            connection.execute(f"INSERT INTO {target} BY NAME {stamped}", params)
+            # DuckDB answers an INSERT (and a CREATE TABLE AS) with the number of rows written.
+            rows = connection.execute(f"INSERT INTO {target} BY NAME {stamped}", params).fetchall()[0][0]
         else:
-            connection.execute(f"CREATE TABLE {target} AS {stamped}", params)
-        count = f"SELECT count(*) FROM {target} WHERE partition_date = $partition_date"  # noqa: S608
-        rows = connection.execute(count, day).fetchall()[0][0]
+            rows = connection.execute(f"CREATE TABLE {target} AS {stamped}", params).fetchall()[0][0]
+            columns = {row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()}
         connection.execute(
             "INSERT OR REPLACE INTO partition_log VALUES ($table, $day, $rows, now()::TIMESTAMP)",
             {"table": table, "day": day["partition_date"], "rows": rows},
@@ -313,4 +386,6 @@ def _replace(
     except BaseException:
         connection.rollback()
         raise
+    if known_columns is not None:
+        known_columns[table] = columns
     return int(rows)

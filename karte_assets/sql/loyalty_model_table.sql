@@ -1,7 +1,8 @@
 -- The model registry: one row per day, the model trained for it or why none was.
 CREATE TABLE IF NOT EXISTS loyalty_model (
   partition_date DATE,
-  status STRING,          -- trained, or skipped (with the reason in note)
+  status STRING,          -- trained; rejected (never scores); skipped (no trainable data) or not_due
+                          -- (the retrain cadence kept the current model); the reason in note
   note STRING,
   model_version STRING,
   model_uri STRING,

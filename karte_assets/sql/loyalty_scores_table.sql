@@ -7,7 +7,8 @@ CREATE TABLE IF NOT EXISTS loyalty_scores (
   score_rank INT64,       -- 1 = most loyal
   score_decile INT64,     -- 1..10
   coupon_tier STRING,     -- A, B or none
-  model_version STRING
+  model_version STRING,   -- the accepted model that scored the day, or baseline:<feature>
+  model_date DATE         -- the day that model was trained (NULL for the baseline)
 )
 PARTITION BY partition_date
 CLUSTER BY user_id

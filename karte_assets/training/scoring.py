@@ -1,15 +1,17 @@
 """The scoring job: ``python -m karte_assets.training.scoring`` under Dagster Pipes.
 
 Runs where the data is, in the training image (a Vertex AI CustomJob, or a local subprocess):
-reads the audience's features that the warehouse exported, one Parquet file at a time so memory
-stays bounded whatever the audience, predicts with the model from the model store and writes raw
-scores (``partition_date``, ``user_id``, ``loyal_score``) as Parquet files for the warehouse to
-load. Ranks and tiers are computed afterwards in the warehouse (``sql/loyalty_scores.sql``).
+reads the audience's features that the warehouse exported in Arrow batches, so memory is one batch
+whatever the audience, predicts with the model from the model store and writes raw scores
+(``partition_date``, the audience's key columns, ``loyal_score``) as Parquet files for the
+warehouse to load. Ranks, deciles and tiers are computed afterwards in the warehouse
+(``sql/loyalty_scores.sql``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import lightgbm as lgb
 import numpy as np
@@ -17,27 +19,61 @@ import pyarrow as pa
 from dagster_pipes import PipesContext, open_dagster_pipes
 
 from karte_assets.training.entrypoint import pipes_channels
-from karte_assets.training.uris import parquet_files, read_bytes, read_parquet, write_parquet
+from karte_assets.training.uris import ParquetSink, parquet_batches, parquet_files, read_bytes
+
+# Rows per batch: 31 float64 features make 64 MB of matrix per batch.
+BATCH_ROWS = 262_144
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def feature_matrix(batch: pa.RecordBatch, names: list[str]) -> np.ndarray:
+    """The model's features of ``batch`` as one row-major float64 matrix, nulls as NaN: what
+    LightGBM's predict makes of a pandas frame of these columns, without the frame."""
+    matrix = np.empty((batch.num_rows, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        matrix[:, j] = batch.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return matrix
+
+
+def predict(booster: lgb.Booster, matrix: np.ndarray, threads: int) -> np.ndarray:
+    """LightGBM's own prediction of ``matrix``; the model's num_threads is that of the machine it
+    trained on, so the scoring machine's count is given here."""
+    if not len(matrix):
+        return np.empty(0)
+    return booster.predict(matrix, num_threads=threads)
+
+
+def score_batch(booster: lgb.Booster, batch: pa.RecordBatch, day: dt.date, threads: int) -> pa.RecordBatch:
+    """The scores of ``batch``'s users (see ``scores_record``)."""
+    features = booster.feature_name()
+    return scores_record(batch, features, predict(booster, feature_matrix(batch, features), threads), day)
+
+
+def scores_record(
+    batch: pa.RecordBatch, features: list[str], scores: np.ndarray, day: dt.date
+) -> pa.RecordBatch:
+    """``partition_date``, every column of ``batch`` that is not a feature (``user_id``, ...) and
+    ``loyal_score``."""
+    keys = [name for name in batch.schema.names if name not in features]
+    days = np.full(batch.num_rows, (day - _EPOCH).days, dtype=np.int32)
+    return pa.record_batch(
+        [pa.array(days).cast(pa.date32()), *(batch.column(k) for k in keys), pa.array(scores, pa.float64())],
+        names=["partition_date", *keys, "loyal_score"],
+    )
 
 
 def run(pipes: PipesContext) -> None:
     job = pipes.extras
     day = dt.date.fromisoformat(job["partition_date"])
     booster = lgb.Booster(model_str=read_bytes(job["model_uri"]).decode())
+    threads = len(os.sched_getaffinity(0))
     scored = 0
     files = parquet_files(job["features_uri"])
     for number, uri in enumerate(files):
-        features = read_parquet(uri).to_pandas()
-        scores = booster.predict(features[booster.feature_name()]) if len(features) else np.array([])
-        raw = pa.table(
-            {
-                "partition_date": pa.array([day] * len(features), pa.date32()),
-                "user_id": pa.array(features["user_id"], pa.string()),
-                "loyal_score": pa.array(scores, pa.float64()),
-            }
-        )
-        write_parquet(f"{job['scores_uri']}part-{number:05d}.parquet", raw)
-        scored += len(features)
+        with ParquetSink(f"{job['scores_uri']}part-{number:05d}.parquet") as sink:
+            for batch in parquet_batches(uri, BATCH_ROWS):
+                sink.write(score_batch(booster, batch, day, threads))
+                scored += batch.num_rows
         pipes.log.info(f"scored {scored:,} users ({number + 1} of {len(files)} files)")
     pipes.report_custom_message({"scored": scored})
 

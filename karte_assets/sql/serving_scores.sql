@@ -1,0 +1,4 @@
+-- What the lookup service serves of @partition_date: every scored user's score and coupon tier.
+SELECT user_id, loyal_score, coupon_tier
+FROM loyalty_scores
+WHERE partition_date = @partition_date

@@ -1,0 +1,88 @@
+"""The scoring job's batches: the same scores as LightGBM's predict on the whole frame, bit for bit."""
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from karte_assets.assets.training import ModelConfig
+from karte_assets.training.loyalty import train_loyalty_model
+from karte_assets.training.scoring import score_batch
+from karte_assets.training.uris import ParquetSink, parquet_batches
+
+DAY = dt.date(2026, 8, 31)
+# Features as user_features has them: integer counts, NULL where a user never purchased, and
+# revenue with cents up to millions, whose float64 values are closer together than float32 can tell.
+FEATURES_SQL = """
+SELECT
+  'u' || i AS user_id,
+  (hash(i, $seed) % 300)::BIGINT AS tenure_days,
+  (hash(i, $seed + 1) % 90)::BIGINT AS days_since_last_seen,
+  CASE WHEN hash(i, $seed + 2) % 3 = 0 THEN NULL ELSE (hash(i, $seed + 3) % 120)::BIGINT END
+    AS days_since_last_purchase,
+  (hash(i, $seed + 4) % 7)::BIGINT AS purchases_90d,
+  round((hash(i, $seed + 5) % 100000) / 100.0 + 0.01, 2)::DOUBLE AS revenue_90d,
+  (hash(i, $seed + 7) % 1000000000) / 100.0 AS lifetime_revenue,
+  CASE WHEN hash(i, $seed + 2) % 3 = 0 THEN NULL
+       ELSE (hash(i, $seed + 6) % 10000) / 7.0 END AS average_order_value
+FROM range($users) AS t(i)
+"""
+
+
+def features(users: int, seed: int) -> duckdb.DuckDBPyRelation:
+    return duckdb.sql(FEATURES_SQL, params={"users": users, "seed": seed})
+
+
+@pytest.fixture(scope="module")
+def booster():
+    """A model trained by the project's training function, default parameters, on labelled snapshots."""
+    frames = []
+    for week in range(6):
+        frame = features(2_000, week).df()
+        recency = frame["days_since_last_purchase"].fillna(200)
+        chance = 1 / (
+            1 + np.exp((recency - 30) / 10 - frame["revenue_90d"] / 250 + frame["tenure_days"] / 150)
+        )
+        frame["label"] = (np.random.default_rng(week).random(len(frame)) < chance).astype(int)
+        frame["snapshot_date"] = DAY - dt.timedelta(days=28 + 7 * (5 - week))
+        frames.append(frame)
+    training = pd.concat(frames, ignore_index=True)
+    model = train_loyalty_model(
+        training, 14, ModelConfig().lightgbm_params(), 60, 10, log=lambda _: None
+    ).booster
+    assert model.num_trees() > 10
+    return model
+
+
+def export(tmp_path, users: int) -> str:
+    """The audience as the warehouse exports it (DuckDB's COPY, as DuckDBWarehouse.export_query)."""
+    path = tmp_path / "audience.parquet"
+    features(users, 99).to_parquet(str(path))
+    return str(path)
+
+
+def test_batched_scores_equal_lightgbms_predict_on_the_whole_frame(booster, tmp_path):
+    audience = export(tmp_path, 10_000)
+    frame = pq.read_table(audience).to_pandas()
+    expected = booster.predict(frame[booster.feature_name()])  # the job's previous path
+    scored = [score_batch(booster, batch, DAY, threads=2) for batch in parquet_batches(audience, 3_000)]
+    assert [b.num_rows for b in scored] == [3_000, 3_000, 3_000, 1_000]
+    scores = np.concatenate([b.column("loyal_score").to_numpy() for b in scored])
+    assert np.array_equal(scores, expected)  # bit for bit, not approximately
+    assert frame["days_since_last_purchase"].isna().any() and len(set(scores)) > 100
+    assert [u for b in scored for u in b.column("user_id").to_pylist()] == frame["user_id"].tolist()
+    assert {d for b in scored for d in b.column("partition_date").to_pylist()} == {DAY}
+    assert scored[0].schema.names == ["partition_date", "user_id", "loyal_score"]
+
+
+def test_an_empty_audience_gives_a_scores_file_with_the_columns_and_no_rows(booster, tmp_path):
+    audience = export(tmp_path, 0)
+    scores_file = tmp_path / "scores" / "part-00000.parquet"
+    with ParquetSink(str(scores_file)) as sink:
+        for batch in parquet_batches(audience, 3_000):
+            sink.write(score_batch(booster, batch, DAY, threads=2))
+    table = pq.read_table(scores_file)
+    assert table.num_rows == 0 and table.schema.names == ["partition_date", "user_id", "loyal_score"]

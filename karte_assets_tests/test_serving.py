@@ -1,0 +1,322 @@
+"""The lookup service on loopback with real snapshot files: answers, auth, and hot swaps under load."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from dagster_gcp import GCSResource
+
+from karte_assets.resources.gcs_model_store import GcsModelStore
+from karte_assets.serving.server import ApiKeys, JsonLines, LookupService, serve
+from karte_assets.serving.snapshot import Snapshot, write_snapshot
+from karte_assets.serving.store import LocalSnapshotStore
+from karte_assets.settings import REPO_ROOT
+from karte_assets_tests.fakes.gcs import emulated_gcs
+from karte_assets_tests.graph import FIRST_DAY
+
+DAY = dt.date(2026, 8, 1)
+KEY = "k" * 32
+OTHER_KEY = "o" * 32
+
+
+def scores(day: dt.date, users: int = 50) -> pa.Table:
+    """Scores that encode their day: user u<i> scores i / 1000 + day-of-month / 100."""
+    return pa.table(
+        {
+            "user_id": [f"u{i}" for i in range(users)],
+            "loyal_score": [i / 1000 + day.day / 100 for i in range(users)],
+            "coupon_tier": ["A" if i < 5 else "B" if i < 15 else "none" for i in range(users)],
+        }
+    )
+
+
+def publish(store: LocalSnapshotStore, tmp_path: Path, day: dt.date, client: str = "default", **kw) -> bool:
+    path = tmp_path / f"{client}-{day}.arrow"
+    info = write_snapshot(scores(day, **kw), path, client, day, f"loyalty-{day:%Y%m%d}-abc")
+    return store.publish(path, info)
+
+
+class Running:
+    def __init__(self, service: LookupService, port: int) -> None:
+        self.service, self.port = service, port
+
+    def request(self, method: str, path: str, body: dict | None = None, key: str | None = None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"X-Api-Key": key} if key else {}
+        connection.request(method, path, json.dumps(body) if body is not None else None, headers)
+        response = connection.getresponse()
+        answer = response.status, json.loads(response.read() or b"null")
+        connection.close()
+        return answer
+
+
+@contextmanager
+def running(store, tmp_path, clients=("default",), keys=None, poll=0.05) -> Iterator[Running]:
+    """The service in a thread of its own with its own event loop, on a free loopback port."""
+    logs = (tmp_path / "access.log").open("w")
+    service = LookupService(store, list(clients), keys, tmp_path / "work", logs=JsonLines(logs))
+    loop = asyncio.new_event_loop()
+    port = loop.create_future()
+    task = loop.create_task(serve(service, "127.0.0.1", 0, poll, port))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield Running(service, asyncio.run_coroutine_threadsafe(asyncio.wait_for(port, 5), loop).result())
+    finally:
+
+        async def stop() -> None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+        logs.close()
+
+
+def wait_ready(service: Running, day: dt.date, client: str = "default") -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, body = service.request("GET", "/readyz")
+        if status == 200 and body["clients"].get(client, {}).get("partition_date") == str(day):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{client} never served {day}: {body}")
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalSnapshotStore:
+    return LocalSnapshotStore(tmp_path / "models")
+
+
+def test_a_snapshot_finds_every_user_it_holds_and_no_other(tmp_path):
+    table = scores(DAY, users=2000)
+    info = write_snapshot(table, tmp_path / "s.arrow", "default", DAY, "v1")
+    snapshot = Snapshot(tmp_path / "s.arrow", info)
+    for user, score, tier in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
+        assert snapshot.find(user.encode()) == (score, tier)
+    assert [snapshot.find(f"x{i}".encode()) for i in range(2000)] == [None] * 2000
+    with pytest.raises(ValueError, match="user u3 is scored twice"):
+        write_snapshot(
+            pa.concat_tables([table, table.slice(3, 1)]), tmp_path / "t.arrow", "default", DAY, "v1"
+        )
+
+
+def test_a_snapshot_whose_bytes_differ_from_its_pointer_is_refused(tmp_path):
+    info = write_snapshot(scores(DAY), tmp_path / "s.arrow", "default", DAY, "v1")
+    with (tmp_path / "s.arrow").open("r+b") as file:
+        file.seek(-20, 2)
+        file.write(b"\0")
+    with pytest.raises(ValueError, match="its pointer says"):
+        Snapshot(tmp_path / "s.arrow", info)
+
+
+def test_the_pointer_moves_only_forward_in_time(store, tmp_path):
+    assert publish(store, tmp_path, DAY + dt.timedelta(days=1))
+    assert not publish(store, tmp_path, DAY)  # a backfill of an older day
+    assert store.latest("default")[0].partition_date == DAY + dt.timedelta(days=1)
+    assert publish(store, tmp_path, DAY + dt.timedelta(days=1), users=60)  # a re-run of the same day
+    assert store.latest("default")[0].users == 60
+
+
+def test_a_user_gets_the_score_tier_model_and_day_an_unknown_one_a_404_with_the_default_tier(store, tmp_path):
+    publish(store, tmp_path, DAY)
+    with running(store, tmp_path) as service:
+        wait_ready(service, DAY)
+        assert service.request("GET", "/v1/clients/default/users/u3") == (
+            200,
+            {
+                "client": "default",
+                "user_id": "u3",
+                "found": True,
+                "loyal_score": 0.003 + 0.01,
+                "coupon_tier": "A",
+                "model_version": "loyalty-20260801-abc",
+                "partition_date": "2026-08-01",
+            },
+        )
+        status, body = service.request("GET", "/v1/clients/default/users/nobody")
+        assert status == 404 and body["error"] == "unknown user" and body["coupon_tier"] == "none"
+        status, body = service.request("GET", "/v1/clients/acme/users/u3")
+        assert (status, body["error"]) == (404, "unknown client")
+        status, body = service.request(
+            "POST", "/v1/clients/default/users:batchGet", {"user_ids": ["u20", "nobody", "u0"]}
+        )
+        assert status == 200 and [(u["user_id"], u["found"], u["coupon_tier"]) for u in body["users"]] == [
+            ("u20", True, "none"),
+            ("nobody", False, "none"),
+            ("u0", True, "A"),
+        ]
+        assert service.request("POST", "/v1/clients/default/users:batchGet", {"ids": []})[0] == 400
+    log = (tmp_path / "access.log").read_text()
+    assert '"route":"lookup"' in log and "u3" not in log and "nobody" not in log  # no user ids in logs
+
+
+def test_a_key_reads_only_its_own_client(store, tmp_path):
+    publish(store, tmp_path, DAY)
+    publish(store, tmp_path, DAY, client="acme")
+    keys = ApiKeys(json.dumps({"default": KEY, "acme": [OTHER_KEY]}), "test keys")
+    with running(store, tmp_path, clients=keys.clients, keys=keys) as service:
+        wait_ready(service, DAY, "acme")
+        wait_ready(service, DAY, "default")
+        path = "/v1/clients/default/users/u1"
+        assert service.request("GET", path)[0] == 401
+        assert service.request("GET", path, key="x" * 32)[0] == 401
+        assert service.request("GET", path, key=OTHER_KEY)[0] == 403
+        assert service.request("GET", path, key=KEY)[0] == 200
+        assert service.request("GET", "/v1/clients/acme/users/u1", key=OTHER_KEY)[0] == 200
+        batch = service.request("POST", "/v1/clients/acme/users:batchGet", {"user_ids": ["u1"]}, key=KEY)
+        assert batch[0] == 403
+
+
+def test_short_or_malformed_keys_are_refused_at_start():
+    with pytest.raises(ValueError, match="at least 24 characters"):
+        ApiKeys('{"default": "short"}', "$KARTE_SERVING_API_KEYS")
+    with pytest.raises(ValueError, match="JSON object of client -> API key"):
+        ApiKeys("default=abc", "$KARTE_SERVING_API_KEYS")
+
+
+def test_newer_snapshots_swap_in_under_concurrent_requests_without_an_error_or_a_step_back(store, tmp_path):
+    publish(store, tmp_path, DAY)
+    days = [DAY + dt.timedelta(days=i) for i in range(1, 4)]
+    seen: list[list[tuple[str, float]]] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def hammer(port: int) -> None:
+        answers: list[tuple[str, float]] = []
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # keep-alive
+        try:
+            while not stop.is_set():
+                connection.request("GET", "/v1/clients/default/users/u7")
+                response = connection.getresponse()
+                body = json.loads(response.read())
+                if response.status != 200:
+                    errors.append(f"{response.status}: {body}")
+                answers.append((body["partition_date"], body["loyal_score"]))
+        except Exception as error:  # noqa: BLE001 - every failure of a request is what the test counts
+            errors.append(repr(error))
+        seen.append(answers)
+
+    with running(store, tmp_path) as service:
+        wait_ready(service, DAY)
+        threads = [threading.Thread(target=hammer, args=(service.port,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for day in days:
+            time.sleep(0.3)
+            publish(store, tmp_path, day)
+            wait_ready(service, day)
+        publish(store, tmp_path, DAY)  # an older day landing late is never served
+        time.sleep(0.3)
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        assert service.request("GET", "/readyz")[1]["clients"]["default"]["partition_date"] == str(days[-1])
+        assert service.service.metrics.swaps["default"] == 4
+    assert errors == []
+    for answers in seen:
+        # Each answer is one snapshot's: its score is that day's, and days never go backwards.
+        assert all(
+            score == pytest.approx(0.007 + dt.date.fromisoformat(day).day / 100) for day, score in answers
+        )
+        assert [day for day, _ in answers] == sorted(day for day, _ in answers)
+    assert {day for answers in seen for day, _ in answers} >= {str(days[-1])}
+
+
+def test_metrics_count_requests_and_report_the_snapshot_age(store, tmp_path):
+    publish(store, tmp_path, DAY)
+    with running(store, tmp_path) as service:
+        wait_ready(service, DAY)
+        service.request("GET", "/v1/clients/default/users/u1")
+        service.request("GET", "/v1/clients/default/users/nobody")
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    assert 'karte_serving_requests_total{route="lookup",status="200"} 1' in text
+    assert 'karte_serving_requests_total{route="lookup",status="404"} 1' in text
+    assert 'karte_serving_request_seconds_count{route="lookup"} 2' in text
+    assert 'karte_serving_snapshot_age_seconds{client="default"}' in text
+    assert 'karte_serving_lookups_total{client="default",outcome="missing"} 1' in text
+
+
+@pytest.mark.slow
+def test_make_serve_after_a_graph_run_answers_a_user_with_the_score_in_the_warehouse(graph):
+    day = FIRST_DAY + dt.timedelta(days=14)
+    assert graph.materialize(FIRST_DAY, day).success
+    expected = graph.table("loyalty_scores", day).sort_values("score_rank").iloc[0]
+    with socket.socket() as probe:  # a free port the OS picks
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("KARTE_SERVING")}
+    process = subprocess.Popen(
+        [shutil.which("make"), "--no-print-directory", "serve", f"SERVE_PORT={port}"],
+        cwd=REPO_ROOT,
+        env={**environ, "KARTE_HOME": str(graph.home)},
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # make, uv and python: stopped together below
+    )
+    try:
+        service = Running(None, port)
+        deadline = time.monotonic() + 180  # make, uv and the imports, on a crowded CI machine
+        while True:
+            try:
+                wait_ready(service, day)
+                break
+            except (ConnectionError, AssertionError):
+                assert process.poll() is None and time.monotonic() < deadline, "make serve never became ready"
+                time.sleep(0.5)
+        status, body = service.request("GET", f"/v1/clients/default/users/{expected['user_id']}")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+    assert status == 200
+    assert (body["loyal_score"], body["coupon_tier"], body["model_version"], body["partition_date"]) == (
+        expected["loyal_score"],
+        expected["coupon_tier"],
+        expected["model_version"],
+        str(day),
+    )
+
+
+def test_on_gcs_the_file_lands_before_the_pointer_and_the_pointer_only_moves_forward(monkeypatch, tmp_path):
+    with emulated_gcs(monkeypatch, "karte-models") as gcs:
+        model_store = GcsModelStore(bucket="karte-models", prefix="karte/prod/", gcs=GCSResource(project="p"))
+        store = model_store.snapshots()
+        later = write_snapshot(
+            scores(DAY + dt.timedelta(days=1)),
+            tmp_path / "later.arrow",
+            "default",
+            DAY + dt.timedelta(days=1),
+            "v2",
+        )
+        assert store.publish(tmp_path / "later.arrow", later)
+        folder = "karte/prod/serving/default"
+        assert [name for name, _ in gcs.written] == [
+            f"{folder}/2026-08-02/{later.sha256[:16]}.arrow",
+            f"{folder}/LATEST.json",
+        ]
+        older = write_snapshot(scores(DAY), tmp_path / "older.arrow", "default", DAY, "v1")
+        assert not store.publish(tmp_path / "older.arrow", older)
+        assert (
+            store.latest("default")[0] == later and len(gcs.written) == 3
+        )  # the older file, not the pointer
+        copy = store.local_copy(later, tmp_path)
+        assert Snapshot(copy, later).find(b"u3") == (0.003 + 0.02, "A")
