@@ -654,6 +654,22 @@ def anomaly_section(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def clients_section(results: dict[str, dict]) -> list[str]:
+    r = results.get("clients")
+    if not r:
+        return ["Not measured yet: `uv run python -m bench.run --part clients`."]
+    lines = [
+        "| shops | code location load | runs per day | warehouse operations | one day (wall) | users scored |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["rows"]:
+        lines.append(
+            f"| {row['clients']:,} | {row['load_seconds']:.1f} s | {row['runs']} | "
+            f"{row['warehouse_operations']:,} | {row['day_seconds']:.1f} s | {row['users_scored']:,} |"
+        )
+    return lines
+
+
 def render(work: Path) -> str:
     # The serving results render their own section (bench/serving.py).
     results = {name: result for name, result in load(work).items() if not name.startswith("serving")}
@@ -689,6 +705,10 @@ def render(work: Path) -> str:
         "## Anomaly detection: a day's behaviour features and scores",
         "",
         *anomaly_section(results),
+        "",
+        "## Many client shops: load time and one day (1, 10, 100, 1,000 shops)",
+        "",
+        *clients_section(results),
         "",
         "## How far one machine goes: the knee",
         "",

@@ -25,11 +25,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import anomaly, backfill, data, day, features, report, scoring, serving, smallshop
+from bench import anomaly, backfill, clients, data, day, features, report, scoring, serving, smallshop
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("features", "day", "backfill", "scoring", "knee", "serving", "smallshop", "anomaly")
-STANDARD = ("features", "backfill", "scoring", "day", "smallshop")
+PARTS = ("features", "day", "backfill", "scoring", "knee", "serving", "smallshop", "anomaly", "clients")
+STANDARD = ("features", "backfill", "scoring", "day", "smallshop", "clients")
 
 
 def _sizes(text: str) -> list[int]:
@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
         default=scoring.HORIZON_DAYS,
         help="scoring: the training set's horizon_days (shorter for a shorter --backfill-days)",
     )
+    parser.add_argument(
+        "--client-counts", default="1,10,100,1000", help="shops of the many-clients part (load time, one day)"
+    )
     parser.add_argument("--train-all", action="store_true", help="also train on the whole training set")
     parser.add_argument("--serving-users", type=float, default=1e7, help="users of the serving snapshot")
     parser.add_argument(
@@ -172,6 +175,10 @@ def main(argv: list[str] | None = None) -> None:
         elif part == "smallshop":
             started, load = time.perf_counter(), os.getloadavg()[0]
             _store(work, "smallshop", smallshop.run(work, _log), started, load)
+        elif part == "clients":
+            started, load = time.perf_counter(), os.getloadavg()[0]
+            result = clients.run(work, _sizes(args.client_counts), _log)
+            _store(work, "clients", result, started, load)
         elif part == "scoring":
             started, load = time.perf_counter(), os.getloadavg()[0]
             result = scoring.run(

@@ -11,7 +11,8 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never PATH=/opt/venv/bi
 
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --only-group serving --no-install-project
-COPY karte_assets/__init__.py karte_assets/__init__.py
+# Not karte_assets/__init__.py: it names the Dagster component type (karte_assets.LoyaltyScoring),
+# and the image has no Dagster; without it karte_assets is a namespace package (PEP 420).
 COPY karte_assets/serving karte_assets/serving
 RUN python -m compileall -q karte_assets
 

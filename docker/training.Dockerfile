@@ -22,7 +22,8 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never UV_PYTHON=/usr/bi
 # Only the 'training' dependency group of the lock: no Dagster, no warehouse clients.
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --only-group training --no-install-project
-COPY karte_assets/__init__.py karte_assets/__init__.py
+# Not karte_assets/__init__.py: it names the Dagster component type (karte_assets.LoyaltyScoring),
+# and the image has no Dagster; without it karte_assets is a namespace package (PEP 420).
 COPY karte_assets/training karte_assets/training
 
 # Vertex AI passes the command (python -m karte_assets.training.entrypoint) and the Pipes env.

@@ -1,12 +1,14 @@
 """The coupon audience of a day for the coupon service.
 
-    uv run python -m karte_assets.export --day 2026-08-29      (or: make export DAY=2026-08-29)
+    uv run python -m karte_assets.export --day 2026-08-29 [--client shop-a]   (or: make export DAY=2026-08-29)
 
 The audience is every user with a coupon tier on that day, the most loyal first (the named query
 ``sql/coupon_audience.sql``). It replaces the day's partition of the warehouse table
 ``coupon_audience``: a DuckDB table locally, a BigQuery table in the environment's dataset in
 dev and prod (the same ``Warehouse`` resource as the graph's). Locally it is also written as
 Parquet and CSV files under ``$KARTE_HOME/exports/``; in dev and prod only when ``--out`` is given.
+An export is one client's (``--client``, default ``default``): it reads and replaces that client's
+rows only, and its files are named by the client (all but ``default``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from karte_assets.clients import DEFAULT_CLIENT, checked_client_id
+from karte_assets.environments import resources_for
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
 
@@ -31,20 +35,30 @@ class NotScored(RuntimeError):
     """The day has no loyalty scores to export."""
 
 
-def export_audience(warehouse: Warehouse, day: dt.date) -> pa.Table:
-    """Replace the day's partition of ``coupon_audience`` and return the audience."""
-    if not warehouse.partition_exists("loyalty_scores", day):
-        raise NotScored(f"loyalty_scores has no partition {day}: materialise it first, then export")
-    warehouse.replace_partition(TABLE, day, TABLE)
-    return warehouse.query_arrow(TABLE, {"partition_date": day})
+def export_audience(warehouse: Warehouse, day: dt.date, client_id: str = DEFAULT_CLIENT) -> pa.Table:
+    """Replace ``client_id``'s rows of the day's partition of ``coupon_audience`` and return its
+    audience (without the client_id column: the file is the client's)."""
+    if not warehouse.partition_exists("loyalty_scores", day, client_id):
+        raise NotScored(
+            f"loyalty_scores has no partition {day} for client {client_id}: materialise it first, then export"
+        )
+    params = {"client_ids": [client_id]}
+    warehouse.replace_partition(TABLE, day, TABLE, params)
+    return warehouse.query_arrow(TABLE, {"partition_date": day, **params}).drop_columns(["client_id"])
 
 
 def write_files(
-    audience: pa.Table, day: dt.date, directory: Path, formats=FORMATS, name: str = TABLE
+    audience: pa.Table,
+    day: dt.date,
+    directory: Path,
+    formats=FORMATS,
+    client_id: str = DEFAULT_CLIENT,
+    name: str = TABLE,
 ) -> list[Path]:
-    """``<name>_<day>.<format>`` files; each appears whole or not at all."""
+    """``<name>_[<client>_]<day>.<format>`` files; each appears whole or not at all."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
+    name = name if client_id == DEFAULT_CLIENT else f"{name}_{client_id}"
     for file_format in formats:
         path = directory / f"{name}_{day}.{file_format}"
         partial = path.with_name(f".{path.name}.partial")
@@ -64,14 +78,12 @@ def main(argv: list[str] | None = None) -> None:
         "--out", type=Path, help="directory of the files (default locally: $KARTE_HOME/exports)"
     )
     parser.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats")
+    parser.add_argument("--client", default=DEFAULT_CLIENT, type=checked_client_id, help="the client shop")
     args = parser.parse_args(argv)
-
-    # Imported here: the definitions import the assets, and the anomaly assets write files with write_files.
-    from karte_assets.definitions import resources_for
 
     settings = current_settings()
     try:
-        audience = export_audience(resources_for(settings)["warehouse"], args.day)
+        audience = export_audience(resources_for(settings)["warehouse"], args.day, args.client)
     except NotScored as error:
         parser.exit(1, f"{error}\n")
     tiers = audience.column("coupon_tier").value_counts().to_pylist()
@@ -83,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     out = args.out or (settings.home / "exports" if settings.cloud is None else None)
     if out is not None:
-        for path in write_files(audience, args.day, out, args.formats):
+        for path in write_files(audience, args.day, out, args.formats, args.client):
             print(f"  {path}")
 
 

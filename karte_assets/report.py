@@ -5,7 +5,7 @@ import sys
 
 import pandas as pd
 
-from karte_assets.definitions import local_resources
+from karte_assets.environments import local_resources
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
 

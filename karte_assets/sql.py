@@ -13,6 +13,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
+from karte_assets.clients import DEFAULT_CLIENT
 from karte_assets.resources.bigquery_rows import query_parameters
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -36,12 +37,13 @@ PARAMETER_TYPES = {
     "row_count": "INT64",
     "table_name": "STRING",
     "event_names": "ARRAY<STRING>",
-    "audience": "INT64",
-    "tier_a_rank": "INT64",
-    "tier_b_rank": "INT64",
-    "model_version": "STRING",
-    "client_id": "STRING",
+    "tier_a_share": "FLOAT64",
+    "tier_b_share": "FLOAT64",
+    "baseline_version": "STRING",
     "exclude_flagged": "BOOL",
+    # The clients of a run (every query filters on them) and the one client of a per-client query.
+    "client_ids": "ARRAY<STRING>",
+    "client_id": "STRING",
 }
 
 
@@ -78,8 +80,12 @@ def parameter_names(name: str) -> frozenset[str]:
 
 def bind(name: str, params: dict[str, object]) -> dict[str, object]:
     """The parameters the query ``name`` uses, taken from ``params``; a missing one, or one of
-    another type than ``PARAMETER_TYPES`` declares, is an error."""
+    another type than ``PARAMETER_TYPES`` declares, is an error (``client_ids`` missing means the
+    client ``default``)."""
     wanted = parameter_names(name)
+    if "client_ids" in wanted and "client_ids" not in params:
+        # A caller that names no clients is single-shop code: the one client `default`.
+        params = {**params, "client_ids": [DEFAULT_CLIENT]}
     missing = wanted - params.keys()
     if missing:
         raise KeyError(f"query {name!r} needs parameters {sorted(missing)}")

@@ -236,13 +236,25 @@ def test_a_partition_write_replaces_exactly_that_partition_through_its_decorator
     result = materialize([writes], resources={"warehouse": warehouse}, partition_key=DAY.isoformat())
     assert result.success
 
+    # The rows go to a staging table first: a load into the partition decorator with WRITE_TRUNCATE
+    # would replace every client's rows of the day ("If you use WRITE_TRUNCATE, the partition's data
+    # is overwritten", https://cloud.google.com/bigquery/docs/managing-partitioned-table-data#write_to_a_specific_partition),
+    # where a write replaces only the rows of its clients. A query then writes the partition.
     (load,) = [r for r in fake.requests if r.path.startswith("/upload/")]
     assert load.query["uploadType"] == "multipart"
     body = load.body.decode("latin-1")
-    assert f'"tableId": "raw_events${DAY:%Y%m%d}"' in body
+    assert '"tableId": "load_raw_events_' in body and "$" not in body.split('"tableId": ')[1].split(",")[0]
     assert '"writeDisposition": "WRITE_TRUNCATE"' in body and '"sourceFormat": "PARQUET"' in body
+    stored = fake.db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [DATASET]
+    ).fetchall()
+    assert not [name for (name,) in stored if name.startswith("load_")]  # the staging table is dropped
 
-    (write,) = [q for q in sent_queries(fake) if q.get("destinationTable")]
+    writes_by_table = {
+        q["destinationTable"]["tableId"]: q for q in sent_queries(fake) if q.get("destinationTable")
+    }
+    assert set(writes_by_table) == {f"raw_events${DAY:%Y%m%d}", f"user_daily_activity${DAY:%Y%m%d}"}
+    write = writes_by_table[f"user_daily_activity${DAY:%Y%m%d}"]
     assert write["destinationTable"] == {
         "projectId": PROJECT,
         "datasetId": DATASET,
@@ -250,7 +262,7 @@ def test_a_partition_write_replaces_exactly_that_partition_through_its_decorator
     }
     assert write["writeDisposition"] == "WRITE_TRUNCATE"
     assert write["timePartitioning"] == {"type": "DAY", "field": "partition_date"}
-    assert write["clustering"] == {"fields": ["user_id"]}
+    assert write["clustering"] == {"fields": ["client_id", "user_id"]}
     assert write["defaultDataset"] == {"projectId": PROJECT, "datasetId": DATASET}
     assert write["maximumBytesBilled"] == str(5 * 2**30)
     assert write["labels"] == {
@@ -260,10 +272,19 @@ def test_a_partition_write_replaces_exactly_that_partition_through_its_decorator
         "dagster_run_id": result.run_id,
     }
     parameters = {
-        p["name"]: (p["parameterType"]["type"], p["parameterValue"]["value"])
+        p["name"]: (
+            p["parameterType"].get("arrayType", p["parameterType"])["type"],
+            p["parameterValue"].get("value")
+            or [v["value"] for v in p["parameterValue"].get("arrayValues", [])],
+        )
         for p in write["queryParameters"]
     }
-    assert parameters == {"partition_date": ("DATE", "2026-06-03"), "session_gap_seconds": ("INT64", "1800")}
+    assert parameters == {
+        "partition_date": ("DATE", "2026-06-03"),
+        "session_gap_seconds": ("INT64", "1800"),
+        "client_ids": ("STRING", ["default"]),
+        "write_clients": ("STRING", ["default"]),
+    }
     assert "2026-06-03" not in write["query"] and "@partition_date" in write["query"]
 
     # A re-run and a neighbouring day: the day is replaced, never doubled; other days stay.
@@ -302,12 +323,14 @@ def test_every_table_is_created_from_its_declared_ddl_and_written_with_its_clust
     for table in ("raw_events", "user_daily_activity"):
         stored = client.get_table(f"{PROJECT}.{DATASET}.{table}")
         assert (stored.time_partitioning.field, stored.clustering_fields) == declared_layout(table)
-        assert declared_layout(table) == ("partition_date", ["user_id"])
+        assert declared_layout(table) == ("partition_date", ["client_id", "user_id"])
         # Created from the DDL (every declared column, in order), not from the first rows written.
         _, columns = fake.analyzer.declared_table(bigquery_sql(f"{table}_table"))
         assert [(f.name, f.field_type) for f in stored.schema] == list(columns.items())
+    # The rows are loaded into an unclustered staging table; the query that writes the partition
+    # from it states the destination's layout (see the decorator test).
     (load,) = [job["configuration"]["load"] for job in fake.jobs.values() if "load" in job["configuration"]]
-    assert load["clustering"] == {"fields": ["user_id"]}
+    assert load["destinationTable"]["tableId"].startswith("load_raw_events_") and "clustering" not in load
 
 
 def test_a_table_first_written_by_a_load_still_has_its_declared_columns_and_types(fake):
@@ -317,7 +340,7 @@ def test_a_table_first_written_by_a_load_still_has_its_declared_columns_and_type
     stored = client_of(fake).get_table(f"{PROJECT}.{DATASET}.loyalty_scores")
     _, columns = fake.analyzer.declared_table(bigquery_sql("loyalty_scores_table"))
     assert [(f.name, f.field_type) for f in stored.schema] == list(columns.items())
-    assert stored.clustering_fields == ["user_id"]
+    assert stored.clustering_fields == ["client_id", "user_id"]
 
 
 def test_the_fake_refuses_a_destination_whose_partitioning_or_clustering_differs(fake):
@@ -331,16 +354,16 @@ def test_the_fake_refuses_a_destination_whose_partitioning_or_clustering_differs
         write_disposition="WRITE_TRUNCATE",
         time_partitioning=bigquery.TimePartitioning(field="partition_date"),
     )
-    select = "SELECT DATE '2026-06-03' AS partition_date, 'u1' AS user_id"
+    select = "SELECT DATE '2026-06-03' AS partition_date, 'default' AS client_id, 'u1' AS user_id"
     with pytest.raises(BadRequest) as refused:
         client.query(select, job_config=config).result()
     assert (
         "Incompatible table partitioning specification. Expects partitioning specification "
-        "interval(type:day,field:partition_date) clustering(user_id), but input partitioning "
+        "interval(type:day,field:partition_date) clustering(client_id,user_id), but input partitioning "
         "specification is interval(type:day,field:partition_date)"
     ) in refused.value.message
     assert fake.table(DATASET, "raw_events").num_rows == 0
-    config.clustering_fields = ["user_id"]
+    config.clustering_fields = ["client_id", "user_id"]
     client.query(select, job_config=config).result()
     assert fake.table(DATASET, "raw_events").num_rows == 1
 
@@ -464,7 +487,10 @@ def test_the_partition_log_is_appended_to_never_merged_and_readers_take_the_newe
     kinds = {type(sqlglot.parse_one(statement, read="bigquery")) for statement in statements}
     assert exp.Insert in kinds and not kinds & {exp.Merge, exp.Update, exp.Delete}
     log = client_of(fake).get_table(f"{PROJECT}.{DATASET}.partition_log")
-    assert (log.time_partitioning.field, log.clustering_fields) == ("partition_date", ["table_name"])
+    assert (log.time_partitioning.field, log.clustering_fields) == (
+        "partition_date",
+        ["table_name", "client_id"],
+    )
     assert fake.table(DATASET, "partition_log").to_pandas()["row_count"].tolist() == [3, 2]
     (newest,) = warehouse.query("partition_logged", {"table_name": "raw_events", "partition_date": DAY})[
         "row_count"
@@ -499,7 +525,8 @@ def test_report_queries_read_only_the_newest_days_partition(fake):
         for job in fake.jobs.values()
         if "query" in job["configuration"]
     }
-    one_day = 50 * 8 * 8  # 50 rows of the table's 8 columns, 8 bytes a cell in the fake's estimate
+    _, columns = fake.analyzer.declared_table(bigquery_sql("loyalty_scores_table"))
+    one_day = 50 * len(columns) * 8  # 50 rows of the table's columns, 8 bytes a cell in the fake's estimate
     assert processed["score_summary"] == processed["top_scores"] == one_day
     # The same filter through a subquery (what these queries did) reads every day.
     client = client_of(fake)
@@ -564,11 +591,12 @@ def test_a_run_makes_one_client_for_every_job_of_every_day(fake, monkeypatch):
     }
     result = materialize([rows_every_day], resources={"warehouse": warehouse_on(fake)}, tags=tags)
     assert result.success
-    # DDL, location check, three loads and three partition look-ups: one client (one ADC look-up).
+    # DDL, location check, three loads (each to a staging table, then a query into the day's
+    # partition) and three partition look-ups: one client (one ADC look-up).
     assert len(made) == 1
     partitions = {
-        job["configuration"]["load"]["destinationTable"]["tableId"]
+        job["configuration"]["query"]["destinationTable"]["tableId"]
         for job in fake.jobs.values()
-        if "load" in job["configuration"]
+        if job["configuration"].get("query", {}).get("destinationTable")
     }
     assert partitions == {f"raw_events${day:%Y%m%d}" for day in (first, DAY - dt.timedelta(days=1), last)}

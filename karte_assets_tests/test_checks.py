@@ -41,7 +41,7 @@ def events(n: int, day: dt.date = DAY, **overrides) -> pd.DataFrame:
 
 def judge(warehouse, day=DAY) -> dict[str, tuple[bool, str]]:
     checks = DayChecks()
-    _check_day(warehouse, day, day_window(day, "Asia/Tokyo"), NAMES, checks)
+    _check_day(warehouse, day, {day_window(day, "Asia/Tokyo"): ["default"]}, NAMES, checks)
     return {
         result.check_name: (result.passed, result.metadata["newest_day"].value) for result in checks.results()
     }
@@ -89,12 +89,12 @@ def test_the_volume_check_warns_on_a_day_far_below_the_trailing_median(tmp_path)
 class SourceLeakingNullUsers(DuckDBWarehouse):
     """The real warehouse, with a source that slips a row without user id past the reject rules."""
 
-    def replace_partition_with_rows(self, table, day, rows):
-        count = super().replace_partition_with_rows(table, day, rows)
+    def replace_partition_with_rows(self, table, day, rows, clients=("default",)):
+        count = super().replace_partition_with_rows(table, day, rows, clients)
         if table == "raw_events":
             with self.connect() as connection:
                 connection.execute(
-                    "INSERT INTO raw_events VALUES ($day, NULL, $ts, 'view', 0, NULL)",
+                    "INSERT INTO raw_events VALUES ($day, 'default', NULL, $ts, 'view', 0, NULL)",
                     {"day": day, "ts": day_window(day, "Asia/Tokyo")[0].replace(tzinfo=None)},
                 )
         return count

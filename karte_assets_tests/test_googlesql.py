@@ -171,8 +171,10 @@ def test_a_planted_bad_file_fails_the_per_file_test_with_its_name_and_line(googl
 
 
 def test_bind_refuses_a_value_of_another_type_than_declared():
+    # A caller that names no clients binds the one client `default`.
     assert bind("user_profile", {"partition_date": dt.date(2026, 6, 1)}) == {
-        "partition_date": dt.date(2026, 6, 1)
+        "partition_date": dt.date(2026, 6, 1),
+        "client_ids": ["default"],
     }
     with pytest.raises(TypeError, match="@partition_date is DATE, but '2026-06-01' would be sent as STRING"):
         bind("user_profile", {"partition_date": "2026-06-01"})

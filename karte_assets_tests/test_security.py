@@ -17,6 +17,7 @@ DAY = FIRST_DAY + dt.timedelta(days=14)  # the first day with a model under the 
 DERIVED_TABLES = [asset.key.path[-1] for asset in ASSETS if asset.key.path[-1] != "raw_events"]
 SCORE_COLUMNS = {
     "partition_date",
+    "client_id",
     "user_id",
     "loyal_score",
     "score_rank",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import http.client
+import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,12 +21,20 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 from dagster_gcp import GCSResource
 
 from karte_assets.resources.gcs_model_store import GcsModelStore
 from karte_assets.serving.server import ApiKeys, JsonLines, LookupService, serve
-from karte_assets.serving.snapshot import Snapshot, write_snapshot
+from karte_assets.serving.snapshot import (
+    Snapshot,
+    SnapshotError,
+    file_sha256,
+    user_key,
+    utf8_keys,
+    write_snapshot,
+)
 from karte_assets.serving.store import LocalSnapshotStore
 from karte_assets.settings import REPO_ROOT
 from karte_assets_tests.fakes.gcs import emulated_gcs
@@ -126,6 +137,103 @@ def test_a_snapshot_whose_bytes_differ_from_its_pointer_is_refused(tmp_path):
         file.write(b"\0")
     with pytest.raises(ValueError, match="its pointer says"):
         Snapshot(tmp_path / "s.arrow", info)
+
+
+# Keys computed by an independent C implementation of the documented function
+# (key = len; for each little-endian 64-bit word w, zero-padded: key = fmix64(key ^ w)), not by
+# the code under test: a change of the key function must fail here and bump FORMAT.
+KNOWN_KEYS = {
+    "": 0x0000000000000000,
+    "u0": 0x0816187D54159E12,
+    "u1234567": 0x74E89CA6548A6105,
+    "u12345678": 0x83C8D3AA64EC8528,
+    "customer-00042@example.com": 0x777FCF11B01549B4,
+    "ユーザー7": 0xA329367D77AB7343,
+}
+
+
+def test_the_user_key_is_the_documented_function_in_the_reader_and_the_vectorised_writer():
+    assert {user: user_key(user.encode()) for user in KNOWN_KEYS} == KNOWN_KEYS
+    ids = pa.array(["x", *KNOWN_KEYS], pa.large_string()).slice(1)  # an offset into the buffers
+    assert [int(key) for key in utf8_keys(ids)] == list(KNOWN_KEYS.values())
+
+
+def fmix64(h: int) -> int:
+    """MurmurHash3's 64-bit finaliser, written out here apart from the code under test."""
+    h = (h ^ (h >> 33)) * 0xFF51AFD7ED558CCD % 2**64
+    h = (h ^ (h >> 33)) * 0xC4CEB9FE1A85EC53 % 2**64
+    return h ^ (h >> 33)
+
+
+def colliding_ids() -> tuple[str, str]:
+    """Two 16-character printable ids with one key: after the first word the state is
+    h = fmix64(16 ^ w0), and the key is fmix64(h ^ w1), so w1' = w1 ^ h ^ h' gives the same key."""
+    first, word = b"collide0", int.from_bytes(b"AAAAAAAA", "little")
+    for n in range(1 << 20):
+        other = b"c%07d" % n
+        tail = (
+            word ^ fmix64(16 ^ int.from_bytes(first, "little")) ^ fmix64(16 ^ int.from_bytes(other, "little"))
+        ).to_bytes(8, "little")
+        if all(0x20 <= byte < 0x7F for byte in tail):
+            return (first + b"AAAAAAAA").decode(), (other + tail).decode()
+    raise AssertionError("no printable collision found")
+
+
+def test_ids_sharing_a_key_are_both_found_and_a_repeated_one_among_them_is_refused(tmp_path):
+    a, b = colliding_ids()
+    assert a != b and user_key(a.encode()) == user_key(b.encode())
+    table = pa.table(
+        {
+            "user_id": ["u1", a, b, "u2"],
+            "loyal_score": [0.1, 0.2, 0.3, 0.4],
+            "coupon_tier": ["A", "B", "none", "A"],
+        }
+    )
+    info = write_snapshot(table, tmp_path / "s.arrow", "default", DAY, "v1")
+    snapshot = Snapshot(tmp_path / "s.arrow", info)
+    assert [snapshot.find(user.encode()) for user in ("u1", a, b, "u2")] == [
+        (0.1, "A"),
+        (0.2, "B"),
+        (0.3, "none"),
+        (0.4, "A"),
+    ]
+    # The repeat is not next to its twin in any order of the three tied rows.
+    for ids in ([a, b, a], [b, a, b]):
+        repeated = pa.table({"user_id": ids, "loyal_score": [0.1] * 3, "coupon_tier": ["A"] * 3})
+        with pytest.raises(ValueError, match=re.escape(f"user {ids[0]} is scored twice")):
+            write_snapshot(repeated, tmp_path / "t.arrow", "default", DAY, "v1")
+
+
+def test_a_snapshot_in_another_format_is_refused_naming_both_formats(tmp_path):
+    info = write_snapshot(scores(DAY), tmp_path / "s.arrow", "default", DAY, "v1")
+    table = ipc.open_file(pa.memory_map(str(tmp_path / "s.arrow"))).read_all()
+    metadata = json.loads(table.schema.metadata[b"karte"])
+    for other in ("karte-serving-snapshot/1", "karte-serving-snapshot/3", None):
+        path = tmp_path / f"{other}.arrow".replace("/", "-")
+        stamped = table.replace_schema_metadata({"karte": json.dumps({**metadata, "format": other})})
+        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, stamped.schema) as writer:
+            writer.write_table(stamped)
+        signed = dataclasses.replace(info, sha256=file_sha256(path), size=path.stat().st_size)
+        with pytest.raises(
+            SnapshotError,
+            match=f"in the format {other!r}, this service reads only 'karte-serving-snapshot/2'",
+        ):
+            Snapshot(path, signed)
+
+
+def test_a_refused_snapshot_is_checked_once_not_on_every_poll_and_a_newer_one_still_swaps_in(store, tmp_path):
+    publish(store, tmp_path, DAY)
+    info = store.latest("default")[0]
+    with store.local_copy(info, tmp_path).open("r+b") as file:
+        file.seek(-20, 2)
+        file.write(b"\0")  # its bytes no longer match the pointer
+    service = LookupService(store, ["default"], None, tmp_path / "work", logs=JsonLines(io.StringIO()))
+    with pytest.raises(SnapshotError, match="its pointer says"):
+        asyncio.run(service.refresh("default"))
+    assert not asyncio.run(service.refresh("default"))  # the same pointer: not hashed again
+    publish(store, tmp_path, DAY + dt.timedelta(days=1))
+    assert asyncio.run(service.refresh("default"))
+    assert service.served["default"].info.partition_date == DAY + dt.timedelta(days=1)
 
 
 def test_the_pointer_moves_only_forward_in_time(store, tmp_path):

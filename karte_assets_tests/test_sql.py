@@ -29,7 +29,11 @@ def test_countif_is_counted_as_a_64_bit_integer_in_duckdb():
 
 def test_bind_keeps_the_used_parameters_and_names_the_missing_ones():
     day = dt.date(2026, 6, 1)
-    assert bind("user_profile", {"partition_date": day, "unused": 1}) == {"partition_date": day}
+    # A caller that names no clients is single-shop code: the client default (CLIENTS.md).
+    assert bind("user_profile", {"partition_date": day, "unused": 1}) == {
+        "partition_date": day,
+        "client_ids": ["default"],
+    }
     with pytest.raises(KeyError, match="session_gap_seconds"):
         bind("user_daily_activity", {"partition_date": day})
 

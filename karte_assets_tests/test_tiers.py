@@ -22,19 +22,18 @@ def assign_tiers(tmp_path):
 
     def assign(users: pd.Series, scores: np.ndarray, tier_a_share: float, tier_b_share: float):
         raw = pd.DataFrame({"user_id": users.to_numpy(), "loyal_score": np.asarray(scores, dtype=float)})
-        audience = warehouse.replace_partition_with_rows("loyalty_raw_scores", DAY, raw)
-        a_rank, b_rank = tier_ranks(audience, tier_a_share, tier_b_share)
+        warehouse.replace_partition_with_rows("loyalty_raw_scores", DAY, raw)
+        # The tier ranks come from the shares in the SQL, per client (as tier_ranks computes them).
         params = {
-            "audience": max(audience, 1),
-            "tier_a_rank": a_rank,
-            "tier_b_rank": b_rank,
-            "model_version": "m",
+            "tier_a_share": tier_a_share,
+            "tier_b_share": tier_b_share,
+            "baseline_version": "m",
             "exclude_flagged": False,
         }
         warehouse.replace_partition("loyalty_scores", DAY, "loyalty_scores", params)
         with warehouse.connect() as connection:
             return connection.execute(
-                "SELECT * EXCLUDE (partition_date, model_version) FROM loyalty_scores ORDER BY score_rank"
+                "SELECT * EXCLUDE (partition_date, client_id, model_version) FROM loyalty_scores ORDER BY score_rank"
             ).df()
 
     return assign

@@ -13,7 +13,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from karte_assets.assets.common import daily_asset, for_each_day, rows_metadata
 from karte_assets.assets.training_set import loyalty_training_set
+from karte_assets.clients import default_registry
 from karte_assets.resources.warehouse import DuckDBWarehouse, Warehouse
+from karte_assets.settings import current_settings
 
 DAY = dt.date(2026, 6, 2)
 
@@ -114,7 +116,7 @@ def test_a_retention_shorter_than_the_training_window_fails_before_writing(tmp_p
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), snapshot_retention_days=30)
     result = materialize(
         [loyalty_training_set],
-        resources={"warehouse": warehouse},
+        resources={"warehouse": warehouse, "loyalty_clients": default_registry(current_settings())},
         partition_key=(DAY + dt.timedelta(days=100)).isoformat(),
         raise_on_error=False,
     )

@@ -1,8 +1,8 @@
-from dagster import AssetExecutionContext, Config, MaterializeResult
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, ResourceParam
 from pydantic import Field
 
 from karte_assets.assets.common import daily_asset, for_each_day, rows_metadata
-from karte_assets.assets.events import raw_events
+from karte_assets.clients import ClientRegistry, run_clients
 from karte_assets.resources.warehouse import Warehouse
 
 
@@ -14,12 +14,18 @@ class ActivityConfig(Config):
     )
 
 
-@daily_asset(deps=[raw_events], kinds={"duckdb"})
+@daily_asset(deps=[AssetKey("raw_events")], kinds={"duckdb"})
 def user_daily_activity(
-    context: AssetExecutionContext, config: ActivityConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: ActivityConfig,
+    warehouse: Warehouse,
+    loyalty_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """One row per user active that day: events per type, sessions and revenue, aggregated in the warehouse."""
-    params = {"session_gap_seconds": config.session_gap_minutes * 60}
+    """One row per client and user active that day: events per type, sessions and revenue, aggregated in the warehouse."""
+    params = {
+        "session_gap_seconds": config.session_gap_minutes * 60,
+        "client_ids": [client.client_id for client in run_clients(context, loyalty_clients)],
+    }
     rows = for_each_day(
         context,
         warehouse,

@@ -6,7 +6,6 @@ rows per run, ``client_id`` in every table (CLIENTS.md).
 """
 
 import datetime as dt
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -24,20 +23,17 @@ from pydantic import Field, field_validator
 from karte_assets.anomaly.detectors import UNSUPERVISED
 from karte_assets.anomaly.scoring import DetectorSettings, score_client_day
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
+from karte_assets.clients import DEFAULT_CLIENT, checked_client_id
 from karte_assets.export import write_files
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
 
 GROUP = "anomaly"
-DEFAULT_CLIENT = "default"
-_CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # CLIENTS.md
 EXCLUSION_TABLE = "anomaly_exclusion_audience"
 
 
 def _client_id(value: str) -> str:
-    if not _CLIENT_ID.match(value):
-        raise ValueError(f"client_id {value!r} is not lowercase [a-z0-9][a-z0-9_-]{{0,62}}")
-    return value
+    return checked_client_id(value)
 
 
 class BehaviourFeaturesConfig(Config):
@@ -136,7 +132,7 @@ def user_behaviour_features(
     warehouse.ensure_table("user_daily_activity_table")
     warehouse.ensure_table("user_behaviour_features_table")
     params = {
-        "client_id": config.client_id,
+        "client_ids": [config.client_id],
         "session_gap_seconds": config.session_gap_minutes * 60,
         "days": config.history_days,
     }
@@ -161,26 +157,31 @@ def user_anomaly_scores(
     settings = config.settings()
     labels = known_cheaters(config.labels_file, config.client_id) if config.labels_file else None
     newest: dict[str, object] = {}
+    client = {"client_ids": [config.client_id]}
 
     def score(day: dt.date) -> int:
-        features = warehouse.query(
-            "user_behaviour_features_of_day", {"partition_date": day, "client_id": config.client_id}
-        )
+        features = warehouse.query("user_behaviour_features_of_day", {"partition_date": day, **client})
         if features.empty:
-            return warehouse.replace_partition_with_rows("user_anomaly_scores", day, _no_scores())
+            return warehouse.replace_partition_with_rows(
+                "user_anomaly_scores", day, _no_scores(), clients=client["client_ids"]
+            )
         labelled = None if labels is None else set(labels.loc[labels["labelled_on"] <= day, "user_id"])
         result = score_client_day(features, settings, day, labelled)
         newest.update(day=day, result=result)
-        return warehouse.replace_partition_with_rows("user_anomaly_scores", day, result.scores)
+        return warehouse.replace_partition_with_rows(
+            "user_anomaly_scores", day, result.scores, clients=client["client_ids"]
+        )
 
     rows = for_each_day(context, warehouse, score)
     day = max(rows)
-    summary = warehouse.query("anomaly_score_summary", {"partition_date": day})
+    summary = warehouse.query("anomaly_score_summary", {"partition_date": day, **client})
     metadata = {
         **rows_metadata(rows),
         "per_client": MetadataValue.md(markdown_table(summary) if len(summary) else "no users that day"),
         "preview": MetadataValue.md(
-            markdown_table(warehouse.query("anomaly_top_scores", {"partition_date": day, "limit": 10}))
+            markdown_table(
+                warehouse.query("anomaly_top_scores", {"partition_date": day, "limit": 10, **client})
+            )
         ),
     }
     if newest.get("day") == day:
@@ -207,11 +208,14 @@ def _no_scores() -> pd.DataFrame:
 
 
 class ExclusionConfig(Config):
+    client_id: str = Field(default=DEFAULT_CLIENT, description="The client whose flagged users these are.")
     directory: str | None = Field(
         default=None,
         description="Where the day's Parquet and CSV files go; unset: $KARTE_HOME/exports locally, "
         "no files in dev and prod (the table is the hand-over there).",
     )
+
+    _check_client = field_validator("client_id")(_client_id)
 
 
 @daily_asset(group_name=GROUP, deps=[user_anomaly_scores], kinds={"duckdb"})
@@ -222,12 +226,16 @@ def anomaly_exclusion_audience(
     settings = current_settings()
     directory = config.directory or (str(settings.home / "exports") if settings.cloud is None else None)
     files: list[str] = []
+    client = {"client_ids": [config.client_id]}
 
     def export(day: dt.date) -> int:
-        rows = warehouse.replace_partition(EXCLUSION_TABLE, day, EXCLUSION_TABLE)
+        rows = warehouse.replace_partition(EXCLUSION_TABLE, day, EXCLUSION_TABLE, client)
         if directory is not None:
-            audience = warehouse.query_arrow(EXCLUSION_TABLE, {"partition_date": day})
-            files.extend(map(str, write_files(audience, day, Path(directory), name=EXCLUSION_TABLE)))
+            audience = warehouse.query_arrow(EXCLUSION_TABLE, {"partition_date": day, **client})
+            written = write_files(
+                audience, day, Path(directory), client_id=config.client_id, name=EXCLUSION_TABLE
+            )
+            files.extend(map(str, written))
         return rows
 
     rows = for_each_day(context, warehouse, export)

@@ -3,10 +3,11 @@
 import datetime as dt
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pydantic
 from dagster import AssetExecutionContext, BackfillPolicy, Config, Failure, MetadataValue, asset
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -72,6 +73,19 @@ def config_problems(run_config: Mapping[str, Any]) -> list[str]:
 
 def first_partition_day() -> dt.date:
     return daily_partitions.start.date()
+
+
+def client_rows(client_id: str, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """``reader``'s batches with a first column ``client_id``: rows of one client's source."""
+    schema = reader.schema.insert(0, pa.field("client_id", pa.string()))
+    for batch in reader:
+        column = pa.array([client_id] * batch.num_rows, pa.string())
+        yield pa.RecordBatch.from_arrays([column, *batch.columns], schema=schema)
+
+
+def chained(schema: pa.Schema, parts: Iterable[Iterator[pa.RecordBatch]]) -> pa.RecordBatchReader:
+    """One stream of the rows of several clients, read one after the other (nothing held in memory)."""
+    return pa.RecordBatchReader.from_batches(schema, (batch for part in parts for batch in part))
 
 
 def for_each_day(

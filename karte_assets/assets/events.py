@@ -1,18 +1,22 @@
 import datetime as dt
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue
+import pyarrow as pa
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field
 
 from karte_assets.assets.checks import RAW_EVENTS_VALID, RAW_EVENTS_VOLUME, DayChecks, spec
 from karte_assets.assets.common import (
+    chained,
+    client_rows,
     daily_asset,
-    first_partition_day,
     for_each_day,
     markdown_table,
     rows_metadata,
 )
+from karte_assets.clients import ClientRegistry, grouped, run_clients
 from karte_assets.event_sources import DayEvents, day_events
 from karte_assets.partitions import day_window
 from karte_assets.plots import chart_metadata, event_volume_figure
@@ -69,75 +73,136 @@ class RawEventsConfig(Config):
 
 @dataclass
 class DayCounts:
-    """What the days of a run set aside: rejects by reason, dropped duplicates, identical rows kept."""
+    """What the days of a run set aside: rejects by reason, dropped duplicates, identical rows kept
+    (each by client, then day)."""
 
-    rejects: dict[dt.date, dict[str, int]] = field(default_factory=dict)
-    duplicates: dict[dt.date, int] = field(default_factory=dict)
-    identical: dict[dt.date, int] = field(default_factory=dict)
+    rejects: dict[tuple[str, dt.date], dict[str, int]] = field(default_factory=dict)
+    duplicates: dict[tuple[str, dt.date], int] = field(default_factory=dict)
+    identical: dict[tuple[str, dt.date], int] = field(default_factory=dict)
+
+
+# Clients whose day of events is read and written together: that many source connections are open
+# at once, and a day of N clients is ceil(N / this) loads of events and of rejects.
+CLIENTS_PER_LOAD = 50
 
 
 def _store_day(
     context: AssetExecutionContext,
     warehouse: Warehouse,
     day: dt.date,
-    events: DayEvents,
-    config: RawEventsConfig,
+    sources: dict[str, DayEvents],
+    configs: dict[str, RawEventsConfig],
     counts: DayCounts,
 ) -> int:
-    """Keep the day's rejects; then, unless there are too many, replace the day's events."""
-    reasons = counts.rejects[day] = events.reject_counts()
-    counts.duplicates[day] = events.duplicate_count()
-    counts.identical[day] = identical = events.identical_count()
-    if identical:
-        context.log.warning(
-            f"raw_events {day}: {identical:,} rows are exact copies of another row and were kept: without "
-            "an event id, two orders of one amount on one day look alike. If the source has an id, name it "
-            "as event_id_column and copies of one event are dropped instead."
-        )
-    warehouse.replace_partition_with_rows("raw_event_rejects", day, events.rejected())
-    total, rejected = events.row_count(), sum(reasons.values())
-    if total and rejected / total > config.max_reject_share:
-        listed = ", ".join(f"{reason}: {count:,}" for reason, count in reasons.items())
+    """Keep the day's rejects of these clients; then, unless a client has too many, replace the
+    day's events of all of them (a stream of every client's rows, one load)."""
+    failures = []
+    for client_id, events in sources.items():
+        key = (client_id, day)
+        reasons = counts.rejects[key] = events.reject_counts()
+        counts.duplicates[key] = events.duplicate_count()
+        counts.identical[key] = identical = events.identical_count()
+        if identical:
+            context.log.warning(
+                f"raw_events {day} client {client_id}: {identical:,} rows are exact copies of another row "
+                "and were kept: without an event id, two orders of one amount on one day look alike. If the "
+                "source has an id, name it as event_id_column and copies of one event are dropped instead."
+            )
+        total, rejected, config = events.row_count(), sum(reasons.values()), configs[client_id]
+        if total and rejected / total > config.max_reject_share:
+            listed = ", ".join(f"{reason}: {count:,}" for reason, count in reasons.items())
+            # A one-client run says it as before clients existed; several name the client.
+            failures.append(
+                ("" if len(configs) == 1 else f"client {client_id}: ")
+                + f"{rejected:,} of {total:,} rows from {config.source!r} rejected "
+                f"({rejected / total:.1%}, over max_reject_share {config.max_reject_share:.1%}): {listed}"
+            )
+    clients = list(sources)
+    first = next(iter(sources.values()))
+    warehouse.replace_partition_with_rows(
+        "raw_event_rejects",
+        day,
+        chained(
+            first.rejected().schema.insert(0, pa.field("client_id", pa.string())),
+            (client_rows(client_id, events.rejected()) for client_id, events in sources.items()),
+        ),
+        clients=clients,
+    )
+    if failures:
         raise Failure(
-            f"raw_events {day}: {rejected:,} of {total:,} rows from {config.source!r} rejected "
-            f"({rejected / total:.1%}, over max_reject_share {config.max_reject_share:.1%}): {listed}. "
-            "The day keeps its previous events, the days before it in this run are stored, and the rejected "
-            "rows (file, line, reason) are in table raw_event_rejects. Fix the source, or raise "
-            "max_reject_share in the raw_events config, and run the range again: each day is replaced, "
-            "never appended."
+            f"raw_events {day}: " + "; ".join(failures) + ". The day keeps its previous events, the days "
+            "before it in this run are stored, and the rejected rows (file, line, reason) are in table "
+            "raw_event_rejects. Fix the source, or raise max_reject_share in the raw_events config, and "
+            "run the range again: each day is replaced, never appended."
         )
-    return warehouse.replace_partition_with_rows("raw_events", day, events.accepted())
+    return warehouse.replace_partition_with_rows(
+        "raw_events",
+        day,
+        chained(
+            first.accepted().schema.insert(0, pa.field("client_id", pa.string())),
+            (client_rows(client_id, events.accepted()) for client_id, events in sources.items()),
+        ),
+        clients=clients,
+    )
 
 
 def _check_day(
     warehouse: Warehouse,
     day: dt.date,
-    window: tuple[dt.datetime, dt.datetime],
+    windows: dict[tuple[dt.datetime, dt.datetime], list[str]],
     names: list[str],
     checks: DayChecks,
 ) -> None:
-    params = {"partition_date": day, "event_names": names, "day_start": window[0], "day_end": window[1]}
-    quality = warehouse.query("raw_events_quality", params).iloc[0]
-    problems = {key: int(quality[key]) for key in QUALITY_COUNTS if quality[key]}
+    """The day's quality and volume checks over every client of the run: one query per time zone."""
+    quality = pd.concat(
+        [
+            warehouse.query(
+                "raw_events_quality",
+                {
+                    "partition_date": day,
+                    "event_names": names,
+                    "day_start": start,
+                    "day_end": end,
+                    "client_ids": client_ids,
+                },
+            )
+            for (start, end), client_ids in windows.items()
+        ]
+    )
+    client_ids = [client_id for ids in windows.values() for client_id in ids]
+    # A one-client run says it as before clients existed; several name the client of each problem.
+    problems = [
+        ("" if len(client_ids) == 1 else f"{row.client_id}: ")
+        + ", ".join(f"{key}: {int(getattr(row, key)):,}" for key in QUALITY_COUNTS if getattr(row, key))
+        for row in quality.itertuples()
+        if any(getattr(row, key) for key in QUALITY_COUNTS)
+    ]
     checks.record(
         RAW_EVENTS_VALID,
         day,
         not problems,
-        ", ".join(f"{key}: {count:,}" for key, count in problems.items())
-        or f"{int(quality['events']):,} events, all valid",
+        "; ".join(problems)
+        or f"{int(quality['events'].sum()):,} events of {len(client_ids)} clients, all valid",
     )
-    history = warehouse.query("raw_events_volume", {"partition_date": day, "days": VOLUME_HISTORY_DAYS})
-    if len(history) < VOLUME_MIN_HISTORY_DAYS:
-        checks.record(RAW_EVENTS_VOLUME, day, True, f"only {len(history)} earlier days: no baseline yet")
-        return
-    median = float(history["events"].median())
-    ratio = int(quality["events"]) / median if median else float("inf")
-    checks.record(
-        RAW_EVENTS_VOLUME,
-        day,
-        VOLUME_RATIO_RANGE[0] <= ratio <= VOLUME_RATIO_RANGE[1],
-        f"{int(quality['events']):,} events, {ratio:.2f}x the median of the {len(history)} days before",
+    history = warehouse.query(
+        "raw_events_volume", {"partition_date": day, "days": VOLUME_HISTORY_DAYS, "client_ids": client_ids}
     )
+    events = dict(zip(quality["client_id"], quality["events"], strict=True))
+    notes, passed = [], True
+    for client_id in client_ids:
+        earlier = history[history["client_id"] == client_id]
+        if len(earlier) < VOLUME_MIN_HISTORY_DAYS:
+            notes.append(f"{client_id}: only {len(earlier)} earlier days, no baseline yet")
+            continue
+        median = float(earlier["events"].median())
+        count = int(events.get(client_id, 0))
+        ratio = count / median if median else float("inf")
+        ok = VOLUME_RATIO_RANGE[0] <= ratio <= VOLUME_RATIO_RANGE[1]
+        passed &= ok
+        notes.append(
+            f"{client_id}: {count:,} events, {ratio:.2f}x the median of the {len(earlier)} days before"
+        )
+    checks.record(RAW_EVENTS_VOLUME, day, passed, "; ".join(notes))
 
 
 @daily_asset(
@@ -157,63 +222,92 @@ def _check_day(
     ],
 )
 def raw_events(
-    context: AssetExecutionContext, config: RawEventsConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: RawEventsConfig,
+    warehouse: Warehouse,
+    loyalty_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """Tracking events of the day (view, click, cart, purchase, ...), from the synthetic shop or event files."""
+    """Tracking events of the day (view, click, cart, purchase, ...) of each client of the run, from the synthetic shop, event files or BigQuery."""
     settings = current_settings()
-    world = SyntheticWorld(
-        start=first_partition_day(),
-        new_users_per_day=config.synthetic_new_users_per_day,
-        seed=config.synthetic_seed,
-        planted_users=config.synthetic_planted_users,
-    )
+    clients = run_clients(context, loyalty_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    worlds = {
+        client.client_id: SyntheticWorld(
+            start=client.start(settings),
+            new_users_per_day=configs[client.client_id].synthetic_new_users_per_day,
+            seed=configs[client.client_id].synthetic_seed,
+            planted_users=configs[client.client_id].synthetic_planted_users,
+        )
+        for client in clients
+    }
     warehouse.ensure_table("raw_events_table")
     warehouse.ensure_table("raw_event_rejects_table")
     counts = DayCounts()
-
-    if config.source == BIGQUERY_SOURCE and isinstance(warehouse, DuckDBWarehouse):
-        raise Failure('source "bigquery" reads KARTE_BQ_EVENTS_TABLE: it needs KARTE_ENV=dev or prod')
-
+    from_table = [c for c in clients if configs[c.client_id].source == BIGQUERY_SOURCE]
+    if from_table and isinstance(warehouse, DuckDBWarehouse):
+        raise Failure(
+            f'source "bigquery" (clients {", ".join(c.client_id for c in from_table)}) reads '
+            "KARTE_BQ_EVENTS_TABLE: it needs KARTE_ENV=dev or prod"
+        )
+    from_sources = [c for c in clients if c not in from_table]
     checks = DayChecks()
 
     def load(day: dt.date) -> int:
-        start, end = day_window(day, settings.timezone)
-        if config.source == BIGQUERY_SOURCE:
-            params = {"day_start": start, "day_end": end}
-            rows = warehouse.replace_partition("raw_events", day, "raw_events_from_table", params)
-        else:
-            with day_events(
-                config.source,
-                day,
-                settings.timezone,
-                world,
-                config.event_names,
-                settings.home / "tmp",
-                event_id_column=config.event_id_column,
-                csv_delimiter=config.csv_delimiter,
-                memory_limit=settings.duckdb_memory_limit,
-            ) as events:
-                rows = _store_day(context, warehouse, day, events, config, counts)
-        _check_day(warehouse, day, (start, end), config.event_names, checks)
+        windows = grouped(clients, lambda client: day_window(day, client.zone(settings)))
+        rows = 0
+        for client in from_table:
+            start, end = day_window(day, client.zone(settings))
+            params = {"day_start": start, "day_end": end, "client_id": client.client_id}
+            rows += warehouse.replace_partition("raw_events", day, "raw_events_from_table", params)
+        # A client's history starts on its first day: before it, its source is not read.
+        started = [client for client in from_sources if client.start(settings) <= day]
+        for batch in range(0, len(started), CLIENTS_PER_LOAD):
+            with ExitStack() as stack:
+                sources = {
+                    client.client_id: stack.enter_context(
+                        day_events(
+                            configs[client.client_id].source,
+                            day,
+                            client.zone(settings),
+                            worlds[client.client_id],
+                            config.event_names,
+                            settings.home / "tmp",
+                            event_id_column=configs[client.client_id].event_id_column,
+                            csv_delimiter=configs[client.client_id].csv_delimiter,
+                            memory_limit=settings.duckdb_memory_limit,
+                        )
+                    )
+                    for client in started[batch : batch + CLIENTS_PER_LOAD]
+                }
+                rows += _store_day(context, warehouse, day, sources, configs, counts)
+        _check_day(warehouse, day, windows, config.event_names, checks)
         return rows
 
     rows = for_each_day(context, warehouse, load)
     last = max(rows)
-    by_name = warehouse.query("event_counts", {"partition_date": last})
+    client_ids = [client.client_id for client in clients]
+    by_name = warehouse.query("event_counts", {"partition_date": last, "client_ids": client_ids})
     rejected = pd.DataFrame(
         [
-            (day, reason, n)
-            for day, reasons in sorted(counts.rejects.items())
+            (client_id, day, reason, n)
+            for (client_id, day), reasons in sorted(counts.rejects.items())
             for reason, n in reasons.items()
         ],
-        columns=["day", "reason", "rows"],
+        columns=["client_id", "day", "reason", "rows"],
     )
     return MaterializeResult(
         metadata={
             **rows_metadata(rows),
-            "source": MetadataValue.text(config.source),
+            "clients": MetadataValue.int(len(clients)),
+            "source": MetadataValue.text(", ".join(sorted({configs[c].source for c in client_ids}))),
             "events_by_name": MetadataValue.md(markdown_table(by_name)),
-            **chart_metadata(context.log, {"event_volume_chart": lambda: event_volume_figure(by_name, last)}),
+            **chart_metadata(
+                context.log,
+                # One client's chart: the events of several shops on one chart would say little.
+                {"event_volume_chart": lambda: event_volume_figure(by_name, last)}
+                if len(clients) == 1
+                else {},
+            ),
             "rejected_rows": MetadataValue.int(int(rejected["rows"].sum())),
             "rejects": MetadataValue.md(markdown_table(rejected) if len(rejected) else "no rejected rows"),
             "duplicates_dropped": MetadataValue.int(sum(counts.duplicates.values())),

@@ -1,16 +1,15 @@
 import datetime as dt
 
-from dagster import AssetExecutionContext, MaterializeResult
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, ResourceParam
 
-from karte_assets.assets.activity import user_daily_activity
 from karte_assets.assets.checks import FEATURES_VALID, DayChecks, spec
-from karte_assets.assets.common import daily_asset, for_each_day, rows_metadata
-from karte_assets.assets.profile import user_profile
+from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
+from karte_assets.clients import ClientRegistry, run_clients
 from karte_assets.resources.warehouse import Warehouse
 
 
 @daily_asset(
-    deps=[user_profile, user_daily_activity],
+    deps=[AssetKey("user_profile"), AssetKey("user_daily_activity")],
     kinds={"duckdb"},
     check_specs=[
         spec(
@@ -21,22 +20,33 @@ from karte_assets.resources.warehouse import Warehouse
         )
     ],
 )
-def user_features(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    """Features of every user seen up to the day: 7/28/90-day windows and lifetime recency, frequency, monetary."""
+def user_features(
+    context: AssetExecutionContext, warehouse: Warehouse, loyalty_clients: ResourceParam[ClientRegistry]
+) -> MaterializeResult:
+    """Features of every user of each client seen up to the day: 7/28/90-day windows and lifetime recency, frequency, monetary."""
     checks = DayChecks()
+    params = {"client_ids": [client.client_id for client in run_clients(context, loyalty_clients)]}
+    quality = {}
 
     def build(day: dt.date) -> int:
-        rows = warehouse.replace_partition("user_features", day, "user_features")
-        quality = warehouse.query("user_features_quality", {"partition_date": day}).iloc[0]
-        nulls, out_of_range = int(quality["null_rows"]), int(quality["out_of_range"])
+        rows = warehouse.replace_partition("user_features", day, "user_features", params)
+        quality[day] = found = warehouse.query("user_features_quality", {**params, "partition_date": day})
+        bad = found[(found["null_rows"] > 0) | (found["out_of_range"] > 0)]
         checks.record(
             FEATURES_VALID,
             day,
-            nulls == 0 and out_of_range == 0,
-            f"{rows:,} users: {nulls:,} with missing values, {out_of_range:,} out of range; "
-            f"{int(quality['never_purchased']):,} never purchased",
+            bad.empty,
+            "; ".join(
+                f"{row.client_id}: {int(row.null_rows):,} with missing values, {int(row.out_of_range):,} out of range"
+                for row in bad.itertuples()
+            )
+            or f"{rows:,} users of {len(found)} clients, all in range; "
+            f"{int(found['never_purchased'].sum()):,} never purchased",
         )
         return rows
 
     rows = for_each_day(context, warehouse, build)
-    return MaterializeResult(metadata=rows_metadata(rows), check_results=checks.results())
+    return MaterializeResult(
+        metadata={**rows_metadata(rows), "clients": MetadataValue.md(markdown_table(quality[max(rows)]))},
+        check_results=checks.results(),
+    )

@@ -2,14 +2,21 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    ResourceParam,
+)
 from pydantic import Field, model_validator
 
 from karte_assets.assets.checks import SCORES_DRIFT, SCORES_VALID, DayChecks, population_stability_index, spec
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
-from karte_assets.assets.features import user_features
-from karte_assets.assets.snapshots import publish_snapshot, servable_model
-from karte_assets.assets.training import loyalty_model
+from karte_assets.assets.snapshots import publish_snapshot, servable_clients
+from karte_assets.clients import DEFAULT_CLIENT, ClientRegistry, grouped, run_clients
 from karte_assets.plots import chart_metadata, score_change_figure, score_distribution_figure
 from karte_assets.resources.model_store import ModelStore
 from karte_assets.resources.trainer import ScoringJob, Trainer
@@ -51,18 +58,33 @@ class ScoresConfig(Config):
         return self
 
 
-def users_per_score_bin(warehouse: Warehouse, day: dt.date) -> np.ndarray | None:
-    """Users per score bin of width 1/SCORE_BINS on ``day``, or None if the day was never scored."""
-    if not warehouse.partition_exists("loyalty_scores", day):
-        return None
-    counts = np.zeros(SCORE_BINS, dtype=int)
-    histogram = warehouse.query("score_histogram", {"partition_date": day, "bins": SCORE_BINS})
-    counts[histogram["score_bin"].to_numpy(dtype=int)] = histogram["users"].to_numpy()
-    return counts
+def bins_by_client(warehouse: Warehouse, day: dt.date, client_ids: list[str]) -> dict[str, np.ndarray]:
+    """Users per score bin of width 1/SCORE_BINS on ``day``, for each client of ``client_ids`` whose
+    day was scored (one query for all of them)."""
+    scored = warehouse.logged_clients("loyalty_scores", day, client_ids)
+    if not scored:
+        return {}
+    histogram = warehouse.query(
+        "score_histogram", {"partition_date": day, "bins": SCORE_BINS, "client_ids": sorted(scored)}
+    )
+    bins = {}
+    for client_id in scored:
+        mine = histogram[histogram["client_id"] == client_id]
+        counts = np.zeros(SCORE_BINS, dtype=int)
+        counts[mine["score_bin"].to_numpy(dtype=int)] = mine["users"].to_numpy()
+        bins[client_id] = counts
+    return bins
+
+
+def users_per_score_bin(
+    warehouse: Warehouse, day: dt.date, client_id: str = DEFAULT_CLIENT
+) -> np.ndarray | None:
+    """Users per score bin of one client on ``day``, or None if its day was never scored."""
+    return bins_by_client(warehouse, day, [client_id]).get(client_id)
 
 
 def tier_cutoffs(tiers: pd.DataFrame) -> dict[str, float]:
-    """The lowest score in each coupon tier, from the day's ``score_tiers`` summary."""
+    """The lowest score in each coupon tier, from one client's rows of the day's ``score_tiers``."""
     given = tiers[tiers["coupon_tier"] != NO_COUPON]
     return {tier: float(score) for tier, score in zip(given["coupon_tier"], given["min_score"], strict=True)}
 
@@ -70,78 +92,111 @@ def tier_cutoffs(tiers: pd.DataFrame) -> dict[str, float]:
 def _check_day(
     warehouse: Warehouse,
     day: dt.date,
-    audience: int,
+    audience: dict[str, int],
     tiers: pd.DataFrame,
-    config: ScoresConfig,
+    configs: dict[str, ScoresConfig],
     checks: DayChecks,
-) -> None:
-    n = int(tiers["users"].sum())
-    counts = dict(zip(tiers["coupon_tier"], tiers["users"], strict=True))
-    expected = {"A": int(n * config.tier_a_share)}
-    expected["B"] = int(n * (config.tier_a_share + config.tier_b_share)) - expected["A"]
-    problems = []
-    if n != audience:
-        problems.append(f"{n:,} scores for an audience of {audience:,}")
-    invalid = int(tiers["invalid_scores"].sum())
-    if invalid:
-        problems.append(f"{invalid:,} scores outside [0, 1]")
-    for tier, count in expected.items():
-        if int(counts.get(tier, 0)) != count:
-            problems.append(f"tier {tier} has {int(counts.get(tier, 0)):,} users, configured {count:,}")
+) -> set[str]:
+    """Record the day's checks; returns the clients whose scores are not valid."""
+    problems, drifts, drifted, invalid_clients = [], [], False, set()
+    today = bins_by_client(warehouse, day, list(configs))
+    before = bins_by_client(warehouse, day - dt.timedelta(days=1), list(configs))
+    for client_id, config in configs.items():
+        mine = tiers[tiers["client_id"] == client_id]
+        n = int(mine["users"].sum())
+        counts = dict(zip(mine["coupon_tier"], mine["users"], strict=True))
+        a_rank, b_rank = tier_ranks(n, config.tier_a_share, config.tier_b_share)
+        expected = {"A": a_rank, "B": b_rank - a_rank}
+        found = len(problems)
+        if n != audience.get(client_id, 0):
+            problems.append(f"{client_id}: {n:,} scores for an audience of {audience.get(client_id, 0):,}")
+        invalid = int(mine["invalid_scores"].sum())
+        if invalid:
+            problems.append(f"{client_id}: {invalid:,} scores outside [0, 1]")
+        for tier, count in expected.items():
+            if int(counts.get(tier, 0)) != count:
+                problems.append(
+                    f"{client_id}: tier {tier} has {int(counts.get(tier, 0)):,} users, configured {count:,}"
+                )
+        if len(problems) > found:
+            invalid_clients.add(client_id)
+        if client_id not in before:
+            drifts.append(f"{client_id}: no previous day to compare with")
+            continue
+        psi = population_stability_index(before[client_id], today[client_id])
+        drifted |= psi > MAX_PSI
+        drifts.append(f"{client_id}: PSI {psi:.3f} against the day before (warning over {MAX_PSI})")
     checks.record(
-        SCORES_VALID, day, not problems, "; ".join(problems) or f"{n:,} users scored, tiers as configured"
+        SCORES_VALID,
+        day,
+        not problems,
+        "; ".join(problems)
+        or f"{int(tiers['users'].sum()):,} users of {len(configs)} clients scored, tiers as configured",
     )
-    previous = users_per_score_bin(warehouse, day - dt.timedelta(days=1))
-    if previous is None:
-        checks.record(SCORES_DRIFT, day, True, "no previous day to compare with")
-        return
-    psi = population_stability_index(previous, users_per_score_bin(warehouse, day))
-    checks.record(
-        SCORES_DRIFT, day, psi <= MAX_PSI, f"PSI {psi:.3f} against the day before (warning over {MAX_PSI})"
-    )
+    checks.record(SCORES_DRIFT, day, not drifted, "; ".join(drifts))
+    return invalid_clients
 
 
-def flagged_users_left_out(warehouse: Warehouse, day: dt.date) -> int:
-    """How many scored users of ``day`` were flagged as anomalous; an error if the day was never scored
-    for anomalies (leaving nobody out would hand the cheaters their coupons)."""
-    if not warehouse.partition_exists("user_anomaly_scores", day):
+def flagged_users_left_out(warehouse: Warehouse, day: dt.date, client_ids: list[str]) -> dict[str, int]:
+    """How many scored users of ``day`` were flagged as anomalous, per client of ``client_ids``; an
+    error if a client's day was never scored for anomalies (leaving nobody out would hand the
+    cheaters their coupons)."""
+    missing = sorted(set(client_ids) - warehouse.logged_clients("user_anomaly_scores", day, client_ids))
+    if missing:
         raise Failure(
             f"loyalty_scores {day}: exclude_flagged_users is on, but user_anomaly_scores has no partition "
-            f"{day}: run anomaly_daily_job for that day first, or turn exclude_flagged_users off"
+            f"{day} for clients {', '.join(missing)}: run anomaly_daily_job for that day first, or turn "
+            "exclude_flagged_users off"
         )
-    return int(warehouse.query("flagged_scored_users", {"partition_date": day})["users"].iloc[0])
+    flagged = warehouse.query("flagged_scored_users", {"partition_date": day, "client_ids": client_ids})
+    return {
+        client_id: int(users) for client_id, users in zip(flagged["client_id"], flagged["users"], strict=True)
+    }
 
 
 def raw_scores(
     context: AssetExecutionContext,
     day: dt.date,
-    model: pd.DataFrame,
+    models: pd.DataFrame,
+    client_ids: list[str],
     warehouse: Warehouse,
     trainer: Trainer,
     model_store: ModelStore,
 ) -> int:
-    """Replace ``loyalty_raw_scores`` of ``day``: the model's scores, computed by a scoring job on
-    the exported audience, or the baseline's, computed in the warehouse; returns the users scored."""
-    if model.empty:
-        return warehouse.replace_partition("loyalty_raw_scores", day, "baseline_scores")
+    """Replace ``loyalty_raw_scores`` of ``day`` for ``client_ids``: the scores of the clients with a
+    model (``models``: their ``latest_model`` rows), computed by one scoring job on their exported
+    audience, and the baseline's for the others, computed in the warehouse; returns the users scored."""
+    modelled = dict(zip(models["client_id"], models["model_uri"], strict=True))
+    baseline = [client_id for client_id in client_ids if client_id not in modelled]
+    scored = 0
+    if baseline:
+        scored += warehouse.replace_partition(
+            "loyalty_raw_scores", day, "baseline_scores", {"client_ids": baseline}
+        )
+    if not modelled:
+        return scored
     job_key = f"{context.run_id}/scores/{day}"
     try:
         job = ScoringJob(
             partition_date=day.isoformat(),
             features_uri=warehouse.export_query(
-                "scoring_features", {"partition_date": day}, model_store.staging_prefix(job_key, "audience")
+                "scoring_features",
+                {"partition_date": day, "client_ids": list(modelled)},
+                model_store.staging_prefix(job_key, "audience"),
             ),
-            model_uri=model["model_uri"].iloc[0],
+            models=modelled,
             scores_uri=model_store.staging_prefix(job_key, "scores"),
         )
         trainer.score(context, job)
-        return warehouse.replace_partition_from_files("loyalty_raw_scores", day, job.scores_uri)
+        return scored + warehouse.replace_partition_from_files(
+            "loyalty_raw_scores", day, job.scores_uri, clients=list(modelled)
+        )
     finally:
         model_store.discard_staging(job_key)
 
 
 @daily_asset(
-    deps=[user_features, loyalty_model],
+    deps=[AssetKey("user_features"), AssetKey("loyalty_model")],
     kinds={"duckdb", "lightgbm"},
     check_specs=[
         spec(
@@ -162,80 +217,135 @@ def loyalty_scores(
     warehouse: Warehouse,
     trainer: Trainer,
     model_store: ModelStore,
+    loyalty_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """Loyalty score (0..1), rank, decile and coupon tier of every user seen up to the day, with the newest accepted model that scored them and its day; the newest servable day is published as the lookup service's snapshot."""
+    """Loyalty score (0..1), rank, decile and coupon tier of every user of each client seen up to the day, with the newest accepted model that scored them and its day; each client's newest servable day is published as the lookup service's snapshot."""
+    warehouse.ensure_table("loyalty_model_table")
     # sql/loyalty_scores.sql reads it (for exclude_flagged_users) even where the anomaly job never ran.
     warehouse.ensure_table("user_anomaly_scores_table")
-    versions: dict[dt.date, str] = {}
-    servable: list[dt.date] = []  # days scored by an accepted model whose scores passed their check
-    model_days: dict[dt.date, dt.date | None] = {}  # the day each day's model was trained
+    clients = run_clients(context, loyalty_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    client_ids = list(configs)
+    # Per client, the newest day scored by an accepted model with valid scores, and its model.
+    servable: dict[str, tuple[dt.date, str]] = {}
+    models: dict[dt.date, pd.DataFrame] = {}  # each day's latest_model rows
     newest_tiers: dict[str, pd.DataFrame] = {}  # the last scored day's score_tiers, for the metadata
     checks = DayChecks()
 
     def score(day: dt.date) -> int:
-        model = warehouse.query("latest_model", {"partition_date": day})
-        versions[day] = BASELINE_VERSION if model.empty else model["model_version"].iloc[0]
-        model_days[day] = None if model.empty else pd.Timestamp(model["partition_date"].iloc[0]).date()
-        scored = raw_scores(context, day, model, warehouse, trainer, model_store)
-        excluded = flagged_users_left_out(warehouse, day) if config.exclude_flagged_users else 0
-        a_rank, b_rank = tier_ranks(scored - excluded, config.tier_a_share, config.tier_b_share)
-        params = {
-            "audience": max(scored - excluded, 1),
-            "tier_a_rank": a_rank,
-            "tier_b_rank": b_rank,
-            "model_version": versions[day],
-            "exclude_flagged": config.exclude_flagged_users,
+        models[day] = warehouse.query("latest_model", {"partition_date": day, "client_ids": client_ids})
+        raw_scores(context, day, models[day], client_ids, warehouse, trainer, model_store)
+        excluding = [c for c in client_ids if configs[c].exclude_flagged_users]
+        excluded = flagged_users_left_out(warehouse, day, excluding) if excluding else {}
+        rows = 0
+        # Clients with the same tier shares (and exclusion) share one statement.
+        shares = grouped(
+            clients,
+            lambda c: (
+                configs[c.client_id].tier_a_share,
+                configs[c.client_id].tier_b_share,
+                configs[c.client_id].exclude_flagged_users,
+            ),
+        )
+        for (a_share, b_share, exclude), ids in shares.items():
+            params = {
+                "tier_a_share": a_share,
+                "tier_b_share": b_share,
+                "baseline_version": BASELINE_VERSION,
+                "exclude_flagged": exclude,
+                "client_ids": ids,
+            }
+            rows += warehouse.replace_partition("loyalty_scores", day, "loyalty_scores", params)
+        tiers = newest_tiers["tiers"] = warehouse.query(
+            "score_tiers", {"partition_date": day, "client_ids": client_ids}
+        )
+        audience = warehouse.query("audience_size", {"partition_date": day, "client_ids": client_ids})
+        sizes = {
+            client_id: int(users) - excluded.get(client_id, 0)
+            for client_id, users in zip(audience["client_id"], audience["users"], strict=True)
         }
-        rows = warehouse.replace_partition("loyalty_scores", day, "loyalty_scores", params)
-        tiers = newest_tiers["tiers"] = warehouse.query("score_tiers", {"partition_date": day})
-        audience = int(warehouse.query("audience_size", {"partition_date": day})["users"].iloc[0]) - excluded
-        _check_day(warehouse, day, audience, tiers, config, checks)
-        if checks.passed(SCORES_VALID, day) and model_days[day] and servable_model(warehouse, day):
-            servable.append(day)
+        invalid = _check_day(warehouse, day, sizes, tiers, configs, checks)
+        versions = dict(zip(models[day]["client_id"], models[day]["model_version"], strict=True))
+        for client_id in servable_clients(warehouse, day, [c for c in versions if c not in invalid]):
+            servable[client_id] = (day, versions[client_id])
         return rows
 
     rows = for_each_day(context, warehouse, score)
-    # Only the newest servable day: the service never goes back to an older one, so a backfill's
-    # earlier days would be published only to be passed over.
-    snapshot = servable and publish_snapshot(
-        context, warehouse, model_store, servable[-1], versions[servable[-1]]
-    )
-    day, tiers = max(versions), newest_tiers["tiers"]
-    quantiles = warehouse.query("score_quantiles", {"partition_date": day}).iloc[0]
-    preview = warehouse.query("top_scores", {"partition_date": day, "limit": 10})
+    # Only each client's newest servable day: the service never goes back to an older one, so a
+    # backfill's earlier days would be published only to be passed over.
+    snapshots = {
+        client_id: publish_snapshot(context, warehouse, model_store, day, version, client_id)
+        for client_id, (day, version) in sorted(servable.items())
+    }
+    day, tiers = max(rows), newest_tiers["tiers"]
+    by_client = {"partition_date": day, "client_ids": client_ids}
+    summary = warehouse.query("score_summary", by_client)
+    metadata = {
+        **rows_metadata(rows),
+        "clients": MetadataValue.int(len(clients)),
+        "tier_counts": MetadataValue.md(
+            markdown_table(summary[["client_id", "coupon_tier", "model_version", "users"]])
+        ),
+        "serving_snapshot": MetadataValue.md(
+            markdown_table(
+                pd.DataFrame(
+                    [
+                        (
+                            client_id,
+                            str(info.partition_date),
+                            info.users,
+                            info.model_version,
+                            info.sha256[:16],
+                        )
+                        for client_id, info in snapshots.items()
+                        if info
+                    ],
+                    columns=["client_id", "partition_date", "users", "model_version", "sha256"],
+                )
+            )
+            if any(snapshots.values())
+            else "none published: no day of this run had an accepted model and valid scores newer than the one served"
+        ),
+    }
+    if len(clients) > 1:
+        quantiles = warehouse.query("score_quantiles", by_client)
+        metadata["score_quantiles"] = MetadataValue.md(markdown_table(quantiles))
+        return MaterializeResult(metadata=metadata, check_results=checks.results())
+    # One client: its model and the day it was trained, quantiles, most loyal users and charts.
+    (client_id,) = client_ids
+    model = models[day]
+    quantiles = warehouse.query("score_quantiles", by_client).drop(columns="client_id").iloc[0]
+    preview = warehouse.query("top_scores", {**by_client, "limit": 10})
     cutoffs = tier_cutoffs(tiers)
     previous_day = day - dt.timedelta(days=1)
     tier_sizes = dict(zip(tiers["coupon_tier"], tiers["users"], strict=True))
-    return MaterializeResult(
-        metadata={
-            **rows_metadata(rows),
-            "model_version": MetadataValue.text(versions[day]),
-            "serving_snapshot": MetadataValue.text(
-                f"{snapshot.partition_date}: {snapshot.users:,} users, {snapshot.model_version}, sha256 {snapshot.sha256[:16]}"
-                if snapshot
-                else "none published: no day of this run had an accepted model and valid scores newer than the one served"
-            ),
-            "model_day": MetadataValue.text(str(model_days[day] or "none: scored by the baseline")),
-            "tier_counts": MetadataValue.md(markdown_table(tiers[["coupon_tier", "users"]])),
-            "score_quantiles": MetadataValue.json(
-                {name: float(value) for name, value in quantiles.items() if pd.notna(value)}
-            ),
-            "preview": MetadataValue.md(markdown_table(preview)),
-            "tier_cutoffs": MetadataValue.json(cutoffs),
-            **chart_metadata(
-                context.log,
-                {
-                    "score_distribution_chart": lambda: score_distribution_figure(
-                        users_per_score_bin(warehouse, day), cutoffs, tier_sizes, day
-                    ),
-                    "score_change_chart": lambda: score_change_figure(
-                        users_per_score_bin(warehouse, day),
-                        users_per_score_bin(warehouse, previous_day),
-                        day,
-                        previous_day,
-                    ),
-                },
-            ),
-        },
-        check_results=checks.results(),
-    )
+    metadata |= {
+        "model_version": MetadataValue.text(
+            str(model["model_version"].iloc[0]) if len(model) else BASELINE_VERSION
+        ),
+        "model_day": MetadataValue.text(
+            str(pd.Timestamp(model["partition_date"].iloc[0]).date())
+            if len(model)
+            else "none: scored by the baseline"
+        ),
+        "score_quantiles": MetadataValue.json(
+            {name: float(value) for name, value in quantiles.items() if pd.notna(value)}
+        ),
+        "preview": MetadataValue.md(markdown_table(preview)),
+        "tier_cutoffs": MetadataValue.json(cutoffs),
+        **chart_metadata(
+            context.log,
+            {
+                "score_distribution_chart": lambda: score_distribution_figure(
+                    users_per_score_bin(warehouse, day, client_id), cutoffs, tier_sizes, day
+                ),
+                "score_change_chart": lambda: score_change_figure(
+                    users_per_score_bin(warehouse, day, client_id),
+                    users_per_score_bin(warehouse, previous_day, client_id),
+                    day,
+                    previous_day,
+                ),
+            },
+        ),
+    }
+    return MaterializeResult(metadata=metadata, check_results=checks.results())

@@ -4,7 +4,7 @@ import json
 from typing import Literal
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field
 
 from karte_assets.assets.checks import MODEL_AUC, DayChecks, spec
@@ -14,7 +14,7 @@ from karte_assets.assets.common import (
     markdown_table,
 )
 from karte_assets.assets.experiments import RunTracking, training_record
-from karte_assets.assets.training_set import loyalty_training_set
+from karte_assets.clients import ClientRegistry, LoyaltyClient, run_clients
 from karte_assets.plots import (
     calibration_figure,
     chart_metadata,
@@ -157,11 +157,11 @@ def model_version(day: dt.date, model_text: str) -> str:
     return f"loyalty-{day:%Y%m%d}-{hashlib.sha256(model_text.encode()).hexdigest()[:10]}"
 
 
-def why_rejected(warehouse: Warehouse, day: dt.date, auc: float, config: ModelConfig) -> str | None:
-    """Why a model validating at ``auc`` must not score, or None: too weak, or much worse than before."""
+def why_rejected(previous: pd.DataFrame, auc: float, config: ModelConfig) -> str | None:
+    """Why a model validating at ``auc`` must not score, or None: too weak, or much worse than the
+    client's ``previous`` accepted model (a ``latest_model`` row, or none)."""
     if auc < config.min_validation_auc:
         return f"validation AUC {auc:.4f} is below min_validation_auc {config.min_validation_auc}"
-    previous = warehouse.query("latest_model", {"partition_date": day - dt.timedelta(days=1)})
     if not previous.empty and auc < previous["validation_auc"].iloc[0] - config.max_auc_drop:
         return (
             f"validation AUC {auc:.4f} is more than {config.max_auc_drop} below the previous model "
@@ -171,7 +171,7 @@ def why_rejected(warehouse: Warehouse, day: dt.date, auc: float, config: ModelCo
 
 
 @daily_asset(
-    deps=[loyalty_training_set],
+    deps=[AssetKey("loyalty_training_set")],
     kinds={"lightgbm"},
     check_specs=[
         spec(
@@ -189,108 +189,175 @@ def loyalty_model(
     trainer: Trainer,
     model_store: ModelStore,
     tracker: Tracker,
+    loyalty_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """LightGBM model of the day, trained through the trainer resource and validated on a later time slice than it learns from."""
+    """LightGBM model of the day per client, trained through the trainer resource and validated on a later time slice than it learns from."""
     warehouse.ensure_table("loyalty_model_table")
-    reports: dict[dt.date, dict] = {}
+    clients = run_clients(context, loyalty_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    client_ids = list(configs)
+    reports: dict[tuple[str, dt.date], dict] = {}
     tracking = RunTracking(context, tracker)
     checks = DayChecks()
 
-    def train(day: dt.date) -> int:
-        last_trained = warehouse.query("last_training", {"partition_date": day})["partition_date"].iloc[0]
-        not_due = why_not_due(day, None if pd.isna(last_trained) else last_trained.date(), config)
-        summary = None if not_due else warehouse.query("training_set_summary", {"partition_date": day})
+    def train_client(
+        day: dt.date,
+        client: LoyaltyClient,
+        last_trained: dt.date | None,
+        summary: pd.DataFrame,
+        previous: pd.DataFrame,
+    ) -> dict:
+        """The client's loyalty_model row of ``day``: a model trained, rejected, or why none was."""
+        own = configs[client.client_id]
+        not_due = why_not_due(day, last_trained, own)
         reason = not_due or why_not_trainable(summary)
         if reason:
-            context.log.info(f"{day}: no model trained: {reason}")
-            checks.record(MODEL_AUC, day, True, f"no model trained, nothing to judge: {reason}")
-            row = {"status": "not_due" if not_due else "skipped", "note": reason}
-        else:
-            job_key = f"{context.run_id}/{day}"
-            try:
-                # The rows go from the warehouse to files the job reads, never through this process.
-                data_uri = warehouse.export_query(
-                    "training_data",
-                    {"partition_date": day},
-                    model_store.staging_prefix(job_key, "training_data"),
-                )
-                job = TrainingJob(
-                    partition_date=day.isoformat(),
-                    data_uri=data_uri,
-                    model_uri=model_store.staged_model_uri(job_key),
-                    horizon_days=int(summary["horizon_days"].max()),
-                    lightgbm_params=config.lightgbm_params(),
-                    num_boost_round=config.num_boost_round,
-                    early_stopping_rounds=config.early_stopping_rounds,
-                    worker_pool=config.worker_pool.overrides(),
-                )
-                outcome = trainer.train(context, job)
-                model_text = model_store.read_model(job.model_uri)
-                version = model_version(day, model_text)
-                uri = model_store.publish(job_key, version)
-            finally:
-                model_store.discard_staging(job_key)
-            experiment = tracking.track(training_record(context, day, job, outcome, version, model_text))
-            metrics = dict(outcome.metrics)
-            rejection = why_rejected(warehouse, day, metrics["validation_auc"], config)
-            checks.record(
-                MODEL_AUC,
-                day,
-                rejection is None,
-                rejection or f"{version}: validation AUC {metrics['validation_auc']:.4f}, accepted",
+            context.log.info(f"{day} {client.client_id}: no model trained: {reason}")
+            return {
+                "status": "not_due" if not_due else "skipped",
+                "note": reason,
+                "judged": (True, f"{client.client_id}: no model trained, nothing to judge: {reason}"),
+            }
+        job_key = f"{context.run_id}/{day}/{client.client_id}"
+        try:
+            # The rows go from the warehouse to files the job reads, never through this process.
+            data_uri = warehouse.export_query(
+                "training_data",
+                {"partition_date": day, "client_ids": [client.client_id]},
+                model_store.staging_prefix(job_key, "training_data"),
             )
-            if rejection:
-                context.log.warning(
-                    f"{day}: {version} rejected, scoring keeps the previous model: {rejection}"
-                )
-            row = {
-                "status": "rejected" if rejection else "trained",
-                "note": rejection,
-                "model_version": version,
-                "model_uri": uri,
-                **{
-                    key: metrics[key]
-                    for key in (
-                        "validation_auc",
-                        "baseline_auc",
-                        "train_rows",
-                        "validation_rows",
-                        "best_iteration",
-                    )
-                },
-            }
-            reports[day] = {
-                "metrics": metrics,
-                "feature_importance": dict(outcome.feature_importance),
-                "validation_summary": dict(outcome.validation_summary),
-                "model_version": version,
-                "model_uri": uri,
-                "experiment": experiment,
-            }
-        row = {
-            "note": None,
-            "model_version": None,
-            "model_uri": None,
-            **row,
-            "trained_at": pd.Timestamp.now("UTC").tz_localize(None),
+            job = TrainingJob(
+                partition_date=day.isoformat(),
+                data_uri=data_uri,
+                model_uri=model_store.staged_model_uri(job_key),
+                horizon_days=int(summary["horizon_days"].max()),
+                lightgbm_params=own.lightgbm_params(),
+                num_boost_round=own.num_boost_round,
+                early_stopping_rounds=own.early_stopping_rounds,
+                worker_pool=own.worker_pool.overrides(),
+            )
+            outcome = trainer.train(context, job)
+            model_text = model_store.read_model(job.model_uri)
+            version = model_version(day, model_text)
+            uri = model_store.publish(job_key, version)
+        finally:
+            model_store.discard_staging(job_key)
+        experiment = tracking.track(training_record(context, day, job, outcome, version, model_text))
+        metrics = dict(outcome.metrics)
+        rejection = why_rejected(previous, metrics["validation_auc"], own)
+        if rejection:
+            context.log.warning(
+                f"{day} {client.client_id}: {version} rejected, scoring keeps the previous model: {rejection}"
+            )
+        reports[(client.client_id, day)] = {
+            "metrics": metrics,
+            "feature_importance": dict(outcome.feature_importance),
+            "validation_summary": dict(outcome.validation_summary),
+            "model_version": version,
+            "model_uri": uri,
+            "experiment": experiment,
         }
-        warehouse.replace_partition_with_rows("loyalty_model", day, pd.DataFrame([row]))
-        return 1 if row["status"] == "trained" else 0
+        return {
+            "status": "rejected" if rejection else "trained",
+            "note": rejection,
+            "model_version": version,
+            "model_uri": uri,
+            **{
+                key: metrics[key]
+                for key in (
+                    "validation_auc",
+                    "baseline_auc",
+                    "train_rows",
+                    "validation_rows",
+                    "best_iteration",
+                )
+            },
+            "judged": (
+                rejection is None,
+                f"{client.client_id}: "
+                + (rejection or f"{version}: validation AUC {metrics['validation_auc']:.4f}, accepted"),
+            ),
+        }
+
+    def train(day: dt.date) -> int:
+        # One query each for every client of the run: statements grow with days, not clients.
+        last = warehouse.query("last_training", {"partition_date": day, "client_ids": client_ids})
+        last_trained = {
+            client_id: pd.Timestamp(trained).date()
+            for client_id, trained in zip(last["client_id"], last["partition_date"], strict=True)
+            if pd.notna(trained)
+        }
+        summaries = warehouse.query("training_set_summary", {"partition_date": day, "client_ids": client_ids})
+        previous = warehouse.query(
+            "latest_model", {"partition_date": day - dt.timedelta(days=1), "client_ids": client_ids}
+        )
+        rows = []
+        for client in clients:
+            mine = summaries["client_id"] == client.client_id
+            row = train_client(
+                day,
+                client,
+                last_trained.get(client.client_id),
+                summaries[mine].drop(columns="client_id").reset_index(drop=True),
+                previous[previous["client_id"] == client.client_id],
+            )
+            rows.append({"client_id": client.client_id, "model_version": None, "model_uri": None, **row})
+        judged = [row.pop("judged") for row in rows]
+        checks.record(MODEL_AUC, day, all(ok for ok, _ in judged), "; ".join(detail for _, detail in judged))
+        frame = pd.DataFrame(rows).assign(trained_at=pd.Timestamp.now("UTC").tz_localize(None))
+        frame = frame.reindex(columns=MODEL_COLUMNS)
+        warehouse.replace_partition_with_rows("loyalty_model", day, frame, clients=client_ids)
+        return int((frame["status"] == "trained").sum())
 
     trained = for_each_day(context, warehouse, train)
-    metadata = model_metadata(trained, reports, config)
-    if reports:
-        newest = reports[max(reports)]
-        summary = newest["validation_summary"]
+    by_day = sorted(reports.items(), key=lambda item: item[0][1])
+    newest = {client_id: report for (client_id, _), report in by_day}  # each client's newest model
+    metadata = model_metadata(trained, {day: report for (_, day), report in by_day}, config)
+    if len(clients) > 1 and newest:
+        metadata["models_by_client"] = MetadataValue.md(
+            markdown_table(
+                pd.DataFrame(
+                    [
+                        (
+                            client_id,
+                            r["model_version"],
+                            r["metrics"]["validation_auc"],
+                            r["metrics"]["baseline_auc"],
+                        )
+                        for client_id, r in sorted(newest.items())
+                    ],
+                    columns=["client_id", "model_version", "validation_auc", "baseline_auc"],
+                )
+            )
+        )
+    if reports and len(clients) == 1:
+        latest = reports[max(reports, key=lambda key: key[1])]
+        summary = latest["validation_summary"]
         metadata |= chart_metadata(
             context.log,
             {
                 "gain_lift_chart": lambda: gain_lift_figure(summary),
                 "calibration_chart": lambda: calibration_figure(summary["calibration"]),
-                "feature_importance_chart": lambda: feature_importance_figure(newest["feature_importance"]),
+                "feature_importance_chart": lambda: feature_importance_figure(latest["feature_importance"]),
             },
         )
     return MaterializeResult(metadata=metadata, check_results=checks.results())
+
+
+# The loyalty_model table's columns after partition_date (sql/loyalty_model_table.sql).
+MODEL_COLUMNS = [
+    "client_id",
+    "status",
+    "note",
+    "model_version",
+    "model_uri",
+    "validation_auc",
+    "baseline_auc",
+    "train_rows",
+    "validation_rows",
+    "best_iteration",
+    "trained_at",
+]
 
 
 def model_metadata(

@@ -1,27 +1,24 @@
 """Which use case runs for which client: the one lookup the launcher asks (CLIENTS.md).
 
-A run is one use case's job for one client: the run tag ``karte/client`` names the client, and the
-job's assets cover exactly the clients a run names. ``lookup`` is the single place that knows the
-registry; today it holds one use case (``loyalty``) and one client (``default``, the single-shop
-setup configured by the ``KARTE_*`` variables). Once the per-use-case client registry exists
-(``karte_assets.clients``, CLIENTS.md amendment of 2026-11-28), ``lookup`` reads a use case's
-client ids from it instead of ``_REGISTRY``'s tuple.
+A run is one use case's job for one client: the run tag ``karte/client`` (``CLIENT_TAG``) names the
+client, and the job's assets cover exactly the clients a run names. The clients of a use case are
+its registry's (``karte_assets.clients``): ``default`` (the single-shop setup configured by the
+``KARTE_*`` variables) and one per ``karte_assets/defs/<instance>/defs.yaml``.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from dataclasses import dataclass
 
 from karte_assets.client.errors import RequestError
+from karte_assets.clients import CLIENT_ID, CLIENT_TAG, LOYALTY, registered_clients
+from karte_assets.settings import current_settings
 
-CLIENT_TAG = "karte/client"
-CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # CLIENTS.md
+__all__ = ["CLIENT_TAG", "Target", "lookup"]
 
-# use case -> (its job, its clients)
-_REGISTRY: dict[str, tuple[str, tuple[str, ...]]] = {
-    "loyalty": ("loyalty_daily_job", ("default",)),
-}
+# use case -> its job
+JOBS: dict[str, str] = {LOYALTY: "loyalty_daily_job"}
 
 
 @dataclass(frozen=True)
@@ -37,19 +34,25 @@ class Target:
         return {CLIENT_TAG: self.client}
 
 
+@functools.cache
+def _client_ids(use_case: str) -> tuple[str, ...]:
+    # Read once per process: the defs folder changes with a deployment, not between requests. One
+    # registry today (loyalty); demand and anomaly get theirs by the same pattern (CLIENTS.md).
+    registry = registered_clients(current_settings())
+    return tuple(registry.ids())
+
+
 def lookup(use_case: str, client: str) -> Target:
     """The job that runs ``use_case`` for ``client``; an unknown one is a ``RequestError`` naming it."""
-    if use_case not in _REGISTRY:
-        raise RequestError(
-            f"unknown use case {use_case!r}: known use cases are {', '.join(sorted(_REGISTRY))}"
-        )
-    job, clients = _REGISTRY[use_case]
+    if use_case not in JOBS:
+        raise RequestError(f"unknown use case {use_case!r}: known use cases are {', '.join(sorted(JOBS))}")
     if not CLIENT_ID.match(client):
         raise RequestError(
             f"client {client!r} is not a client id (lowercase letters, digits, '_' and '-', at most 63)"
         )
+    clients = _client_ids(use_case)
     if client not in clients:
         raise RequestError(
             f"unknown client {client!r} for use case {use_case!r}: its clients are {', '.join(clients)}"
         )
-    return Target(use_case=use_case, client=client, job=job)
+    return Target(use_case=use_case, client=client, job=JOBS[use_case])

@@ -1,8 +1,12 @@
 """The warehouse on BigQuery: the same SQL files the local path transpiles, run as BigQuery jobs.
 
-A day partition is replaced by one job that writes the partition decorator ``table$YYYYMMDD`` with
-WRITE_TRUNCATE: BigQuery swaps that partition atomically, so a re-run or a range backfill never
-duplicates rows and a failed job leaves the old partition in place. Values go in as query
+A day partition is replaced by one query job that writes the partition decorator ``table$YYYYMMDD``
+with WRITE_TRUNCATE: the other clients' rows of that day as they are, and the write's clients' new
+rows (rows computed outside SQL are first loaded into a staging table). BigQuery swaps that
+partition atomically, so a re-run or a range backfill never duplicates rows, a failed job leaves
+the old partition in place, and a client's write keeps every other client's rows. (Two runs that
+write one day of one table at the same time would race: the run queue keeps a use case's runs
+apart, see DESIGN.md.) Values go in as query
 parameters; table names are checked identifiers; every job has labels (asset, partition, run id)
 and a ``maximum_bytes_billed`` guard, and the bytes it processed go into the asset's metadata.
 """
@@ -31,7 +35,14 @@ from sqlglot.tokens import TokenType
 
 from karte_assets.resources.bigquery_rows import conform, query_parameters
 from karte_assets.resources.gcp_labels import label
-from karte_assets.resources.warehouse import SNAPSHOT_TABLES, Rows, Warehouse, checked_identifier
+from karte_assets.resources.warehouse import (
+    ONE_CLIENT,
+    SNAPSHOT_TABLES,
+    Rows,
+    Warehouse,
+    checked_identifier,
+    write_scope,
+)
 from karte_assets.sql import bigquery_sql, bind
 from karte_assets.training.uris import GS_SCHEME
 
@@ -42,6 +53,18 @@ _NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 EXPORT_FILES = "part-*.parquet"
 # A later version of a query may add a column; BigQuery allows that for partition-decorator writes.
 _ADD_FIELDS = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
+# A loaded table's legacy type names as Standard SQL types, for the nulls of an added column.
+_TYPES = {
+    "STRING": "STRING",
+    "INTEGER": "INT64",
+    "INT64": "INT64",
+    "FLOAT": "FLOAT64",
+    "FLOAT64": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "BOOL": "BOOL",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMP",
+}
 
 
 class BigQueryWarehouse(Warehouse):
@@ -104,43 +127,110 @@ class BigQueryWarehouse(Warehouse):
 
     def replace_partition(self, table, day, query_name, params=None):
         bound = bind(query_name, {**(params or {}), "partition_date": day})
-        select = self._sql(query_name)
-        partitioning, clustering = self._declare(table)
         # Our own SQL around a checked query file; the day is a parameter.
-        stamped = f"SELECT @partition_date AS partition_date, q.*\nFROM (\n{select}\n) AS q"  # noqa: S608
-        config = self._job_config(
-            bigquery.QueryJobConfig,
-            query_name,
-            {**bound, "partition_date": day},
-            day,
-            destination=self._partition(table, day),
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            time_partitioning=partitioning,
-            clustering_fields=clustering,
-            schema_update_options=_ADD_FIELDS,
-        )
-        with self._client() as client:
-            rows = self._wait(
-                client.query(stamped, job_config=config), f"{query_name} into {table}${day:%Y%m%d}"
-            )
-        return self._logged(table, day, rows.total_rows)
+        stamped = f"SELECT @partition_date AS partition_date, q.*\nFROM (\n{self._sql(query_name)}\n) AS q"  # noqa: S608
+        clients = write_scope(bound)
+        rows = self._write_clients(table, day, query_name, stamped, {**bound, "partition_date": day}, clients)
+        return self._logged(table, day, rows, clients)
 
-    def replace_partition_with_rows(self, table, day, rows: Rows):
+    def replace_partition_with_rows(self, table, day, rows: Rows, clients=ONE_CLIENT):
         arrow = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
         arrow = arrow if isinstance(arrow, pa.Table) else pa.Table.from_pandas(arrow, preserve_index=False)
+        if "client_id" not in arrow.column_names and len(clients) == 1:
+            arrow = arrow.add_column(0, "client_id", pa.array([clients[0]] * arrow.num_rows, pa.string()))
         arrow = arrow.add_column(0, "partition_date", pa.array([day] * arrow.num_rows, pa.date32()))
-        config = self._load_config(table, day)
+        self._declare(table)
+        staging = self._table_id(f"load_{table}_{uuid.uuid4().hex}")
+        config = self._job_config(
+            bigquery.LoadJobConfig,
+            "load",
+            {},
+            day,
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        )
         with self._client() as client:
             existing = client.get_table(self._table_id(table)).schema
             buffer = io.BytesIO()
             pq.write_table(conform(arrow, existing), buffer)
             size = buffer.tell()
             buffer.seek(0)
-            job = client.load_table_from_file(
-                buffer, self._partition(table, day), size=size, job_config=config
+            try:
+                job = client.load_table_from_file(buffer, staging, size=size, job_config=config)
+                self._wait(job, f"rows into {staging}")
+                self._from_staging(table, day, staging, clients)
+            finally:
+                client.delete_table(staging, not_found_ok=True)
+        return self._logged(table, day, arrow.num_rows, clients)
+
+    def _from_staging(self, table: str, day: dt.date, staging: str, clients) -> int:
+        project, dataset, name = staging.split(".")
+        select = f"SELECT * FROM `{project}`.`{dataset}`.`{name}`"  # noqa: S608 (our own uuid name)
+        with self._client() as client:
+            loaded = client.get_table(staging).schema
+        if "client_id" not in {f.name for f in loaded}:
+            if len(clients) != 1:
+                raise ValueError(
+                    f"rows without a client_id column cannot be written for clients {list(clients)}"
+                )
+            # The rows of one client need not name it: they are that client's.
+            select = select.replace("SELECT *", "SELECT @write_clients[OFFSET(0)] AS client_id, *", 1)
+            loaded = [bigquery.SchemaField("client_id", "STRING"), *loaded]
+        return self._write_clients(table, day, "load", select, {"partition_date": day}, clients, loaded)
+
+    def _write_clients(self, table, day, query_name, select, params, clients, incoming=()) -> int:
+        """Replace ``clients``' rows of ``table``'s partition ``day`` with ``select``'s rows (each with
+        ``partition_date``), keeping the other clients' rows, in one atomic decorator write; a row of
+        another client fails the job (BigQuery's ERROR()); returns the rows written for ``clients``."""
+        partitioning, clustering = self._declare(table)
+        with self._client() as client:
+            existing = {
+                checked_identifier(f.name): f.field_type
+                for f in client.get_table(self._table_id(table)).schema
+            }
+            given = {checked_identifier(f.name): f.field_type for f in incoming} or existing
+            # Either side may lack a column of the other (a load adds fields, ALLOW_FIELD_ADDITION,
+            # or leaves some out): null there.
+            both = {**existing, **given}
+
+            def columns(present: dict[str, str]) -> str:
+                return ", ".join(
+                    f"`{name}`" if name in present else f"CAST(NULL AS {_TYPES[kind]}) AS `{name}`"
+                    for name, kind in both.items()
+                )
+
+            kept = (
+                f"SELECT {columns(existing)} FROM `{self.dataset}`.`{table}`\n"  # noqa: S608 (checked identifiers, our own SQL)
+                "WHERE partition_date = @partition_date AND client_id NOT IN UNNEST(@write_clients)"
             )
-            self._wait(job, f"rows into {table}${day:%Y%m%d}")
-        return self._logged(table, day, arrow.num_rows)
+            check = (
+                "IF(client_id IN UNNEST(@write_clients), client_id, ERROR(CONCAT('row of client ', "
+                "IFNULL(client_id, 'NULL'), ' outside the clients of this write')))"
+            )
+            new = (
+                f"SELECT {columns(given)} FROM (SELECT * REPLACE ({check} AS client_id) FROM (\n{select}\n))"  # noqa: S608 (checked identifiers, our own SQL)
+            )
+            config = self._job_config(
+                bigquery.QueryJobConfig,
+                query_name,
+                {**params, "write_clients": list(clients)},
+                day,
+                destination=self._partition(table, day),
+                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                time_partitioning=partitioning,
+                clustering_fields=clustering,
+                schema_update_options=_ADD_FIELDS,
+            )
+            job = client.query(f"{kept}\nUNION ALL\n{new}", job_config=config)  # noqa: S608 (checked names)
+            self._wait(job, f"{query_name} into {table}${day:%Y%m%d} for {len(clients)} clients")
+        # The count of a result is known without reading it (the rows stay in BigQuery).
+        written = self._run(
+            "partition_client_rows",
+            f"SELECT 1 AS written FROM `{self.dataset}`.`{table}` "  # noqa: S608 (checked identifier)
+            "WHERE partition_date = @partition_date AND client_id IN UNNEST(@write_clients)",
+            {"partition_date": day, "write_clients": list(clients)},
+        )
+        return int(written.total_rows)
 
     def query(self, query_name, params=None):
         return self.query_arrow(query_name, params).to_pandas(date_as_object=False)
@@ -150,10 +240,9 @@ class BigQueryWarehouse(Warehouse):
         rows = self._run(query_name, self._sql(query_name), bound)
         return rows.to_arrow(create_bqstorage_client=False)
 
-    def partition_exists(self, table, day):
-        params = {"table_name": table, "partition_date": day}
+    def logged_clients(self, table, day, client_ids):
         self._ensure_log()
-        return self._run("partition_logged", bigquery_sql("partition_logged"), params).total_rows > 0
+        return super().logged_clients(table, day, client_ids)
 
     def export_query(self, query_name, params, destination_prefix):
         if not destination_prefix.startswith(GS_SCHEME) or not destination_prefix.endswith("/"):
@@ -193,41 +282,37 @@ class BigQueryWarehouse(Warehouse):
                 client.delete_table(staging, not_found_ok=True)
         return destination_prefix
 
-    def replace_partition_from_files(self, table, day, prefix):
+    def replace_partition_from_files(self, table, day, prefix, clients=ONE_CLIENT):
         if not prefix.startswith(GS_SCHEME) or not prefix.endswith("/"):
             raise ValueError(f"BigQuery loads from a gs://bucket/folder/ prefix, not {prefix!r}")
-        config = self._load_config(table, day)
-        # One wildcard after the bucket name selects every file the job wrote
-        # (https://cloud.google.com/bigquery/docs/batch-loading-data#load-wildcards).
-        with self._client() as client:
-            job = client.load_table_from_uri(
-                f"{prefix}*.parquet", self._partition(table, day), job_config=config
-            )
-            self._wait(job, f"{prefix} into {table}${day:%Y%m%d}")
-        return self._logged(table, day, job.output_rows or 0)
-
-    def _load_config(self, table: str, day: dt.date) -> bigquery.LoadJobConfig:
-        """A Parquet load that replaces ``table``'s partition ``day``, stating its declared layout."""
-        partitioning, clustering = self._declare(table)
-        return self._job_config(
+        self._declare(table)
+        staging = self._table_id(f"load_{table}_{uuid.uuid4().hex}")
+        config = self._job_config(
             bigquery.LoadJobConfig,
             "load",
             {},
             day,
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            time_partitioning=partitioning,
-            clustering_fields=clustering,
-            schema_update_options=_ADD_FIELDS,
         )
+        # One wildcard after the bucket name selects every file the job wrote
+        # (https://cloud.google.com/bigquery/docs/batch-loading-data#load-wildcards).
+        with self._client() as client:
+            try:
+                job = client.load_table_from_uri(f"{prefix}*.parquet", staging, job_config=config)
+                self._wait(job, f"{prefix} into {staging}")
+                rows = self._from_staging(table, day, staging, clients)
+            finally:
+                client.delete_table(staging, not_found_ok=True)
+        return self._logged(table, day, rows, clients)
 
-    def _logged(self, table: str, day: dt.date, rows: int) -> int:
+    def _logged(self, table: str, day: dt.date, rows: int, clients=ONE_CLIENT) -> int:
         # Logged after the partition is written, not in one transaction with it (BigQuery has no
         # transaction around a load or a decorator write): a crash in between leaves the day
         # written but unlogged, so it is reported missing and rewritten by the next run, which is
         # safe. A logged day is always there.
         self._ensure_log()
-        params = {"table_name": table, "partition_date": day, "row_count": rows}
+        params = {"table_name": table, "partition_date": day, "row_count": rows, "client_ids": list(clients)}
         self._run("partition_log_insert", bigquery_sql("partition_log_insert"), params)
         return int(rows)
 

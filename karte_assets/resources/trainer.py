@@ -30,12 +30,14 @@ class TrainingJob:
 
 @dataclass(frozen=True)
 class ScoringJob:
-    """What a scoring run needs: the folder of the exported audience features, the model file and
-    the folder for the raw scores (``partition_date``, ``user_id``, ``loyal_score`` Parquet files)."""
+    """What a scoring run needs: the folder of the exported audience features of one or many
+    clients, each client's model file, and the folder for the raw scores (``partition_date``,
+    ``client_id``, ``user_id``, ``loyal_score`` Parquet files). One job scores every client of a
+    run's day that has a model: jobs grow with days, not with clients."""
 
     partition_date: str
     features_uri: str
-    model_uri: str
+    models: Mapping[str, str]  # client_id -> model URI
     scores_uri: str
 
 

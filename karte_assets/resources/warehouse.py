@@ -1,7 +1,9 @@
 """The warehouse seam: where tables live and the feature SQL runs.
 
-Every write replaces one day partition of one table inside a transaction, so a re-run never
-duplicates rows and a failed write leaves the previous contents of that partition in place.
+Every write replaces one day partition of one table for the clients of the write (every table has
+a ``client_id`` column: clients share tables, never rows), inside a transaction, so a re-run never
+duplicates rows, a failed write leaves the previous contents in place, and a write never touches
+the rows of a client it was not given; a row of another client in its input is an error.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from karte_assets.clients import DEFAULT_CLIENT, checked_client_id
 from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT, duckdb_config
 from karte_assets.settings import DEFAULT_SNAPSHOT_RETENTION_DAYS
 from karte_assets.sql import bind, duckdb_sql
@@ -33,11 +36,13 @@ Rows = pd.DataFrame | pa.Table | pa.RecordBatchReader
 # as materialised and one can see when each was last written.
 _PARTITION_LOG_DDL = """
 CREATE TABLE IF NOT EXISTS partition_log (
-  table_name VARCHAR, partition_date DATE, row_count BIGINT, written_at TIMESTAMP,
-  PRIMARY KEY (table_name, partition_date)
+  table_name VARCHAR, client_id VARCHAR NOT NULL, partition_date DATE, row_count BIGINT, written_at TIMESTAMP,
+  PRIMARY KEY (table_name, client_id, partition_date)
 )"""
 # Timestamps are stored as UTC; naive timestamps in source files are read as UTC.
 _TIMEZONE = "SET TimeZone = 'UTC'"
+# The one client of a write, for rows that do not name it (a single shop's rows, as before clients).
+ONE_CLIENT = (DEFAULT_CLIENT,)
 # Per-day full snapshots: every day holds every user, so old days expire (``snapshot_retention_days``).
 SNAPSHOT_TABLES = frozenset({"user_profile", "user_features", "loyalty_training_set", "loyalty_raw_scores"})
 # Run locks this process holds: lock file -> (run id, file descriptor).
@@ -80,11 +85,15 @@ class Warehouse(ConfigurableResource, ABC):
     def replace_partition(
         self, table: str, day: dt.date, query_name: str, params: Mapping[str, object] | None = None
     ) -> int:
-        """Atomically replace ``table``'s partition ``day`` with the rows of a named query."""
+        """Atomically replace the rows of ``table``'s partition ``day`` of the clients
+        ``params["client_ids"]`` (default: the one client ``default``) with a named query's rows."""
 
     @abstractmethod
-    def replace_partition_with_rows(self, table: str, day: dt.date, rows: Rows) -> int:
-        """Atomically replace ``table``'s partition ``day`` with rows computed outside SQL."""
+    def replace_partition_with_rows(
+        self, table: str, day: dt.date, rows: Rows, clients: Sequence[str] = ONE_CLIENT
+    ) -> int:
+        """Atomically replace the rows of ``clients`` in ``table``'s partition ``day`` with rows
+        computed outside SQL; rows without a ``client_id`` column belong to the one client given."""
 
     @abstractmethod
     def query(self, query_name: str, params: Mapping[str, object] | None = None) -> pd.DataFrame:
@@ -94,9 +103,16 @@ class Warehouse(ConfigurableResource, ABC):
     def query_arrow(self, query_name: str, params: Mapping[str, object] | None = None) -> pa.Table:
         """The result of a named query as Arrow, for handing data to another process."""
 
-    @abstractmethod
-    def partition_exists(self, table: str, day: dt.date) -> bool:
-        """Whether ``table`` has a materialised partition ``day`` (possibly with zero rows)."""
+    def partition_exists(self, table: str, day: dt.date, client_id: str = DEFAULT_CLIENT) -> bool:
+        """Whether ``table`` has a materialised partition ``day`` (possibly with zero rows) for ``client_id``."""
+        return client_id in self.logged_clients(table, day, [client_id])
+
+    def logged_clients(self, table: str, day: dt.date, client_ids: Sequence[str]) -> set[str]:
+        """The clients of ``client_ids`` for which ``table``'s partition ``day`` was written."""
+        found = self.query(
+            "partition_logged", {"table_name": table, "partition_date": day, "client_ids": list(client_ids)}
+        )
+        return set(found["client_id"])
 
     @abstractmethod
     def export_query(self, query_name: str, params: Mapping[str, object], destination_prefix: str) -> str:
@@ -105,9 +121,11 @@ class Warehouse(ConfigurableResource, ABC):
         files directly: at production scale nothing the size of the result passes through here."""
 
     @abstractmethod
-    def replace_partition_from_files(self, table: str, day: dt.date, prefix: str) -> int:
-        """Atomically replace ``table``'s partition ``day`` with the rows of the Parquet files under
-        ``prefix``; each row has a ``partition_date`` column equal to ``day``."""
+    def replace_partition_from_files(
+        self, table: str, day: dt.date, prefix: str, clients: Sequence[str] = ONE_CLIENT
+    ) -> int:
+        """Atomically replace the rows of ``clients`` in ``table``'s partition ``day`` with the rows
+        of the Parquet files under ``prefix``; each row has a ``partition_date`` column equal to ``day``."""
 
 
 class DuckDBWarehouse(Warehouse):
@@ -227,13 +245,14 @@ class DuckDBWarehouse(Warehouse):
         if params is None:
             params = {}
         select = duckdb_sql(query_name)
-        bound = {**bind(query_name, {**(params or {}), "partition_date": day}), "partition_date": day}
+        bound = {**bind(query_name, {**params, "partition_date": day}), "partition_date": day}
+        clients = write_scope(bound)
         with self.connect() as connection:
             return _replace(
-                connection, table, select, bound, self._retention(table), self._run_columns_or_none()
+                connection, table, select, bound, self._retention(table), clients, self._run_columns_or_none()
             )
 
-    def replace_partition_with_rows(self, table, day, rows):
+    def replace_partition_with_rows(self, table, day, rows, clients=ONE_CLIENT):
         with self.connect() as connection:
             connection.register("incoming_rows", rows)
             return _replace(
@@ -242,6 +261,7 @@ class DuckDBWarehouse(Warehouse):
                 "SELECT * FROM incoming_rows",
                 {"partition_date": day},
                 self._retention(table),
+                clients,
                 self._run_columns_or_none(),
             )
 
@@ -280,7 +300,7 @@ class DuckDBWarehouse(Warehouse):
             connection.execute(f"COPY ({select}) TO '{target}' (FORMAT PARQUET)", bound)
         return destination_prefix
 
-    def replace_partition_from_files(self, table, day, prefix):
+    def replace_partition_from_files(self, table, day, prefix, clients=ONE_CLIENT):
         files = parquet_files(prefix)
         with self.connect() as connection:
             if prefix.startswith(GS_SCHEME):
@@ -302,16 +322,14 @@ class DuckDBWarehouse(Warehouse):
                 select,
                 {**params, "partition_date": day},
                 self._retention(table),
+                clients,
                 self._run_columns_or_none(),
             )
 
-    def partition_exists(self, table, day):
-        with self.connect() as connection:
-            found = connection.execute(
-                "SELECT 1 FROM partition_log WHERE table_name = $table AND partition_date = $day",
-                {"table": table, "day": day},
-            ).fetchone()
-        return found is not None
+
+def _used(sql: str, params: Mapping[str, object]) -> dict[str, object]:
+    """The parameters ``sql`` names: DuckDB refuses a prepared statement given any other."""
+    return {key: value for key, value in params.items() if re.search(rf"\${key}\b", sql)}
 
 
 def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -342,21 +360,60 @@ def _add_new_columns(
     return columns
 
 
+def write_scope(bound: Mapping[str, object]) -> list[str]:
+    """The clients a named query's write covers: its ``@client_ids``, its one ``@client_id``, or
+    the client ``default`` for a query that names none."""
+    if "client_ids" in bound:
+        return list(bound["client_ids"])
+    if "client_id" in bound:
+        return [bound["client_id"]]
+    return list(ONE_CLIENT)
+
+
+def scoped_select(select: str, columns: Sequence[str], clients: Sequence[str]) -> tuple[str, str]:
+    """``select`` with ``client_id`` checked against the write's clients (or, where the rows do not
+    name their client, set to the one client), and the SQL condition of those clients' rows, both
+    over the parameter ``$write_clients``. DuckDB's ``error()`` fails the write on a stray row."""
+    if "client_id" in columns:
+        check = (
+            "CASE WHEN q.client_id IN (SELECT unnest($write_clients)) THEN q.client_id "
+            "ELSE error('row of client ' || coalesce(q.client_id, 'NULL') || ' outside the clients of this write') END"
+        )
+        return (
+            f"SELECT * REPLACE ({check} AS client_id) FROM ({select}) AS q",  # noqa: S608 (checked identifiers, our own SQL)
+            "client_id IN (SELECT unnest($write_clients))",
+        )  # noqa: S608
+    if len(clients) != 1:
+        raise ValueError(
+            f"rows without a client_id column cannot be written for several clients {list(clients)}"
+        )
+    return (
+        f"SELECT $write_clients[1] AS client_id, q.* FROM ({select}) AS q",  # noqa: S608 (checked identifiers, our own SQL)
+        "client_id IN (SELECT unnest($write_clients))",
+    )  # noqa: S608
+
+
 def _replace(
     connection: duckdb.DuckDBPyConnection,
     table: str,
     select: str,
     params: Mapping[str, object],
     retention_days: int | None,
+    clients: Sequence[str],
     known_columns: dict[str, set[str]] | None = None,
 ) -> int:
-    """Replace one day partition; with ``retention_days``, drop the days older than that before it
-    (BigQuery's partition expiration counts from today instead: the local graph's days are often
-    far from today, so the written day is the clock here). ``known_columns`` (table -> columns)
-    spares the catalog look-ups on a connection that has written the table before."""
+    """Replace the rows of ``clients`` in one day partition; with ``retention_days``, drop the days
+    older than that before it (BigQuery's partition expiration counts from today instead: the local
+    graph's days are often far from today, so the written day is the clock here). ``known_columns``
+    (table -> columns) spares the catalog look-ups on a connection that has written the table before."""
     target = checked_identifier(table)
-    day = {"partition_date": params["partition_date"]}
-    stamped = f"SELECT CAST($partition_date AS DATE) AS partition_date, q.* FROM ({select}) AS q"  # noqa: S608 (checked identifiers and our own SQL)
+    clients = [checked_client_id(client) for client in clients]
+    params = {**params, "write_clients": clients}
+    scope = {"partition_date": params["partition_date"], "write_clients": clients}
+    probe = f"SELECT * FROM ({select}) AS q LIMIT 0"  # noqa: S608 (our own SQL)
+    connection.execute(probe, _used(probe, params))
+    scoped, mine = scoped_select(select, [column[0] for column in connection.description], clients)
+    stamped = f"SELECT CAST($partition_date AS DATE) AS partition_date, s.* FROM ({scoped}) AS s"  # noqa: S608 (checked identifiers and our own SQL)
     existing = (known_columns or {}).get(table)
     if existing is None and _table_exists(connection, table):
         existing = {row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()}
@@ -364,18 +421,25 @@ def _replace(
     try:
         if existing is not None:
             columns = _add_new_columns(connection, target, existing, stamped, params)
-            connection.execute(f"DELETE FROM {target} WHERE partition_date = $partition_date", day)  # noqa: S608
-            # DuckDB answers an INSERT (and a CREATE TABLE AS) with the number of rows written.
+            delete = f"DELETE FROM {target} WHERE partition_date = $partition_date AND {mine}"  # noqa: S608
+            connection.execute(delete, scope)
+            # DuckDB answers an INSERT (and a CREATE TABLE AS) with the number of rows written: the
+            # rows of the write's clients, whose old rows were just deleted.
             rows = connection.execute(f"INSERT INTO {target} BY NAME {stamped}", params).fetchall()[0][0]
         else:
             rows = connection.execute(f"CREATE TABLE {target} AS {stamped}", params).fetchall()[0][0]
             columns = {row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()}
         connection.execute(
-            "INSERT OR REPLACE INTO partition_log VALUES ($table, $day, $rows, now()::TIMESTAMP)",
-            {"table": table, "day": day["partition_date"], "rows": rows},
+            f"""INSERT OR REPLACE INTO partition_log
+            SELECT $table, c.client_id, $partition_date, count(t.client_id), now()::TIMESTAMP
+            FROM (SELECT unnest($write_clients) AS client_id) AS c
+            LEFT JOIN (SELECT client_id FROM {target} WHERE partition_date = $partition_date) AS t
+              ON t.client_id = c.client_id
+            GROUP BY c.client_id""",  # noqa: S608 (checked identifier)
+            {"table": table, **scope},
         )
         if retention_days is not None:
-            oldest = day["partition_date"] - dt.timedelta(days=retention_days)
+            oldest = scope["partition_date"] - dt.timedelta(days=retention_days)
             expire = f"DELETE FROM {target} WHERE partition_date < $oldest"  # noqa: S608 (checked identifier)
             connection.execute(expire, {"oldest": oldest})
             connection.execute(

@@ -33,7 +33,7 @@ from urllib.parse import unquote_to_bytes
 import httptools
 
 from karte_assets.serving.metrics import Metrics
-from karte_assets.serving.snapshot import Snapshot, SnapshotInfo
+from karte_assets.serving.snapshot import Snapshot, SnapshotError, SnapshotInfo
 from karte_assets.serving.store import SnapshotStore, supersedes
 
 BATCH_LIMIT = 1000
@@ -152,6 +152,7 @@ class LookupService:
         self.workdir = workdir
         self.default_tier = default_tier
         self.served: dict[str, Served] = {}
+        self.refused: dict[str, str] = {}  # client -> sha256 of the snapshot its pointer names, refused
         self.metrics = Metrics()
         self.logs = logs or JsonLines(sys.stdout)
 
@@ -176,8 +177,14 @@ class LookupService:
                     }
                 )
             return False
+        if self.refused.get(client) == info.sha256:
+            return False  # its bytes will not change: checking them again every poll only burns CPU
         path = await asyncio.to_thread(self.store.local_copy, info, self.workdir)
-        served = await asyncio.to_thread(Served.load, path, info, published_at, self.default_tier)
+        try:
+            served = await asyncio.to_thread(Served.load, path, info, published_at, self.default_tier)
+        except SnapshotError:
+            self.refused[client] = info.sha256
+            raise
         self.served[client] = served  # the swap: requests after this line read the new snapshot
         self.metrics.swaps[client] += 1
         self.logs.write(

@@ -2,6 +2,7 @@
 -- writes it; `python -m karte_assets.export`).
 CREATE TABLE IF NOT EXISTS coupon_audience (
   partition_date DATE,
+  client_id STRING NOT NULL,
   user_id STRING,
   coupon_tier STRING,
   loyal_score FLOAT64,
@@ -9,4 +10,4 @@ CREATE TABLE IF NOT EXISTS coupon_audience (
   model_version STRING
 )
 PARTITION BY partition_date
-CLUSTER BY user_id
+CLUSTER BY client_id, user_id

@@ -2,8 +2,9 @@
 -- ranking and tiers (loyalty_scores.sql ranks them in the warehouse).
 CREATE TABLE IF NOT EXISTS loyalty_raw_scores (
   partition_date DATE,
+  client_id STRING NOT NULL,
   user_id STRING,
   loyal_score FLOAT64
 )
 PARTITION BY partition_date
-CLUSTER BY user_id
+CLUSTER BY client_id, user_id

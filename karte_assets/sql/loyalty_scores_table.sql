@@ -2,6 +2,7 @@
 -- coupon tier (written from the scored rows by the loyalty_scores asset).
 CREATE TABLE IF NOT EXISTS loyalty_scores (
   partition_date DATE,
+  client_id STRING NOT NULL,
   user_id STRING,
   loyal_score FLOAT64,    -- 0..1
   score_rank INT64,       -- 1 = most loyal
@@ -11,4 +12,4 @@ CREATE TABLE IF NOT EXISTS loyalty_scores (
   model_date DATE         -- the day that model was trained (NULL for the baseline)
 )
 PARTITION BY partition_date
-CLUSTER BY user_id
+CLUSTER BY client_id, user_id

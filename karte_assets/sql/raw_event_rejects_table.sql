@@ -2,6 +2,7 @@
 -- and lines of a file that could not be read as a row (a wrong field count, bad quoting, invalid UTF-8).
 CREATE TABLE IF NOT EXISTS raw_event_rejects (
   partition_date DATE,
+  client_id STRING NOT NULL,
   reject_reason STRING,
   user_id STRING,
   event_ts STRING,
@@ -14,3 +15,4 @@ CREATE TABLE IF NOT EXISTS raw_event_rejects (
   raw_line STRING      -- a malformed line as it came (the columns above are then empty)
 )
 PARTITION BY partition_date
+CLUSTER BY client_id

@@ -1,6 +1,7 @@
 -- The event schema: one row per tracking event of the day partition_date (in the configured time zone).
 CREATE TABLE IF NOT EXISTS raw_events (
   partition_date DATE,
+  client_id STRING NOT NULL,
   user_id STRING,
   event_ts TIMESTAMP,   -- UTC
   event_name STRING,    -- view, click, cart, purchase, ...
@@ -8,4 +9,4 @@ CREATE TABLE IF NOT EXISTS raw_events (
   properties STRING     -- the source's extra columns as a JSON object
 )
 PARTITION BY partition_date
-CLUSTER BY user_id
+CLUSTER BY client_id, user_id

@@ -2,78 +2,85 @@
 -- rates, the regularity of the gaps between events (coefficient of variation: 0 = machine timing,
 -- about 1 = a person's irregular, Poisson-like clicks; how often one gap length repeats), the share of each event type, session
 -- shapes, purchase value patterns, and today's volume against the user's own previous @days days
--- of user_daily_activity. A session ends after @session_gap_seconds without an event.
+-- of user_daily_activity. A session ends after @session_gap_seconds without an event. Per client
+-- of @client_ids: a user is (client_id, user_id), so shops sharing user ids never mix.
 WITH events AS (
   SELECT
+    client_id,
     user_id,
     event_ts,
     event_name,
     value,
     TIMESTAMP_DIFF(
-      event_ts, LAG(event_ts) OVER (PARTITION BY user_id ORDER BY event_ts), MILLISECOND
+      event_ts, LAG(event_ts) OVER (PARTITION BY client_id, user_id ORDER BY event_ts), MILLISECOND
     ) / 1000 AS gap_seconds
   FROM raw_events
-  WHERE partition_date = @partition_date
+  WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
 ),
 sessioned AS (
   SELECT
+    client_id,
     user_id,
     event_ts,
     SUM(IF(gap_seconds IS NULL OR gap_seconds > @session_gap_seconds, 1, 0))
-      OVER (PARTITION BY user_id ORDER BY event_ts ROWS UNBOUNDED PRECEDING) AS session_number
+      OVER (PARTITION BY client_id, user_id ORDER BY event_ts ROWS UNBOUNDED PRECEDING) AS session_number
   FROM events
 ),
 sessions AS (
   SELECT
+    client_id,
     user_id,
     COUNT(*) AS events,
     TIMESTAMP_DIFF(MAX(event_ts), MIN(event_ts), SECOND) AS seconds
   FROM sessioned
-  GROUP BY user_id, session_number
+  GROUP BY client_id, user_id, session_number
 ),
 session_shapes AS (
   SELECT
+    client_id,
     user_id,
     COUNT(*) AS sessions,
     AVG(seconds) AS mean_session_seconds,
     MAX(events) AS max_session_events
   FROM sessions
-  GROUP BY user_id
+  GROUP BY client_id, user_id
 ),
 minutes AS (
-  SELECT user_id, COUNT(*) AS events
+  SELECT client_id, user_id, COUNT(*) AS events
   FROM events
-  GROUP BY user_id, TIMESTAMP_TRUNC(event_ts, MINUTE)
+  GROUP BY client_id, user_id, TIMESTAMP_TRUNC(event_ts, MINUTE)
 ),
 peaks AS (
-  SELECT user_id, MAX(events) AS peak_events_per_minute
+  SELECT client_id, user_id, MAX(events) AS peak_events_per_minute
   FROM minutes
-  GROUP BY user_id
+  GROUP BY client_id, user_id
 ),
 gap_counts AS (
   -- Gaps rounded to the second: a script's timer repeats one value, a person's clicks scatter.
-  SELECT user_id, COUNT(*) AS gaps
+  SELECT client_id, user_id, COUNT(*) AS gaps
   FROM events
   WHERE gap_seconds IS NOT NULL
-  GROUP BY user_id, ROUND(gap_seconds)
+  GROUP BY client_id, user_id, ROUND(gap_seconds)
 ),
 modal_gaps AS (
-  SELECT user_id, MAX(gaps) AS modal_gap_count
+  SELECT client_id, user_id, MAX(gaps) AS modal_gap_count
   FROM gap_counts
-  GROUP BY user_id
+  GROUP BY client_id, user_id
 ),
 purchase_values AS (
   SELECT
+    client_id,
     user_id,
     COUNT(*) AS purchases,
     COUNT(DISTINCT value) AS distinct_values,
     SUM(value) AS revenue
   FROM events
   WHERE event_name = 'purchase'
-  GROUP BY user_id
+  GROUP BY client_id, user_id
 ),
 day AS (
   SELECT
+    client_id,
     user_id,
     COUNT(*) AS events,
     COUNTIF(event_name = 'view') AS views,
@@ -86,10 +93,11 @@ day AS (
     TIMESTAMP_DIFF(MAX(event_ts), MIN(event_ts), SECOND) AS active_seconds,
     COUNT(DISTINCT EXTRACT(HOUR FROM event_ts)) AS active_hours
   FROM events
-  GROUP BY user_id
+  GROUP BY client_id, user_id
 ),
 history AS (
   SELECT
+    client_id,
     user_id,
     COUNT(*) AS history_days,
     AVG(events) AS mean_events,
@@ -97,10 +105,11 @@ history AS (
   FROM user_daily_activity
   WHERE partition_date BETWEEN DATE_SUB(@partition_date, INTERVAL @days DAY)
     AND DATE_SUB(@partition_date, INTERVAL 1 DAY)
-  GROUP BY user_id
+    AND client_id IN UNNEST(@client_ids)
+  GROUP BY client_id, user_id
 )
 SELECT
-  @client_id AS client_id,
+  day.client_id,
   day.user_id,
   day.events,
   -- Per hour of the span from first to last event, the span at least a minute.
@@ -138,8 +147,8 @@ SELECT
   (COALESCE(purchase_values.purchases, 0) + 1)
     / (COALESCE(history.mean_purchases, COALESCE(purchase_values.purchases, 0)) + 1) AS purchases_vs_history
 FROM day
-JOIN session_shapes USING (user_id)
-JOIN peaks USING (user_id)
-LEFT JOIN modal_gaps USING (user_id)
-LEFT JOIN purchase_values USING (user_id)
-LEFT JOIN history USING (user_id)
+JOIN session_shapes USING (client_id, user_id)
+JOIN peaks USING (client_id, user_id)
+LEFT JOIN modal_gaps USING (client_id, user_id)
+LEFT JOIN purchase_values USING (client_id, user_id)
+LEFT JOIN history USING (client_id, user_id)

@@ -1,18 +1,20 @@
--- One row per user active on @partition_date: event counts, revenue and sessions.
+-- One row per client of @client_ids and user active on @partition_date: event counts, revenue and sessions.
 -- A session ends after @session_gap_seconds without an event.
 WITH events AS (
   SELECT
+    client_id,
     user_id,
     event_ts,
     event_name,
     value,
     TIMESTAMP_DIFF(
-      event_ts, LAG(event_ts) OVER (PARTITION BY user_id ORDER BY event_ts), SECOND
+      event_ts, LAG(event_ts) OVER (PARTITION BY client_id, user_id ORDER BY event_ts), SECOND
     ) AS seconds_since_previous
   FROM raw_events
-  WHERE partition_date = @partition_date
+  WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
 )
 SELECT
+  client_id,
   user_id,
   COUNT(*) AS events,
   COUNTIF(seconds_since_previous IS NULL OR seconds_since_previous > @session_gap_seconds) AS sessions,
@@ -24,4 +26,4 @@ SELECT
   MIN(event_ts) AS first_event_ts,
   MAX(event_ts) AS last_event_ts
 FROM events
-GROUP BY user_id
+GROUP BY client_id, user_id

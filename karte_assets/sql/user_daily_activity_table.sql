@@ -1,6 +1,7 @@
 -- One row per user active on the day partition_date (sql/user_daily_activity.sql writes it).
 CREATE TABLE IF NOT EXISTS user_daily_activity (
   partition_date DATE,
+  client_id STRING NOT NULL,
   user_id STRING,
   events INT64,
   sessions INT64,         -- a session ends after the configured gap without an event
@@ -13,4 +14,4 @@ CREATE TABLE IF NOT EXISTS user_daily_activity (
   last_event_ts TIMESTAMP
 )
 PARTITION BY partition_date
-CLUSTER BY user_id
+CLUSTER BY client_id, user_id

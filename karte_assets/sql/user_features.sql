@@ -1,4 +1,4 @@
--- Features of every user seen up to @partition_date, from days <= @partition_date only:
+-- Features of every user of the clients @client_ids seen up to @partition_date, from days <= @partition_date only:
 -- lifetime recency/frequency/monetary from user_profile, rolling 7/28/90-day windows from activity,
 -- and the gaps between purchase days (what BG/NBD and Pareto/NBD model: how often a user buys, and
 -- how long the current silence is against their own rhythm).
@@ -9,7 +9,7 @@ WITH profile AS (
     SAFE_DIVIDE(DATE_DIFF(last_purchase_date, first_purchase_date, DAY), purchase_days - 1)
       AS mean_purchase_gap_days
   FROM user_profile
-  WHERE partition_date = @partition_date
+  WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
 ),
 recent AS (
   SELECT
@@ -18,9 +18,11 @@ recent AS (
   FROM user_daily_activity
   WHERE partition_date > DATE_SUB(@partition_date, INTERVAL 90 DAY)
     AND partition_date <= @partition_date
+    AND client_id IN UNNEST(@client_ids)
 ),
 windows AS (
   SELECT
+    client_id,
     user_id,
     COUNTIF(days_ago < 7) AS active_days_7d,
     CAST(SUM(IF(days_ago < 7, sessions, 0)) AS INT64) AS sessions_7d,
@@ -41,9 +43,10 @@ windows AS (
     CAST(SUM(purchases) AS INT64) AS purchases_90d,
     SUM(revenue) AS revenue_90d
   FROM recent
-  GROUP BY user_id
+  GROUP BY client_id, user_id
 )
 SELECT
+  p.client_id,
   p.user_id,
   DATE_DIFF(@partition_date, p.first_seen_date, DAY) AS tenure_days,
   DATE_DIFF(@partition_date, p.last_seen_date, DAY) AS days_since_last_seen,
@@ -89,4 +92,4 @@ SELECT
     AS days_since_last_purchase_per_gap,
   SAFE_DIVIDE(p.purchase_days, DATE_DIFF(@partition_date, p.first_purchase_date, DAY) + 1) AS purchase_day_rate
 FROM profile AS p
-LEFT JOIN windows AS w ON p.user_id = w.user_id
+LEFT JOIN windows AS w ON p.client_id = w.client_id AND p.user_id = w.user_id

@@ -2,6 +2,7 @@
 -- (sql/user_features.sql writes it; the model trains and scores on these columns).
 CREATE TABLE IF NOT EXISTS user_features (
   partition_date DATE,
+  client_id STRING NOT NULL,
   user_id STRING,
   tenure_days INT64,
   days_since_last_seen INT64,
@@ -45,4 +46,4 @@ CREATE TABLE IF NOT EXISTS user_features (
   purchase_day_rate FLOAT64           -- purchase days per day since the first purchase
 )
 PARTITION BY partition_date
-CLUSTER BY user_id
+CLUSTER BY client_id, user_id

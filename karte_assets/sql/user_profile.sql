@@ -1,13 +1,16 @@
--- user_profile[D] = user_profile[D-1] (+) user_daily_activity[D]: reads two days, never all history.
--- The gaps between purchase days are carried as their last value and the sum of their squares (their
--- plain sum is last_purchase_date - first_purchase_date), so their mean and spread need no history.
+-- user_profile[D] = user_profile[D-1] (+) user_daily_activity[D]: reads two days, never all history,
+-- of the clients @client_ids. The gaps between purchase days are carried as their last value and the
+-- sum of their squares (their plain sum is last_purchase_date - first_purchase_date), so their mean
+-- and spread need no history.
 WITH previous AS (
-  SELECT * FROM user_profile WHERE partition_date = DATE_SUB(@partition_date, INTERVAL 1 DAY)
+  SELECT * FROM user_profile
+  WHERE partition_date = DATE_SUB(@partition_date, INTERVAL 1 DAY) AND client_id IN UNNEST(@client_ids)
 ),
 today AS (
-  SELECT * FROM user_daily_activity WHERE partition_date = @partition_date
+  SELECT * FROM user_daily_activity WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
 )
 SELECT
+  COALESCE(t.client_id, p.client_id) AS client_id,
   COALESCE(t.user_id, p.user_id) AS user_id,
   COALESCE(p.first_seen_date, @partition_date) AS first_seen_date,
   IF(t.user_id IS NULL, p.last_seen_date, @partition_date) AS last_seen_date,
@@ -28,4 +31,4 @@ SELECT
     + IF(t.purchases > 0, COALESCE(POW(DATE_DIFF(@partition_date, p.last_purchase_date, DAY), 2), 0), 0)
     AS purchase_gap_square_sum
 FROM previous AS p
-FULL OUTER JOIN today AS t ON p.user_id = t.user_id
+FULL OUTER JOIN today AS t ON p.client_id = t.client_id AND p.user_id = t.user_id

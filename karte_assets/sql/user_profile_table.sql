@@ -1,6 +1,7 @@
 -- Lifetime state per user, carried from one day to the next (declared, since user_profile reads itself).
 CREATE TABLE IF NOT EXISTS user_profile (
   partition_date DATE,
+  client_id STRING NOT NULL,
   user_id STRING,
   first_seen_date DATE,
   last_seen_date DATE,
@@ -19,4 +20,4 @@ CREATE TABLE IF NOT EXISTS user_profile (
   purchase_gap_square_sum FLOAT64  -- sum of the squared gaps between consecutive purchase days
 )
 PARTITION BY partition_date
-CLUSTER BY user_id
+CLUSTER BY client_id, user_id

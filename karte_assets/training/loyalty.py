@@ -18,7 +18,7 @@ import pandas as pd
 
 from karte_assets.training.evaluation import validation_summary
 
-NON_FEATURES = ("snapshot_date", "label", "user_id")
+NON_FEATURES = ("snapshot_date", "label", "client_id", "user_id")
 # The plain ranking the model has to beat: users who bought most in the last 90 days come first.
 BASELINE_FEATURE = "purchases_90d"
 

@@ -2,10 +2,10 @@
 
 Runs where the data is, in the training image (a Vertex AI CustomJob, or a local subprocess):
 reads the audience's features that the warehouse exported in Arrow batches, so memory is one batch
-whatever the audience, predicts with the model from the model store and writes raw scores
-(``partition_date``, the audience's key columns, ``loyal_score``) as Parquet files for the
-warehouse to load. Ranks, deciles and tiers are computed afterwards in the warehouse
-(``sql/loyalty_scores.sql``).
+whatever the audience, predicts each client's users with that client's model from the model store
+and writes raw scores (``partition_date``, the audience's key columns ``client_id`` and
+``user_id``, ``loyal_score``) as Parquet files for the warehouse to load. Ranks, deciles and tiers
+are computed afterwards in the warehouse (``sql/loyalty_scores.sql``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster_pipes import PipesContext, open_dagster_pipes
 
 from karte_assets.training.entrypoint import pipes_channels
@@ -62,19 +63,37 @@ def scores_record(
     )
 
 
+def client_batches(batch: pa.RecordBatch) -> list[tuple[str, pa.RecordBatch]]:
+    """``batch``'s rows by client: each client's users are scored by that client's model. The
+    export orders rows by client, so a batch is mostly one client's, returned whole."""
+    clients = pc.unique(batch.column("client_id")).to_pylist()
+    if len(clients) == 1:
+        return [(clients[0], batch)]
+    return [(client, batch.filter(pc.equal(batch.column("client_id"), client))) for client in clients]
+
+
 def run(pipes: PipesContext) -> None:
     job = pipes.extras
     day = dt.date.fromisoformat(job["partition_date"])
-    booster = lgb.Booster(model_str=read_bytes(job["model_uri"]).decode())
+    boosters = {
+        client_id: lgb.Booster(model_str=read_bytes(uri).decode()) for client_id, uri in job["models"].items()
+    }
     threads = len(os.sched_getaffinity(0))
     scored = 0
     files = parquet_files(job["features_uri"])
     for number, uri in enumerate(files):
         with ParquetSink(f"{job['scores_uri']}part-{number:05d}.parquet") as sink:
             for batch in parquet_batches(uri, BATCH_ROWS):
-                sink.write(score_batch(booster, batch, day, threads))
+                for client_id, rows in client_batches(batch):
+                    if client_id not in boosters:
+                        raise ValueError(
+                            f"{uri}: rows of client {client_id!r} that this job has no model for"
+                        )
+                    sink.write(score_batch(boosters[client_id], rows, day, threads))
                 scored += batch.num_rows
-        pipes.log.info(f"scored {scored:,} users ({number + 1} of {len(files)} files)")
+        pipes.log.info(
+            f"scored {scored:,} users of {len(boosters)} clients ({number + 1} of {len(files)} files)"
+        )
     pipes.report_custom_message({"scored": scored})
 
 

@@ -1,0 +1,67 @@
+"""The resources of each environment (local, dev, prod), apart from the code location: the CLIs
+(``export``, ``report``, ``clients``) and tests build them without loading the asset graph."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+from dagster import EnvVar
+
+from karte_assets.clients import LoyaltyClient, default_registry
+from karte_assets.resources.model_store import LocalModelStore
+from karte_assets.resources.pubsub_status import PubSubStatusPublisher
+from karte_assets.resources.status import JsonLinesStatusPublisher
+from karte_assets.resources.tracker import CometOfflineTracker, CometOnlineTracker
+from karte_assets.resources.trainer import SubprocessTrainer
+from karte_assets.resources.warehouse import DuckDBWarehouse
+from karte_assets.settings import Settings
+
+
+def local_resources(settings: Settings, clients: Iterable[LoyaltyClient] = ()) -> dict[str, object]:
+    """The embedded defaults: everything under $KARTE_HOME, nothing needs an account; the loyalty
+    clients are ``default`` and ``clients``."""
+    return {
+        "warehouse": DuckDBWarehouse(
+            path=str(settings.warehouse_path),
+            snapshot_retention_days=settings.snapshot_retention_days,
+            memory_limit=settings.duckdb_memory_limit,
+        ),
+        "trainer": SubprocessTrainer(),
+        "model_store": LocalModelStore(root=str(settings.home / "models")),
+        **reporting_resources(settings),
+        "loyalty_clients": default_registry(settings, clients),
+    }
+
+
+def reporting_resources(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, object]:
+    """``status`` and ``tracker``: files under $KARTE_HOME locally; Pub/Sub and Comet ML online in dev/prod."""
+    if settings.cloud is None:
+        return {
+            "status": JsonLinesStatusPublisher(path=str(settings.home / "status.jsonl")),
+            "tracker": CometOfflineTracker(
+                project=settings.comet_project, directory=str(settings.home / "comet")
+            ),
+        }
+    return {
+        "status": PubSubStatusPublisher(project=settings.cloud.project, topic=settings.cloud.pubsub_topic),
+        # An unset EnvVar would fail every run at launch; without a key the tracker warns instead.
+        "tracker": CometOnlineTracker(
+            project=settings.comet_project,
+            api_key=EnvVar("COMET_API_KEY") if environ.get("COMET_API_KEY") else "",
+        ),
+    }
+
+
+def resources_for(settings: Settings, clients: Iterable[LoyaltyClient] = ()) -> dict[str, object]:
+    """The resources of ``settings``' environment, with the loyalty clients ``default`` and ``clients``."""
+    if settings.cloud is None:
+        return local_resources(settings, clients)
+    # Imported here: the Google Cloud clients take seconds to import, and local runs never use them.
+    from karte_assets.resources.google_cloud import cloud_resources
+
+    return {
+        **cloud_resources(settings.cloud, settings.snapshot_retention_days),
+        **reporting_resources(settings),
+        "loyalty_clients": default_registry(settings, clients),
+    }
