@@ -21,15 +21,25 @@ HISTORY = [
     ("after", "2026-06-08", "purchase", 3000),  # on s + H + 1: after the window, label 0
     ("newcomer", "2026-06-05", "view", 0),  # first seen after s: not in snapshot s
     ("newcomer", "2026-06-06", "purchase", 500),
+    # Gaps between purchase days: 1 and 2 days, the last of them on s (label 0, as on_s).
+    ("rhythm", "2026-06-01", "purchase", 100),
+    ("rhythm", "2026-06-02", "purchase", 100),
+    ("rhythm", "2026-06-02", "purchase", 50),  # a second order on one day: one purchase day
+    ("rhythm", "2026-06-04", "purchase", 100),
+    # One gap of 1 day, then silent for 2 days: twice the mean gap.
+    ("lapsed", "2026-06-01", "purchase", 100),
+    ("lapsed", "2026-06-02", "purchase", 100),
 ]
-# Every user of snapshot s with the label and features written out by hand.
+# Every user of snapshot s with the label and features written out by hand (None: no value).
 EXPECTED_AT_S = pd.DataFrame(
     [
         # user, label, tenure_days, days_since_last_seen, days_since_last_purchase, lifetime_purchases,
         # lifetime_revenue, active_days_7d, views_7d, carts_7d, purchases_7d
         ("after", 0, 3, 3, None, 0, 0.0, 1, 1, 0, 0),
+        ("lapsed", 0, 3, 2, 2, 2, 200.0, 2, 0, 0, 2),
         ("on_s", 0, 2, 0, 0, 1, 1000.0, 2, 1, 0, 1),
         ("on_s_plus_h", 1, 2, 1, None, 0, 0.0, 2, 1, 1, 0),
+        ("rhythm", 0, 3, 0, 0, 4, 350.0, 3, 0, 0, 4),
     ],
     columns=[
         "user_id",
@@ -43,6 +53,30 @@ EXPECTED_AT_S = pd.DataFrame(
         "views_7d",
         "carts_7d",
         "purchases_7d",
+    ],
+)
+# The same users' purchase-gap features: purchase days, days since the first purchase, first to last
+# purchase day, mean and spread of the gaps, the last gap, days since the last purchase over the mean
+# gap, purchase days per day since the first purchase.
+GAPS_AT_S = pd.DataFrame(
+    [
+        ("after", 0, None, None, None, None, None, None, None),
+        ("lapsed", 2, 3, 1, 1.0, 0.0, 1, 2.0, 2 / 4),
+        ("on_s", 1, 0, 0, None, None, None, None, 1 / 1),
+        ("on_s_plus_h", 0, None, None, None, None, None, None, None),
+        # gaps 1 and 2: mean 1.5, variance (1 + 4) / 2 - 1.5 ** 2 = 0.25
+        ("rhythm", 3, 3, 3, 1.5, 0.5, 2, 0.0, 3 / 4),
+    ],
+    columns=[
+        "user_id",
+        "purchase_days",
+        "days_since_first_purchase",
+        "purchase_span_days",
+        "mean_purchase_gap_days",
+        "purchase_gap_std_days",
+        "last_purchase_gap_days",
+        "days_since_last_purchase_per_gap",
+        "purchase_day_rate",
     ],
 )
 
@@ -73,6 +107,15 @@ def test_a_hand_built_history_gives_the_labels_and_features_written_out(graph, t
     features = graph.table("user_features", S)
     got = at_s.merge(features, on="user_id")[EXPECTED_AT_S.columns].sort_values("user_id", ignore_index=True)
     pd.testing.assert_frame_equal(got, EXPECTED_AT_S, check_dtype=False)
+    gaps = features[GAPS_AT_S.columns].sort_values("user_id", ignore_index=True)
+    pd.testing.assert_frame_equal(gaps, GAPS_AT_S.astype(gaps.dtypes.to_dict()), check_dtype=False)
     # A day later the window is (06-05, 06-08]: the purchase on 06-08 now counts, the newcomer is in.
     at_next = training[training["snapshot_date"].dt.date == S.replace(day=5)].set_index("user_id")["label"]
-    assert at_next.to_dict() == {"after": 1, "newcomer": 1, "on_s": 0, "on_s_plus_h": 1}
+    assert at_next.to_dict() == {
+        "after": 1,
+        "lapsed": 0,
+        "newcomer": 1,
+        "on_s": 0,
+        "on_s_plus_h": 1,
+        "rhythm": 0,
+    }

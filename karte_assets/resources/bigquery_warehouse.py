@@ -81,7 +81,7 @@ class BigQueryWarehouse(Warehouse):
         description="The existing events table, [project.]dataset.table (KARTE_BQ_EVENTS_TABLE)."
     )
     maximum_bytes_billed: int = Field(
-        # 1 TiB: above the largest daily job at 300 M users (the training export, ~835 GB; see
+        # 1 TiB: above the largest daily job at 300 M users (the training export, ~989 GB; see
         # docs/google-cloud.md), so the guard stops runaway queries, not the graph's own.
         default=2**40,
         gt=0,

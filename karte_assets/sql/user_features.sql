@@ -1,8 +1,15 @@
 -- Features of every user of the clients @client_ids seen up to @partition_date, from days <= @partition_date only:
--- lifetime recency/frequency/monetary from user_profile, rolling 7/28/90-day windows from activity.
+-- lifetime recency/frequency/monetary from user_profile, rolling 7/28/90-day windows from activity,
+-- and the gaps between purchase days (what BG/NBD and Pareto/NBD model: how often a user buys, and
+-- how long the current silence is against their own rhythm).
 -- (Integer sums are cast back to INT64: BigQuery already sums to INT64, DuckDB to HUGEINT.)
 WITH profile AS (
-  SELECT * FROM user_profile WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
+  SELECT
+    *,
+    SAFE_DIVIDE(DATE_DIFF(last_purchase_date, first_purchase_date, DAY), purchase_days - 1)
+      AS mean_purchase_gap_days
+  FROM user_profile
+  WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
 ),
 recent AS (
   SELECT
@@ -71,6 +78,18 @@ SELECT
   COALESCE(w.carts_90d, 0) AS carts_90d,
   COALESCE(w.purchases_90d, 0) AS purchases_90d,
   COALESCE(w.revenue_90d, 0) AS revenue_90d,
-  SAFE_DIVIDE(w.purchases_28d, w.carts_28d) AS cart_conversion_28d
+  SAFE_DIVIDE(w.purchases_28d, w.carts_28d) AS cart_conversion_28d,
+  p.purchase_days,
+  DATE_DIFF(@partition_date, p.first_purchase_date, DAY) AS days_since_first_purchase,
+  DATE_DIFF(p.last_purchase_date, p.first_purchase_date, DAY) AS purchase_span_days,
+  p.mean_purchase_gap_days,
+  -- The spread of the gaps from the sum of their squares: variance = E[gap^2] - mean^2, never below 0
+  -- but for rounding, which ABS absorbs (GREATEST would not do: DuckDB's skips a NULL, BigQuery's returns it).
+  SQRT(ABS(SAFE_DIVIDE(p.purchase_gap_square_sum, p.purchase_days - 1) - POW(p.mean_purchase_gap_days, 2)))
+    AS purchase_gap_std_days,
+  p.last_purchase_gap_days,
+  SAFE_DIVIDE(DATE_DIFF(@partition_date, p.last_purchase_date, DAY), p.mean_purchase_gap_days)
+    AS days_since_last_purchase_per_gap,
+  SAFE_DIVIDE(p.purchase_days, DATE_DIFF(@partition_date, p.first_purchase_date, DAY) + 1) AS purchase_day_rate
 FROM profile AS p
 LEFT JOIN windows AS w ON p.client_id = w.client_id AND p.user_id = w.user_id

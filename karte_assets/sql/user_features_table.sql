@@ -34,7 +34,16 @@ CREATE TABLE IF NOT EXISTS user_features (
   carts_90d INT64,
   purchases_90d INT64,
   revenue_90d FLOAT64,
-  cart_conversion_28d FLOAT64
+  cart_conversion_28d FLOAT64,
+  -- The gaps between purchase days (NULL: never purchased, or fewer than two purchase days).
+  purchase_days INT64,
+  days_since_first_purchase INT64,
+  purchase_span_days INT64,           -- first to last purchase day
+  mean_purchase_gap_days FLOAT64,
+  purchase_gap_std_days FLOAT64,
+  last_purchase_gap_days INT64,
+  days_since_last_purchase_per_gap FLOAT64,  -- the current silence over the mean gap
+  purchase_day_rate FLOAT64           -- purchase days per day since the first purchase
 )
 PARTITION BY partition_date
 CLUSTER BY client_id, user_id

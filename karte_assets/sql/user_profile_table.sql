@@ -14,7 +14,10 @@ CREATE TABLE IF NOT EXISTS user_profile (
   clicks INT64,
   carts INT64,
   purchases INT64,
-  revenue FLOAT64
+  revenue FLOAT64,
+  purchase_days INT64,             -- days with a purchase
+  last_purchase_gap_days INT64,    -- days between the last two purchase days; NULL: fewer than two
+  purchase_gap_square_sum FLOAT64  -- sum of the squared gaps between consecutive purchase days
 )
 PARTITION BY partition_date
 CLUSTER BY client_id, user_id
