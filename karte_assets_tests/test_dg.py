@@ -27,8 +27,8 @@ assert result.success
 """
 
 
-@pytest.mark.slow
-def test_dg_scaffolds_a_client_that_checks_and_materialises_alone(tmp_path):
+def _project_copy(tmp_path):
+    """A copy of the project (pyproject.toml and the package) and the environment that runs it."""
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(REPO_ROOT / "pyproject.toml", project)
@@ -36,7 +36,12 @@ def test_dg_scaffolds_a_client_that_checks_and_materialises_alone(tmp_path):
         REPO_ROOT / "karte_assets", project / "karte_assets", ignore=shutil.ignore_patterns("__pycache__")
     )
     # The copy's package comes first, ahead of the editable install of this worktree.
-    env = {**os.environ, "PYTHONPATH": str(project), "KARTE_HOME": str(tmp_path / "karte")}
+    return project, {**os.environ, "PYTHONPATH": str(project), "KARTE_HOME": str(tmp_path / "karte")}
+
+
+@pytest.mark.slow
+def test_dg_scaffolds_a_client_that_checks_and_materialises_alone(tmp_path):
+    project, env = _project_copy(tmp_path)
 
     def dg(*args: str) -> str:
         done = subprocess.run([DG, *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
@@ -90,13 +95,7 @@ assert result.success
 
 @pytest.mark.slow
 def test_dg_scaffolds_an_anomaly_client_that_checks_and_materialises_its_table_and_export(tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(REPO_ROOT / "pyproject.toml", project)
-    shutil.copytree(
-        REPO_ROOT / "karte_assets", project / "karte_assets", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    env = {**os.environ, "PYTHONPATH": str(project), "KARTE_HOME": str(tmp_path / "karte")}
+    project, env = _project_copy(tmp_path)
 
     def dg(*args: str, ok: bool = True) -> str:
         done = subprocess.run([DG, *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)

@@ -152,16 +152,7 @@ class BigQueryWarehouse(Warehouse):
         if "client_id" not in arrow.column_names and len(clients) == 1:
             arrow = arrow.add_column(0, "client_id", pa.array([clients[0]] * arrow.num_rows, pa.string()))
         arrow = arrow.add_column(0, "partition_date", pa.array([day] * arrow.num_rows, pa.date32()))
-        self._declare(table)
-        staging = self._table_id(f"load_{table}_{uuid.uuid4().hex}")
-        config = self._job_config(
-            bigquery.LoadJobConfig,
-            "load",
-            {},
-            day,
-            source_format=bigquery.SourceFormat.PARQUET,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-        )
+        staging, config = self._staging_load(table, day)
         with self._client() as client:
             existing = client.get_table(self._table_id(table)).schema
             buffer = io.BytesIO()
@@ -297,12 +288,11 @@ class BigQueryWarehouse(Warehouse):
                 client.delete_table(staging, not_found_ok=True)
         return destination_prefix
 
-    def replace_partition_from_files(self, table, day, prefix, clients=ONE_CLIENT):
-        if not prefix.startswith(GS_SCHEME) or not prefix.endswith("/"):
-            raise ValueError(f"BigQuery loads from a gs://bucket/folder/ prefix, not {prefix!r}")
+    def _staging_load(self, table, day):
+        """A fresh staging table for ``table``'s rows of ``day`` and the Parquet load job's config."""
         self._declare(table)
         staging = self._table_id(f"load_{table}_{uuid.uuid4().hex}")
-        config = self._job_config(
+        return staging, self._job_config(
             bigquery.LoadJobConfig,
             "load",
             {},
@@ -310,6 +300,11 @@ class BigQueryWarehouse(Warehouse):
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
         )
+
+    def replace_partition_from_files(self, table, day, prefix, clients=ONE_CLIENT):
+        if not prefix.startswith(GS_SCHEME) or not prefix.endswith("/"):
+            raise ValueError(f"BigQuery loads from a gs://bucket/folder/ prefix, not {prefix!r}")
+        staging, config = self._staging_load(table, day)
         # One wildcard after the bucket name selects every file the job wrote
         # (https://cloud.google.com/bigquery/docs/batch-loading-data#load-wildcards).
         with self._client() as client:
