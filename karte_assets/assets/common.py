@@ -98,17 +98,26 @@ def first_partition_day() -> dt.date:
     return daily_partitions.start.date()
 
 
-def client_rows(client_id: str, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-    """``reader``'s batches with a first column ``client_id``: rows of one client's source."""
-    schema = reader.schema.insert(0, pa.field("client_id", pa.string()))
-    for batch in reader:
-        column = pa.array([client_id] * batch.num_rows, pa.string())
-        yield pa.RecordBatch.from_arrays([column, *batch.columns], schema=schema)
+def clients_stream(readers: Iterable[tuple[str, Callable[[], pa.RecordBatchReader]]]) -> pa.RecordBatchReader:
+    """One stream of several clients' rows with a first column ``client_id``, read one client after
+    the other (nothing held in memory). Each client's reader is opened once: the first one up front
+    for the stream's schema, the others as the stream reaches them."""
+    readers = iter(readers)
+    first_client, open_first = next(readers)
+    first = open_first()
+    schema = first.schema.insert(0, pa.field("client_id", pa.string()))
 
+    def rows(client_id: str, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            column = pa.array([client_id] * batch.num_rows, pa.string())
+            yield pa.RecordBatch.from_arrays([column, *batch.columns], schema=schema)
 
-def chained(schema: pa.Schema, parts: Iterable[Iterator[pa.RecordBatch]]) -> pa.RecordBatchReader:
-    """One stream of the rows of several clients, read one after the other (nothing held in memory)."""
-    return pa.RecordBatchReader.from_batches(schema, (batch for part in parts for batch in part))
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from rows(first_client, first)
+        for client_id, open_reader in readers:
+            yield from rows(client_id, open_reader())
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def for_each_day(

@@ -3,14 +3,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import pandas as pd
-import pyarrow as pa
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field
 
 from karte_assets.assets.checks import RAW_EVENTS_VALID, RAW_EVENTS_VOLUME, DayChecks, spec
 from karte_assets.assets.common import (
-    chained,
-    client_rows,
+    clients_stream,
     daily_asset,
     for_each_day,
     markdown_table,
@@ -118,14 +116,10 @@ def _store_day(
                 f"({rejected / total:.1%}, over max_reject_share {config.max_reject_share:.1%}): {listed}"
             )
     clients = list(sources)
-    first = next(iter(sources.values()))
     warehouse.replace_partition_with_rows(
         "raw_event_rejects",
         day,
-        chained(
-            first.rejected().schema.insert(0, pa.field("client_id", pa.string())),
-            (client_rows(client_id, events.rejected()) for client_id, events in sources.items()),
-        ),
+        clients_stream((client_id, events.rejected) for client_id, events in sources.items()),
         clients=clients,
     )
     if failures:
@@ -138,10 +132,7 @@ def _store_day(
     return warehouse.replace_partition_with_rows(
         "raw_events",
         day,
-        chained(
-            first.accepted().schema.insert(0, pa.field("client_id", pa.string())),
-            (client_rows(client_id, events.accepted()) for client_id, events in sources.items()),
-        ),
+        clients_stream((client_id, events.accepted) for client_id, events in sources.items()),
         clients=clients,
     )
 
