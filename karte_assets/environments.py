@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dagster import EnvVar
 
 from karte_assets.clients import ANOMALY, AnomalyClient, LoyaltyClient, default_registry
+from karte_assets.resources.event_sources import EventSources
 from karte_assets.resources.model_store import LocalModelStore
 from karte_assets.resources.pubsub_status import PubSubStatusPublisher
 from karte_assets.resources.status import JsonLinesStatusPublisher
@@ -30,6 +31,7 @@ def local_resources(
             memory_limit=settings.duckdb_memory_limit,
         ),
         "trainer": SubprocessTrainer(),
+        "event_sources": EventSources(),
         "model_store": LocalModelStore(root=str(settings.home / "models")),
         **reporting_resources(settings),
         "loyalty_clients": default_registry(settings, clients),
@@ -68,6 +70,7 @@ def resources_for(
 
     return {
         **cloud_resources(settings.cloud, settings.snapshot_retention_days),
+        "event_sources": EventSources(),
         **reporting_resources(settings),
         "loyalty_clients": default_registry(settings, clients),
         "anomaly_clients": default_registry(settings, anomaly_clients, ANOMALY),

@@ -1,8 +1,11 @@
-"""Where raw events come from locally: the synthetic shop, or the user's Parquet/CSV files.
+"""Where a client's raw events come from: the seam ``EventSource``, asked for one day at a time.
 
-Either way the day's rows are read through an in-memory DuckDB connection that types them to the
+A ``RowSource`` (the synthetic shop, the user's Parquet/CSV files, or any other source that can put
+a day's rows into DuckDB) is read through an in-memory DuckDB connection that types them to the
 event schema (``sql/raw_events_table.sql``) and sorts out the rows that cannot be used, each with
 its reason, file and line, so that bad input is counted and kept instead of dropped or crashing the day.
+A ``TableSource`` (the existing BigQuery events table) is copied by the warehouse itself, which
+says which tables it can read (``Warehouse.readable_event_tables``).
 
 The event schema of a source file: ``user_id``, ``event_ts`` (a timestamp; naive ones are read as
 UTC, a date alone as the start of that day in the configured time zone, digits alone as epoch
@@ -15,11 +18,15 @@ and counted. Without an id, identical rows are kept: two orders of the same amou
 look exactly like a double-fired tag, and only an id tells them apart.
 """
 
+from __future__ import annotations
+
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -27,9 +34,23 @@ import pyarrow as pa
 from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT, duckdb_config
 from karte_assets.event_files import EventSourceError, SourceFiles, load_files, quoted
 from karte_assets.partitions import day_window
+from karte_assets.settings import BIGQUERY_EVENTS_TABLE, BIGQUERY_SOURCE, SYNTHETIC_SOURCE
 from karte_assets.synthetic import SyntheticWorld, generate_day, with_products
 
-__all__ = ["DayEvents", "EventSourceError", "day_events"]
+if TYPE_CHECKING:
+    from karte_assets.resources.warehouse import Warehouse
+
+__all__ = [
+    "BigQueryTableSource",
+    "DayEvents",
+    "EventSource",
+    "EventSourceError",
+    "FileSource",
+    "RowSource",
+    "SyntheticSource",
+    "TableSource",
+    "day_events",
+]
 
 REQUIRED_COLUMNS = ("user_id", "event_ts", "event_name")
 OPTIONAL_COLUMNS = ("value",)
@@ -210,19 +231,95 @@ def _event_id_column(columns: list[str], configured: str | None, source: str) ->
     return configured
 
 
+class EventSource(ABC):
+    """One client's events: ``name`` is what metadata, rejects and errors call the source."""
+
+    name: str
+
+    def refusal(self, warehouse: Warehouse) -> str | None:
+        """Why ``warehouse`` cannot load this source, or None."""
+        return None
+
+
+class RowSource(EventSource):
+    """A source whose day of rows is read and classified in this process (``day_events``)."""
+
+    @abstractmethod
+    def load(self, connection: duckdb.DuckDBPyConnection, day: dt.date, timezone: str) -> SourceFiles:
+        """Make the rows of local day ``day`` (at least; the classifier cuts the day) a relation of
+        ``connection`` with the event schema's columns: ``user_id``, ``event_ts``, ``event_name``,
+        optional ``value``, an optional event id, any other columns (kept as properties)."""
+
+
+@dataclass(frozen=True)
+class SyntheticSource(RowSource):
+    """The simulated shop of ``world``."""
+
+    world: SyntheticWorld
+    name: str = SYNTHETIC_SOURCE
+
+    def load(self, connection, day, timezone):
+        connection.register(
+            "synthetic_events", with_products(self.world, day, generate_day(self.world, day, timezone))
+        )
+        return SourceFiles("synthetic_events", {})
+
+
+@dataclass(frozen=True)
+class FileSource(RowSource):
+    """Parquet or CSV files: ``name`` is a path or glob (``event_files``)."""
+
+    name: str
+    csv_delimiter: str | None = None
+
+    def load(self, connection, day, timezone):
+        return load_files(connection, self.name, REQUIRED_COLUMNS, self.csv_delimiter)
+
+
+class TableSource(EventSource):
+    """A source the warehouse copies a day of, in one statement, without this process reading rows.
+
+    ``table`` names the table among those the warehouse declares it can read
+    (``Warehouse.readable_event_tables``); ``unreadable`` says what a warehouse without it lacks.
+    """
+
+    table: ClassVar[str]
+    unreadable: ClassVar[str]
+
+    def refusal(self, warehouse: Warehouse) -> str | None:
+        return None if self.table in warehouse.readable_event_tables else self.unreadable
+
+    @abstractmethod
+    def copy_day(
+        self, warehouse: Warehouse, day: dt.date, start: dt.datetime, end: dt.datetime, client_id: str
+    ) -> int:
+        """Replace ``client_id``'s ``raw_events`` of ``day`` (the instants [start, end)); the rows written."""
+
+
+@dataclass(frozen=True)
+class BigQueryTableSource(TableSource):
+    """The shop's existing events table in BigQuery (KARTE_BQ_EVENTS_TABLE, dev and prod)."""
+
+    name: str = BIGQUERY_SOURCE
+    table: ClassVar[str] = BIGQUERY_EVENTS_TABLE
+    unreadable: ClassVar[str] = "reads KARTE_BQ_EVENTS_TABLE: it needs KARTE_ENV=dev or prod"
+
+    def copy_day(self, warehouse, day, start, end, client_id):
+        params = {"day_start": start, "day_end": end, "client_id": client_id}
+        return warehouse.replace_partition("raw_events", day, "raw_events_from_table", params)
+
+
 @contextmanager
 def day_events(
-    source: str,
+    source: RowSource,
     day: dt.date,
     timezone: str,
-    world: SyntheticWorld,
     event_names: Sequence[str],
     spill_directory: Path,
     event_id_column: str | None = None,
-    csv_delimiter: str | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> Iterator[DayEvents]:
-    """The rows of local day ``day`` from ``source`` ("synthetic", or a file path or glob)."""
+    """The rows of local day ``day`` from ``source``, classified."""
     start, end = day_window(day, timezone)
     with duckdb.connect(config=duckdb_config(memory_limit, spill_directory)) as connection:
         connection.execute("SET TimeZone = 'UTC'")
@@ -232,20 +329,16 @@ def day_events(
             "event_names": list(event_names),
             "timezone": timezone,
         }
-        if source == "synthetic":
-            connection.register(
-                "synthetic_events", with_products(world, day, generate_day(world, day, timezone))
-            )
-            files = SourceFiles("synthetic_events", {})
-        else:
-            files = load_files(connection, source, REQUIRED_COLUMNS, csv_delimiter)
+        files = source.load(connection, day, timezone)
         described = connection.execute(f"DESCRIBE SELECT * FROM {files.relation}", files.params)  # noqa: S608
         types = {row[0]: row[1] for row in described.fetchall()}
         columns = [c for c in types if c not in ORIGIN_COLUMNS]
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
-            raise EventSourceError(f"event source {source!r} lacks the columns {missing}; it has {columns}")
-        event_id = _event_id_column(columns, event_id_column, source)
+            raise EventSourceError(
+                f"event source {source.name!r} lacks the columns {missing}; it has {columns}"
+            )
+        event_id = _event_id_column(columns, event_id_column, source.name)
         prefilter, prefilter_params = _day_prefilter(types["event_ts"], start, end) or (None, {})
         select = _classifying_select(types, files.relation, event_id, prefilter)
         if files.malformed:
@@ -255,4 +348,4 @@ def day_events(
         connection.execute(
             f"CREATE TEMP TABLE classified AS {select}", {k: v for k, v in given.items() if f"${k}" in select}
         )
-        yield DayEvents(connection, source)
+        yield DayEvents(connection, source.name)

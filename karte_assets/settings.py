@@ -21,6 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("local", "dev", "prod")
 SYNTHETIC_SOURCE = "synthetic"
 BIGQUERY_SOURCE = "bigquery"  # the existing events table KARTE_BQ_EVENTS_TABLE (dev, prod)
+# The events table a warehouse may declare it can read (Warehouse.readable_event_tables).
+BIGQUERY_EVENTS_TABLE = "bigquery_events_table"
 # Per-day snapshots are kept this long: the default training window reads 77 days back, plus 35.
 DEFAULT_SNAPSHOT_RETENTION_DAYS = 112
 

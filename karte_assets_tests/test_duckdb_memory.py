@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from karte_assets.duckdb_memory import memory_limit_bytes
-from karte_assets.event_sources import day_events
+from karte_assets.event_sources import SyntheticSource, day_events
 from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.settings import SettingsError, load_settings
 from karte_assets.synthetic import SyntheticWorld
@@ -53,10 +53,9 @@ def test_the_warehouse_connection_is_bounded_and_spills_under_the_home_tmp_folde
 def test_the_event_sources_database_is_bounded_too(tmp_path):
     world = SyntheticWorld(start=dt.date(2026, 6, 1))
     with day_events(
-        "synthetic",
+        SyntheticSource(world),
         dt.date(2026, 6, 2),
         "Asia/Tokyo",
-        world,
         ["view"],
         tmp_path / "tmp",
         memory_limit="400MiB",

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from karte_assets.event_sources import day_events
-from karte_assets.synthetic import SyntheticWorld
+from karte_assets.event_sources import FileSource, day_events
 
 CORPUS = Path(__file__).parent / "corpus"
-WORLD = SyntheticWorld(start=dt.date(2026, 6, 1))
 DAY = dt.date(2026, 6, 10)  # in Asia/Tokyo: 2026-06-09 15:00 to 2026-06-10 15:00 UTC
 NAMES = ["view", "click", "cart", "purchase"]
 GOOD_OF_MALFORMED = [
@@ -127,7 +125,7 @@ EXPECTED = {
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_good_row_loads_and_each_bad_line_is_rejected_alone_with_file_line_and_reason(name, tmp_path):
     source = str(CORPUS / name)
-    with day_events(source, DAY, "Asia/Tokyo", WORLD, NAMES, tmp_path / "spill") as events:
+    with day_events(FileSource(source), DAY, "Asia/Tokyo", NAMES, tmp_path / "spill") as events:
         accepted = events.accepted().read_all().to_pandas()
         rejected = events.rejected().read_all().to_pandas()
     rows = sorted(
@@ -143,7 +141,7 @@ def test_every_good_row_loads_and_each_bad_line_is_rejected_alone_with_file_line
 def test_a_malformed_line_is_kept_as_it_came(tmp_path):
     lines = (CORPUS / "malformed.csv").read_bytes().split(b"\n")
     with day_events(
-        str(CORPUS / "malformed.csv"), DAY, "Asia/Tokyo", WORLD, NAMES, tmp_path / "spill"
+        FileSource(str(CORPUS / "malformed.csv")), DAY, "Asia/Tokyo", NAMES, tmp_path / "spill"
     ) as events:
         rejected = events.rejected().read_all().to_pandas().set_index("source_line")
     assert rejected.loc[3, "raw_line"] == lines[2].decode()

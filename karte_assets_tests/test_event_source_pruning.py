@@ -7,16 +7,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from karte_assets.event_sources import _day_prefilter, day_events
-from karte_assets.synthetic import SyntheticWorld
+from karte_assets.event_sources import FileSource, _day_prefilter, day_events
 
-WORLD = SyntheticWorld(start=dt.date(2026, 6, 1))
 DAY = dt.date(2026, 6, 10)
 NAMES = ["view", "click", "cart", "purchase"]
 
 
 def day_rows(source: str, tmp_path) -> tuple[list, list]:
-    with day_events(source, DAY, "Asia/Tokyo", WORLD, NAMES, tmp_path / "spill") as events:
+    with day_events(FileSource(source), DAY, "Asia/Tokyo", NAMES, tmp_path / "spill") as events:
         accepted = events.accepted().read_all().to_pandas()
         rejected = (
             events.rejected()

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from karte_assets.event_sources import EventSourceError, day_events
+from karte_assets.event_sources import EventSourceError, FileSource, SyntheticSource, day_events
 from karte_assets.synthetic import SyntheticWorld
 
 WORLD = SyntheticWorld(start=dt.date(2026, 6, 1))
@@ -16,7 +16,8 @@ NAMES = ["view", "click", "cart", "purchase"]
 
 
 def open_day(source: str, tmp_path, timezone: str = "Asia/Tokyo"):
-    return day_events(source, DAY, timezone, WORLD, NAMES, tmp_path / "spill")
+    reader = SyntheticSource(WORLD) if source == "synthetic" else FileSource(source)
+    return day_events(reader, DAY, timezone, NAMES, tmp_path / "spill")
 
 
 def read(source: str, tmp_path, timezone: str = "Asia/Tokyo") -> tuple[pd.DataFrame, dict[str, int]]:
@@ -168,14 +169,14 @@ def test_an_event_id_column_of_another_name_is_named_in_config_and_kept_as_event
         [{**ORDER, "order_id": "o1"}, {**ORDER, "order_id": "o1"}, {**ORDER, "order_id": "o2"}]
     ).to_csv(path, index=False)
     with day_events(
-        str(path), DAY, "Asia/Tokyo", WORLD, NAMES, tmp_path / "spill", event_id_column="order_id"
+        FileSource(str(path)), DAY, "Asia/Tokyo", NAMES, tmp_path / "spill", event_id_column="order_id"
     ) as events:
         assert events.duplicate_count() == 1
         properties = sorted(events.accepted().read_all().to_pandas()["properties"])
     assert properties == ['{"event_id":"o1"}', '{"event_id":"o2"}']
     with pytest.raises(EventSourceError, match="has no event id column 'ordr_id'"):
         with day_events(
-            str(path), DAY, "Asia/Tokyo", WORLD, NAMES, tmp_path / "spill", event_id_column="ordr_id"
+            FileSource(str(path)), DAY, "Asia/Tokyo", NAMES, tmp_path / "spill", event_id_column="ordr_id"
         ):
             pass
 

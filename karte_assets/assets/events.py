@@ -15,12 +15,12 @@ from karte_assets.assets.common import (
     rows_metadata,
 )
 from karte_assets.clients import ClientRegistry, grouped, run_clients
-from karte_assets.event_sources import DayEvents, day_events
+from karte_assets.event_sources import DayEvents, TableSource, day_events
 from karte_assets.partitions import day_window
 from karte_assets.plots import chart_metadata, event_volume_figure
-from karte_assets.resources.warehouse import DuckDBWarehouse, Warehouse
-from karte_assets.settings import BIGQUERY_SOURCE, current_settings
-from karte_assets.synthetic import SyntheticWorld
+from karte_assets.resources.event_sources import EventSources
+from karte_assets.resources.warehouse import Warehouse
+from karte_assets.settings import current_settings
 
 # The counts of sql/raw_events_quality.sql that must be zero.
 QUALITY_COUNTS = ("null_user_ids", "unknown_event_names", "outside_day", "invalid_values", "duplicates")
@@ -216,31 +216,34 @@ def raw_events(
     context: AssetExecutionContext,
     config: RawEventsConfig,
     warehouse: Warehouse,
+    event_sources: EventSources,
     loyalty_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
     """Tracking events of the day (view, click, cart, purchase, ...) of each client of the run, from the synthetic shop, event files or BigQuery."""
     settings = current_settings()
     clients = run_clients(context, loyalty_clients)
     configs = {client.client_id: client.config(config) for client in clients}
-    worlds = {
-        client.client_id: SyntheticWorld(
-            start=client.start(settings),
-            new_users_per_day=configs[client.client_id].synthetic_new_users_per_day,
-            seed=configs[client.client_id].synthetic_seed,
-            planted_users=configs[client.client_id].synthetic_planted_users,
-        )
+    sources = {
+        client.client_id: event_sources.for_client(configs[client.client_id], client.start(settings))
         for client in clients
     }
     warehouse.ensure_table("raw_events_table")
     warehouse.ensure_table("raw_event_rejects_table")
-    counts = DayCounts()
-    from_table = [c for c in clients if configs[c.client_id].source == BIGQUERY_SOURCE]
-    if from_table and isinstance(warehouse, DuckDBWarehouse):
+    # A source the warehouse cannot load (the BigQuery events table on DuckDB) fails the run before
+    # any day is written.
+    refused: dict[tuple[str, str], list[str]] = {}
+    for client_id, source in sources.items():
+        if (why := source.refusal(warehouse)) is not None:
+            refused.setdefault((source.name, why), []).append(client_id)
+    if refused:
         raise Failure(
-            f'source "bigquery" (clients {", ".join(c.client_id for c in from_table)}) reads '
-            "KARTE_BQ_EVENTS_TABLE: it needs KARTE_ENV=dev or prod"
+            "; ".join(
+                f'source "{name}" (clients {", ".join(ids)}) {why}' for (name, why), ids in refused.items()
+            )
         )
-    from_sources = [c for c in clients if c not in from_table]
+    counts = DayCounts()
+    from_table = [c for c in clients if isinstance(sources[c.client_id], TableSource)]
+    from_rows = [c for c in clients if c not in from_table]
     checks = DayChecks()
 
     def load(day: dt.date) -> int:
@@ -248,29 +251,26 @@ def raw_events(
         rows = 0
         for client in from_table:
             start, end = day_window(day, client.zone(settings))
-            params = {"day_start": start, "day_end": end, "client_id": client.client_id}
-            rows += warehouse.replace_partition("raw_events", day, "raw_events_from_table", params)
+            rows += sources[client.client_id].copy_day(warehouse, day, start, end, client.client_id)
         # A client's history starts on its first day: before it, its source is not read.
-        started = [client for client in from_sources if client.start(settings) <= day]
+        started = [client for client in from_rows if client.start(settings) <= day]
         for batch in range(0, len(started), CLIENTS_PER_LOAD):
             with ExitStack() as stack:
-                sources = {
+                days = {
                     client.client_id: stack.enter_context(
                         day_events(
-                            configs[client.client_id].source,
+                            sources[client.client_id],
                             day,
                             client.zone(settings),
-                            worlds[client.client_id],
                             config.event_names,
                             settings.home / "tmp",
                             event_id_column=configs[client.client_id].event_id_column,
-                            csv_delimiter=configs[client.client_id].csv_delimiter,
                             memory_limit=settings.duckdb_memory_limit,
                         )
                     )
                     for client in started[batch : batch + CLIENTS_PER_LOAD]
                 }
-                rows += _store_day(context, warehouse, day, sources, configs, counts)
+                rows += _store_day(context, warehouse, day, days, configs, counts)
         _check_day(warehouse, day, windows, config.event_names, checks)
         return rows
 

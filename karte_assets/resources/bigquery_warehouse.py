@@ -21,6 +21,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -43,6 +44,7 @@ from karte_assets.resources.warehouse import (
     checked_identifier,
     write_scope,
 )
+from karte_assets.settings import BIGQUERY_EVENTS_TABLE
 from karte_assets.sql import bigquery_sql, bind
 from karte_assets.training.uris import GS_SCHEME
 
@@ -73,6 +75,7 @@ _TYPES = {
 class BigQueryWarehouse(Warehouse):
     """Tables in one BigQuery dataset, each partitioned by day on ``partition_date``."""
 
+    readable_event_tables: ClassVar[frozenset[str]] = frozenset({BIGQUERY_EVENTS_TABLE})
     bigquery: BigQueryResource = Field(
         description="Project and location (KARTE_BQ_LOCATION) of the jobs; credentials from ADC."
     )

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
 import pandas as pd
@@ -62,6 +63,9 @@ def checked_identifier(name: str) -> str:
 class Warehouse(ConfigurableResource, ABC):
     """Runs the named queries of ``karte_assets/sql`` and owns every table's day partitions."""
 
+    # The events tables the warehouse reads itself (event_sources.TableSource.table): an event
+    # source that needs one it lacks is refused before any write, naming what it needs.
+    readable_event_tables: ClassVar[frozenset[str]] = frozenset()
     snapshot_retention_days: int = Field(
         default=DEFAULT_SNAPSHOT_RETENTION_DAYS,
         ge=1,
