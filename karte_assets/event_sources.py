@@ -47,6 +47,7 @@ __all__ = [
     "EventSourceError",
     "FileSource",
     "RowSource",
+    "SourceFiles",
     "SyntheticSource",
     "TableSource",
     "day_events",

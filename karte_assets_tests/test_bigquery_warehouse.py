@@ -29,7 +29,7 @@ from karte_assets.resources.warehouse import Warehouse
 from karte_assets.sql import SQL_DIR, bigquery_sql
 from karte_assets_tests.fakes.bigquery import FakeBigQuery, LoopbackBigQuery
 from karte_assets_tests.fakes.gcs import emulated_gcs
-from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
+from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with, failure_message
 
 PROJECT, DATASET, LOCATION, BUCKET = "karte-proj", "karte_test", "asia-northeast1", "karte-test"
 EVENTS = f"{PROJECT}.tracking.events"
@@ -206,6 +206,11 @@ def test_the_bigquery_source_needs_the_bigquery_warehouse(tmp_path):
         raise_on_error=False,
     )
     assert not result.success
+    assert (
+        'source "bigquery" (clients default) reads KARTE_BQ_EVENTS_TABLE: it needs KARTE_ENV=dev or prod'
+        in failure_message(result)
+    )
+    assert graph.table("raw_events").empty and graph.table("raw_event_rejects").empty
 
 
 DAY = dt.date(2026, 6, 3)
