@@ -213,7 +213,7 @@ def scale_out(results: dict[str, dict]) -> str:
    user_features reads 90 days of user_daily_activity every day, the first thing to make
    incremental (see above) once the bill matters.
 3. **Training**: the trainer resource becomes a Vertex AI CustomJob running the same entrypoint
-   under Dagster Pipes, with the machine chosen per run (`loyalty_model.worker_pool`): the training
+   under Dagster Pipes, with the machine chosen per shop or run (`worker_pool`, tag `karte/worker_pool`): the training
    set is then bounded by that machine, not this one (here the full 90-day set trains in under two
    minutes at ~6 GB, see Scoring).
 4. **Scoring** is the one step that still moves data through the Dagster process: loyalty_scores

@@ -122,7 +122,8 @@ class LoyaltyClient(UseCaseClient):
     tier_b_share: float | None = Field(default=None, ge=0, le=1, description="Share of users in tier B.")
     worker_pool: dict[str, Any] = Field(
         default_factory=dict,
-        description="Vertex AI only: worker pool overrides (machine_type, accelerator_type, ...).",
+        description="Vertex AI only: the fields of the trainer's worker pool this shop's training jobs "
+        "override (machine_type, accelerator_type, accelerator_count for LightGBM's GPU learner, ...).",
     )
 
     @field_validator("timezone")
@@ -151,11 +152,11 @@ class LoyaltyClient(UseCaseClient):
         # Imported here: the asset modules import this one.
         from karte_assets.assets.training import ModelConfig
 
-        unknown = sorted(set(value) - set(ModelConfig.model_fields) - {"worker_pool"})
-        if unknown or "worker_pool" in value:
+        unknown = sorted(set(value) - set(ModelConfig.model_fields))
+        if unknown:
             raise ValueError(
-                f"lightgbm has unknown fields {unknown or ['worker_pool']}: known are "
-                f"{sorted(set(ModelConfig.model_fields) - {'worker_pool'})} (worker_pool is its own attribute)"
+                f"lightgbm has unknown fields {unknown}: known are {sorted(ModelConfig.model_fields)} "
+                "(the machine, GPU included, is the worker_pool attribute)"
             )
         ModelConfig(**value)
         return value
@@ -190,7 +191,6 @@ class LoyaltyClient(UseCaseClient):
             "tier_a_share": self.tier_a_share,
             "tier_b_share": self.tier_b_share,
             **self.lightgbm,
-            "worker_pool": self.worker_pool or None,
         }
         return {key: value for key, value in values.items() if value is not None}
 

@@ -68,8 +68,11 @@ def resources_for(
     # Imported here: the Google Cloud clients take seconds to import, and local runs never use them.
     from karte_assets.resources.google_cloud import cloud_resources
 
+    clients = list(clients)
+    # A client's worker_pool (defs.yaml) is the Vertex AI trainer's alone: the local one has no machine.
+    pools = {client.client_id: client.worker_pool for client in clients if client.worker_pool}
     return {
-        **cloud_resources(settings.cloud, settings.snapshot_retention_days),
+        **cloud_resources(settings.cloud, settings.snapshot_retention_days, pools),
         "event_sources": EventSources(),
         **reporting_resources(settings),
         "loyalty_clients": default_registry(settings, clients),

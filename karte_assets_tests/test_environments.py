@@ -1,15 +1,18 @@
 """dev and prod: the Google Cloud resources from the environment, and load-time errors that name
 the missing variable."""
 
+import dataclasses
 import os
 import subprocess
 import sys
 
 import pytest
 
+from karte_assets.clients import LoyaltyClient
 from karte_assets.definitions import resources_for
 from karte_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from karte_assets.resources.gcs_model_store import GcsModelStore
+from karte_assets.resources.trainer import SubprocessTrainer, TrainingJob
 from karte_assets.resources.vertex_trainer import VertexTrainer
 from karte_assets.settings import SettingsError, load_settings
 
@@ -63,6 +66,18 @@ def test_dev_and_prod_differ_in_dataset_bucket_prefix_topic_and_comet_project():
         assert trainer.worker_pool.image_uri.endswith("/training:abc123")
         assert resources["status"].topic == f"karte-loyalty-status-{env}"
         assert resources["tracker"].project == f"karte-loyalty-{env}"
+
+
+def test_a_clients_worker_pool_is_the_vertex_trainers_and_the_local_trainer_has_no_machine():
+    big = LoyaltyClient(client_id="big", worker_pool={"machine_type": "n1-highmem-16"})
+    small = LoyaltyClient(client_id="small", lightgbm={"num_leaves": 7})
+    trainer = resources_for(load_settings(cloud_environ("prod")), [big, small])["trainer"]
+    assert trainer.client_worker_pools == {"big": {"machine_type": "n1-highmem-16"}}
+    assert trainer.training_pool("big", {}).machine_type == "n1-highmem-16"
+    assert trainer.training_pool("small", {}) == trainer.worker_pool
+    local = resources_for(load_settings({}), [big, small])["trainer"]
+    assert isinstance(local, SubprocessTrainer) and set(type(local).model_fields) == {"python_executable"}
+    assert "worker_pool" not in {field.name for field in dataclasses.fields(TrainingJob)}
 
 
 def test_the_bigquery_location_and_the_snapshot_retention_reach_the_warehouse():

@@ -102,4 +102,4 @@ def test_the_gpu_learner_without_an_opencl_device_fails_with_a_clear_message():
         match=r"device_type gpu: LightGBM's GPU learner found no usable OpenCL device \(No OpenCL device "
         r"found\)\. Train on a worker pool with an accelerator",
     ):
-        train_small(frame, ModelConfig(device_type="gpu").lightgbm_params())
+        train_small(frame, {**ModelConfig().lightgbm_params(), "device_type": "gpu"})

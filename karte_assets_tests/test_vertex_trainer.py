@@ -2,7 +2,6 @@
 context and messages through a loopback GCS."""
 
 import base64
-import dataclasses
 import datetime as dt
 import io
 import json
@@ -36,10 +35,10 @@ from google.cloud.aiplatform_v1.types import ListCustomJobsRequest
 from karte_assets.partitions import daily_partitions
 from karte_assets.resources.gcs_model_store import GcsModelStore
 from karte_assets.resources.trainer import Trainer, TrainingJob
-from karte_assets.resources.vertex_trainer import DEFAULT_POOL, VertexTrainer
+from karte_assets.resources.vertex_trainer import DEFAULT_POOL, WORKER_POOL_TAG, VertexTrainer
 from karte_assets_tests.fakes.gcs import FakeGcs
 from karte_assets_tests.fakes.vertex import FakeJobService, S
-from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
+from karte_assets_tests.graph import FIRST_DAY, LocalGraph
 
 BUCKET = "karte-test"
 PARENT = "projects/karte-proj/locations/asia-northeast1"
@@ -73,7 +72,12 @@ def gcs(monkeypatch, request):
 IMAGE = "asia-docker.pkg.dev/karte-proj/karte/training:abc"
 
 
-def trainer_for(fake: FakeJobService, max_wait_seconds: float | None = None, **pool: object):
+def trainer_for(
+    fake: FakeJobService,
+    max_wait_seconds: float | None = None,
+    client_worker_pools: dict | None = None,
+    **pool: object,
+):
     return LoopbackVertexTrainer(
         fake_address=fake.address,
         max_wait_seconds=max_wait_seconds,
@@ -82,6 +86,7 @@ def trainer_for(fake: FakeJobService, max_wait_seconds: float | None = None, **p
         bucket=BUCKET,
         prefix="karte/test",
         worker_pool=DEFAULT_POOL.with_overrides({"image_uri": IMAGE, **pool}),
+        client_worker_pools=client_worker_pools or {},
         poll_interval_seconds=0.05,
         message_interval_seconds=0.2,
         gcs=GCSResource(project="karte-proj"),
@@ -90,14 +95,16 @@ def trainer_for(fake: FakeJobService, max_wait_seconds: float | None = None, **p
 
 JOB = TrainingJob(
     partition_date="2026-06-15",
+    client_id="shop-a",
     data_uri=f"gs://{BUCKET}/data.parquet",
     model_uri=f"gs://{BUCKET}/model.txt",
     horizon_days=7,
-    lightgbm_params={"num_leaves": 7, "device_type": "gpu"},
+    lightgbm_params={"num_leaves": 7},
     num_boost_round=5,
     early_stopping_rounds=2,
-    worker_pool={"machine_type": "g2-standard-24", "accelerator_type": "NVIDIA_L4", "accelerator_count": 2},
 )
+# shop-a's worker_pool attribute (its defs.yaml): two GPUs.
+GPU_POOL = {"machine_type": "g2-standard-24", "accelerator_type": "NVIDIA_L4", "accelerator_count": 2}
 
 
 def training_asset(job: TrainingJob):
@@ -109,13 +116,14 @@ def training_asset(job: TrainingJob):
     return trained
 
 
-def run_trained(trainer, instance=None, job=JOB, run_id=None):
+def run_trained(trainer, instance=None, job=JOB, run_id=None, tags=None):
     definitions = Definitions(assets=[training_asset(job)], resources={"trainer": trainer})
     return definitions.resolve_implicit_global_asset_job_def().execute_in_process(
         partition_key=job.partition_date,
         instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
         run_id=run_id,
+        tags=tags,
     )
 
 
@@ -143,10 +151,20 @@ def vertex(request):
     fake.stop()
 
 
-def test_job_carries_the_worker_pool_asked_for_with_the_gpu_learner_asked_for(gcs, vertex, no_grace_period):
+def sent_extras(gcs: FakeGcs, pool) -> dict:
+    """The Pipes extras of the job of worker pool spec ``pool``: its bootstrap points at the context."""
+    env = {variable.name: variable.value for variable in pool.container_spec.env}
+    context_params = json.loads(zlib.decompress(base64.b64decode(env["DAGSTER_PIPES_CONTEXT"])))
+    assert context_params["bucket"] == BUCKET and context_params["key"].startswith("karte/test/pipes/")
+    (context_json,) = [data for name, data in gcs.written if name == context_params["key"]]
+    return json.loads(context_json)["extras"]
+
+
+def test_the_job_runs_on_its_clients_worker_pool_with_the_gpu_learner_it_has(gcs, vertex, no_grace_period):
     result = run_trained(
         trainer_for(
             vertex,
+            client_worker_pools={"shop-a": GPU_POOL, "shop-b": {"machine_type": "n1-highmem-4"}},
             service_account="trainer@karte-proj.iam.gserviceaccount.com",
             network="projects/123/global/networks/karte",
         )
@@ -156,7 +174,7 @@ def test_job_carries_the_worker_pool_asked_for_with_the_gpu_learner_asked_for(gc
     assert request.parent == PARENT
     spec = request.custom_job.job_spec
     (pool,) = spec.worker_pool_specs
-    assert pool.machine_spec.machine_type == "g2-standard-24"  # the asset's overrides...
+    assert pool.machine_spec.machine_type == "g2-standard-24"  # the client's overrides...
     assert pool.machine_spec.accelerator_type.name == "NVIDIA_L4"
     assert pool.machine_spec.accelerator_count == 2
     assert pool.replica_count == 1  # ... over the resource's defaults
@@ -168,13 +186,12 @@ def test_job_carries_the_worker_pool_asked_for_with_the_gpu_learner_asked_for(gc
     assert spec.scheduling.timeout.total_seconds() == 3 * 3600
     assert request.custom_job.labels["dagster_partition"] == "2026-06-15"
     assert request.custom_job.labels["dagster_asset"] == "trained"
-    # The Pipes bootstrap travels in the container's environment and points at the bucket.
-    env = {variable.name: variable.value for variable in pool.container_spec.env}
-    context_params = json.loads(zlib.decompress(base64.b64decode(env["DAGSTER_PIPES_CONTEXT"])))
-    assert context_params["bucket"] == BUCKET and context_params["key"].startswith("karte/test/pipes/")
-    (context_json,) = [data for name, data in gcs.written if name == context_params["key"]]
-    extras = json.loads(context_json)["extras"]
-    assert extras["lightgbm_params"]["device_type"] == "gpu"
+    # The Pipes bootstrap travels in the container's environment; the pool's GPUs choose the learner.
+    extras = sent_extras(gcs, pool)
+    assert (extras["client_id"], extras["lightgbm_params"]) == (
+        "shop-a",
+        {"num_leaves": 7, "device_type": "gpu"},
+    )
     # Polled through PENDING and RUNNING to SUCCEEDED; a job that reports no metrics fails the asset.
     assert len(vertex.calls("GetCustomJob")) == 2
     assert "finished without reporting its metrics" in failure_message(result)
@@ -230,17 +247,18 @@ def test_the_graph_trains_on_vertex_and_scores_with_the_model_from_gcs(gcs, tmp_
     try:
         graph = LocalGraph(tmp_path / "karte")
         graph.resources.update(
-            trainer=trainer_for(vertex, service_account=TRAINER_SA),
+            # The default client's worker_pool: a bigger-memory CPU machine than the default.
+            trainer=trainer_for(
+                vertex,
+                client_worker_pools={"default": {"machine_type": "n1-highmem-4", "accelerator_count": 0}},
+                service_account=TRAINER_SA,
+            ),
             model_store=GcsModelStore(
                 bucket=BUCKET, prefix="karte/test", gcs=GCSResource(project="karte-proj")
             ),
         )
         last = FIRST_DAY + dt.timedelta(days=14)
-        # An analyst's launch-time override: a bigger-memory CPU machine than the default.
-        launch = config_with(
-            loyalty_model={"worker_pool": {"machine_type": "n1-highmem-4", "accelerator_count": 0}}
-        )
-        result = graph.materialize(FIRST_DAY, last, run_config=launch)
+        result = graph.materialize(FIRST_DAY, last)
     finally:
         vertex.stop()
     assert result.success
@@ -377,13 +395,10 @@ def test_a_step_that_stops_waiting_abnormally_cancels_its_job(
 # The first attempt of a step, in its own process, so that it can die without a chance to clean up.
 FIRST_ATTEMPT = """
 import sys, types
-from karte_assets_tests.test_vertex_trainer import CPU_JOB, run_trained, trainer_for
+from karte_assets_tests.test_vertex_trainer import run_trained, trainer_for
 vertex = types.SimpleNamespace(address=sys.argv[1])
-run_trained(trainer_for(vertex, service_account=sys.argv[2]), job=CPU_JOB, run_id=sys.argv[3])
+run_trained(trainer_for(vertex, service_account=sys.argv[2]), run_id=sys.argv[3])
 """
-CPU_JOB = dataclasses.replace(
-    JOB, lightgbm_params={"num_leaves": 7, "device_type": "cpu"}, worker_pool={"accelerator_count": 0}
-)
 
 
 def training_frame() -> pd.DataFrame:
@@ -435,11 +450,11 @@ def test_a_retried_step_reattaches_to_the_job_of_its_killed_attempt_and_reads_it
 
         releaser = threading.Thread(target=release_once_the_retry_has_looked)
         releaser.start()
-        result = run_trained(trainer_for(vertex, service_account=TRAINER_SA), job=CPU_JOB, run_id=run_id)
+        result = run_trained(trainer_for(vertex, service_account=TRAINER_SA), run_id=run_id)
         releaser.join()
     finally:
         vertex.stop()
-    assert len(vertex.calls("CreateCustomJob")) == 1, "one GPU job, not two"
+    assert len(vertex.calls("CreateCustomJob")) == 1, "one job, not two"
     (listed,) = {request.filter for request in vertex.calls("ListCustomJobs")}
     assert listed.startswith('labels.karte_job_key="')
     # The re-attached job read its context and its metrics came back through Pipes.
@@ -450,21 +465,25 @@ def test_a_retried_step_reattaches_to_the_job_of_its_killed_attempt_and_reads_it
     assert not vertex.running()
 
 
-@pytest.mark.parametrize(
-    ("device", "pool", "accelerators"),
-    [("gpu", {"accelerator_count": 0}, 0), ("cpu", {}, 2)],
-)
-def test_a_device_type_that_does_not_match_the_worker_pool_is_a_config_error(
-    gcs, vertex, device, pool, accelerators
+def test_one_runs_tag_overrides_the_clients_worker_pool_and_without_gpus_the_learner_is_cpu(
+    gcs, vertex, no_grace_period
 ):
-    job = dataclasses.replace(
-        JOB, lightgbm_params={"device_type": device}, worker_pool={**JOB.worker_pool, **pool}
-    )
-    result = run_trained(trainer_for(vertex), job=job)
-    assert (
-        f"loyalty_model config device_type '{device}' does not match the worker pool, which has "
-        f"{accelerators} accelerators" in failure_message(result)
-    )
+    tag = {WORKER_POOL_TAG: '{"machine_type": "n1-highmem-16", "accelerator_count": 0}'}
+    run_trained(trainer_for(vertex, client_worker_pools={"shop-a": GPU_POOL}), tags=tag)
+    (request,) = vertex.calls("CreateCustomJob")
+    (pool,) = request.custom_job.job_spec.worker_pool_specs
+    assert (pool.machine_spec.machine_type, pool.machine_spec.accelerator_count) == ("n1-highmem-16", 0)
+    assert sent_extras(gcs, pool)["lightgbm_params"]["device_type"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [('{"gpus": 2}', "unknown worker pool fields ['gpus']"), ("n1-highmem-16", "Expecting value")],
+)
+def test_a_worker_pool_tag_that_is_not_pool_fields_fails_naming_it_before_any_job(gcs, vertex, value, error):
+    result = run_trained(trainer_for(vertex), tags={WORKER_POOL_TAG: value})
+    assert f"run tag karte/worker_pool {value!r}: " in failure_message(result)
+    assert error in failure_message(result)
     assert not vertex.calls("CreateCustomJob")
 
 

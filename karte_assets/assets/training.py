@@ -1,7 +1,6 @@
 import datetime as dt
 import hashlib
 import json
-from typing import Literal
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, ResourceParam
@@ -25,7 +24,6 @@ from karte_assets.resources.model_store import ModelStore
 from karte_assets.resources.tracker import Tracker
 from karte_assets.resources.trainer import Trainer, TrainingJob
 from karte_assets.resources.warehouse import Warehouse
-from karte_assets.resources.worker_pool import WorkerPool
 
 
 class ModelConfig(Config):
@@ -67,17 +65,6 @@ class ModelConfig(Config):
     seed: int = Field(
         default=7, description="LightGBM seed: on CPU, the same data gives the same model (and version)."
     )
-    device_type: Literal["cpu", "gpu"] = Field(
-        default="cpu",
-        description='"cpu": deterministic, refits give the same model version. "gpu": LightGBM\'s OpenCL '
-        "GPU learner, only on a Vertex AI worker pool with an accelerator; faster on large sets, but "
-        "its refits are not bit-identical (the metrics say reproducible: false).",
-    )
-    worker_pool: WorkerPool = Field(
-        default_factory=WorkerPool,
-        description="Vertex AI only: overrides of the trainer's machine, GPU, image, timeout for this run.",
-    )
-
     min_validation_auc: float = Field(
         default=0.6,
         ge=0,
@@ -103,19 +90,18 @@ class ModelConfig(Config):
     )
 
     def lightgbm_params(self) -> dict[str, object]:
-        params = self.model_dump(
+        # No device_type: CPU unless the trainer runs the job on a GPU (VertexTrainer); the learner's
+        # determinism settings follow the device (training/loyalty.py learner_params).
+        return self.model_dump(
             exclude={
                 "num_boost_round",
                 "early_stopping_rounds",
-                "worker_pool",
                 "min_validation_auc",
                 "max_auc_drop",
                 "retrain_every_days",
                 "retrain_now",
             }
         )
-        # The learner's determinism settings follow device_type (training/loyalty.py learner_params).
-        return params
 
 
 def why_not_trainable(summary: pd.DataFrame) -> str | None:
@@ -228,13 +214,13 @@ def loyalty_model(
             )
             job = TrainingJob(
                 partition_date=day.isoformat(),
+                client_id=client.client_id,
                 data_uri=data_uri,
                 model_uri=model_store.staged_model_uri(job_key),
                 horizon_days=int(summary["horizon_days"].max()),
                 lightgbm_params=own.lightgbm_params(),
                 num_boost_round=own.num_boost_round,
                 early_stopping_rounds=own.early_stopping_rounds,
-                worker_pool=own.worker_pool.overrides(),
             )
             outcome = trainer.train(context, job)
             model_text = model_store.read_model(job.model_uri)

@@ -7,6 +7,8 @@ elsewhere); nothing here connects: clients are built when a run uses them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from dagster_gcp import BigQueryResource, GCSResource
 
 from karte_assets.resources.bigquery_warehouse import BigQueryWarehouse
@@ -15,8 +17,11 @@ from karte_assets.resources.vertex_trainer import DEFAULT_POOL, VertexTrainer
 from karte_assets.settings import CloudSettings
 
 
-def cloud_resources(cloud: CloudSettings, snapshot_retention_days: int) -> dict[str, object]:
-    """``warehouse``, ``trainer`` and ``model_store`` on Google Cloud."""
+def cloud_resources(
+    cloud: CloudSettings, snapshot_retention_days: int, client_worker_pools: Mapping[str, Mapping]
+) -> dict[str, object]:
+    """``warehouse``, ``trainer`` and ``model_store`` on Google Cloud; the trainer runs the clients
+    of ``client_worker_pools`` on their own machines (client id -> worker pool fields)."""
     gcs = GCSResource(project=cloud.project)
     return {
         "warehouse": BigQueryWarehouse(
@@ -31,6 +36,7 @@ def cloud_resources(cloud: CloudSettings, snapshot_retention_days: int) -> dict[
             bucket=cloud.gcs_bucket,
             prefix=cloud.gcs_prefix,
             worker_pool=DEFAULT_POOL.with_overrides({"image_uri": cloud.training_image}),
+            client_worker_pools={client_id: dict(pool) for client_id, pool in client_worker_pools.items()},
             gcs=gcs,
         ),
         "model_store": GcsModelStore(bucket=cloud.gcs_bucket, prefix=cloud.gcs_prefix, gcs=gcs),

@@ -15,17 +15,17 @@ SCORING_MODULE = "karte_assets.training.scoring"
 
 @dataclass(frozen=True)
 class TrainingJob:
-    """What a training run needs; it travels to the entrypoint as Pipes extras."""
+    """What a training run needs, wherever it runs; it travels to the entrypoint as Pipes extras.
+    Where it runs (machine, GPU) is the trainer resource's own configuration."""
 
     partition_date: str
+    client_id: str  # whose model: a trainer may run each client's jobs on its own machine
     data_uri: str  # the folder of the exported training data's Parquet files
     model_uri: str
     horizon_days: int
     lightgbm_params: Mapping[str, object]
     num_boost_round: int
     early_stopping_rounds: int
-    # Overrides of the trainer's machine (see resources/worker_pool.py); the local trainer has one.
-    worker_pool: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, replace
+from typing import Any
 
 from dagster import AssetExecutionContext, Failure
 from dagster_gcp import GCSResource
@@ -20,7 +23,9 @@ from karte_assets.resources.trainer import (
 from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient, job_key_of
 from karte_assets.resources.worker_pool import WorkerPool
 
-# CPU by default, like the model config's device_type; a GPU run sets both (docs/google-cloud.md).
+WORKER_POOL_TAG = "karte/worker_pool"  # one run's worker pool fields, a JSON object
+
+# CPU by default; a GPU run sets accelerator_type and accelerator_count (docs/google-cloud.md).
 DEFAULT_POOL = WorkerPool(
     machine_type="n1-standard-8",
     accelerator_count=0,
@@ -36,15 +41,22 @@ SCORING_POOL = WorkerPool(
 
 
 class VertexTrainer(Trainer):
-    """Runs each training job as a Vertex AI CustomJob in the training image, on a GPU when the model
-    config asks for device_type gpu."""
+    """Runs each training job as a Vertex AI CustomJob in the training image, on the machine of its
+    worker pool, with LightGBM's GPU learner when the pool has accelerators."""
 
     project: str = Field(description="Project the jobs run in (KARTE_GCP_PROJECT).")
     region: str = Field(description="Vertex AI region (KARTE_GCP_REGION).")
     bucket: str = Field(description="Bucket for the Pipes context and messages (KARTE_GCS_BUCKET).")
     prefix: str = Field(description="Folder in the bucket; Pipes files go under <prefix>/pipes/.")
     worker_pool: WorkerPool = Field(
-        default=DEFAULT_POOL, description="Default worker pool; an asset's config overrides single fields."
+        default=DEFAULT_POOL,
+        description="Default worker pool of training jobs; a client's worker_pool and the run tag "
+        "karte/worker_pool override single fields.",
+    )
+    client_worker_pools: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Client id -> worker pool fields its training jobs override (the worker_pool "
+        "attribute of its defs.yaml).",
     )
     scoring_worker_pool: WorkerPool = Field(
         default=SCORING_POOL, description="Overrides of worker_pool for scoring jobs (no GPU by default)."
@@ -66,23 +78,38 @@ class VertexTrainer(Trainer):
         return JobServiceClient(client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
 
     def train(self, context, job):
-        try:
-            pool = self.worker_pool.with_overrides(job.worker_pool)
-        except ValueError as error:
-            raise Failure(f"loyalty_model config worker_pool: {error}") from error
-        # The device is the model config's choice (CPU by default, for reproducible versions); the
-        # pool must match it, so that no job runs on CPU beside an idle, billed GPU or asks for a
-        # GPU that is not there.
-        device, gpus = job.lightgbm_params.get("device_type", "cpu"), pool.accelerator_count or 0
-        if (device == "gpu") != (gpus > 0):
-            raise Failure(
-                f"loyalty_model config device_type {device!r} does not match the worker pool, which has "
-                f"{gpus} accelerators: device_type gpu needs worker_pool.accelerator_type and "
-                "accelerator_count >= 1, device_type cpu needs accelerator_count 0"
-            )
+        pool = self.training_pool(job.client_id, context.run.tags)
+        # The device follows the machine: LightGBM's GPU learner where the pool has accelerators,
+        # the CPU one elsewhere, so that no job trains on CPU beside an idle, billed GPU or asks for
+        # a GPU that is not there (CPU by default: reproducible versions, docs/google-cloud.md).
+        device = "gpu" if pool.accelerator_count else "cpu"
+        job = replace(job, lightgbm_params={**job.lightgbm_params, "device_type": device})
         return outcome_from_messages(
             self._run_module(context, job.partition_date, ENTRYPOINT_MODULE, pool, asdict(job))
         )
+
+    def training_pool(self, client_id: str, tags: Mapping[str, str]) -> WorkerPool:
+        """``worker_pool``, then the client's fields (its defs.yaml ``worker_pool``), then the run's
+        (tag ``karte/worker_pool``)."""
+        pool = self.worker_pool.with_overrides(self.client_worker_pools.get(client_id, {}))
+        if WORKER_POOL_TAG not in tags:
+            return pool
+        # A run tag, not run config: Dagster's run config for a resource replaces every value the
+        # code location configured it with (project, bucket, image, ...), and the loyalty_model
+        # asset's config is seen by every trainer, the local one included. The tag is read here
+        # alone, shows on the run's page, and is checked before any job starts.
+        text = tags[WORKER_POOL_TAG]
+        try:
+            overrides = json.loads(text)
+            if not isinstance(overrides, dict):
+                raise ValueError("not a JSON object")
+            return pool.with_overrides(overrides)
+        except ValueError as error:
+            raise Failure(
+                f"run tag {WORKER_POOL_TAG} {text!r}: {error}; it takes a JSON object of worker pool "
+                'fields, e.g. {"machine_type": "g2-standard-8", "accelerator_type": "NVIDIA_L4", '
+                '"accelerator_count": 1}'
+            ) from error
 
     def score(self, context, job):
         # Prediction needs no GPU: the scoring machine, in the training pool's image and network.

@@ -1,7 +1,8 @@
 """The machine a training job runs on: one Vertex AI worker pool, every field optional.
 
-The trainer resource holds the defaults and an asset's config the overrides, so an analyst
-changes only what they need in the launchpad (``ops.loyalty_model.config.worker_pool``).
+Only the Vertex AI trainer has one: it holds the defaults, a client's ``worker_pool`` attribute
+(defs.yaml) and one run's tag ``karte/worker_pool`` override single fields, so an analyst changes
+only what they need.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def _train(params: Mapping[str, object], *args: object, **kwargs: object) -> lgb
             raise RuntimeError(
                 f"device_type gpu: LightGBM's GPU learner found no usable OpenCL device ({error}). "
                 "Train on a worker pool with an accelerator and the training image (NVIDIA OpenCL ICD), "
-                "or set device_type: cpu."
+                "or on one without accelerators (the CPU learner)."
             ) from error
         raise
 
