@@ -2,6 +2,7 @@
 context and messages through a loopback GCS."""
 
 import base64
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -485,6 +486,16 @@ def test_a_worker_pool_tag_that_is_not_pool_fields_fails_naming_it_before_any_jo
     assert f"run tag karte/worker_pool {value!r}: " in failure_message(result)
     assert error in failure_message(result)
     assert not vertex.calls("CreateCustomJob")
+
+
+def test_each_clients_model_of_a_day_is_its_own_job_with_its_own_pipes_folder(gcs, vertex, no_grace_period):
+    run_id = str(uuid.uuid4())
+    for client_id in ("shop-a", "shop-b"):  # two clients' models of one day, in one run
+        run_trained(trainer_for(vertex), job=dataclasses.replace(JOB, client_id=client_id), run_id=run_id)
+    first, second = vertex.calls("CreateCustomJob")
+    assert first.custom_job.labels["karte_job_key"] != second.custom_job.labels["karte_job_key"]
+    contexts = {name.rsplit("/", 2)[-2] for name, _ in gcs.written if name.endswith("/context.json")}
+    assert contexts == {"shop-a", "shop-b"}, "each client's Pipes files in a folder of its own"
 
 
 def test_the_fake_job_service_refuses_a_filter_it_does_not_understand(vertex):

@@ -110,10 +110,10 @@ def custom_job(
     return CustomJob(display_name=display_name, job_spec=spec, labels=dict(labels))
 
 
-def job_key_of(run_id: str, asset: str, day: str) -> str:
-    """The key of the one job of (run, asset, day), as a label value: the same for every attempt
-    of the step, so that a retried step finds the job an earlier attempt started."""
-    return hashlib.sha256(f"{run_id}/{asset}/{day}".encode()).hexdigest()[:32]
+def job_key_of(run_id: str, asset: str, scope: str) -> str:
+    """The key of the one job of (run, asset, scope: the day, or day/client), as a label value: the
+    same for every attempt of the step, so that a retried step finds the job an earlier attempt started."""
+    return hashlib.sha256(f"{run_id}/{asset}/{scope}".encode()).hexdigest()[:32]
 
 
 def console_url(job_name: str) -> str:

@@ -85,7 +85,9 @@ class VertexTrainer(Trainer):
         device = "gpu" if pool.accelerator_count else "cpu"
         job = replace(job, lightgbm_params={**job.lightgbm_params, "device_type": device})
         return outcome_from_messages(
-            self._run_module(context, job.partition_date, ENTRYPOINT_MODULE, pool, asdict(job))
+            self._run_module(
+                context, job.partition_date, ENTRYPOINT_MODULE, pool, asdict(job), client_id=job.client_id
+            )
         )
 
     def training_pool(self, client_id: str, tags: Mapping[str, str]) -> WorkerPool:
@@ -119,21 +121,31 @@ class VertexTrainer(Trainer):
         )
 
     def _run_module(
-        self, context: AssetExecutionContext, partition_date: str, module: str, pool: WorkerPool, extras: dict
+        self,
+        context: AssetExecutionContext,
+        partition_date: str,
+        module: str,
+        pool: WorkerPool,
+        extras: dict,
+        client_id: str | None = None,
     ) -> list:
         """Run ``python -m module`` as a CustomJob under Pipes; the custom messages it reported.
 
-        One job per (run, asset, day): a retried step finds its running job by that key and
-        re-attaches to it instead of starting a second one.
+        One job per (run, asset, day), and per client when it is one client's job: a retried step
+        finds its running job by that key and re-attaches to it instead of starting a second one.
         """
         asset = context.asset_key.to_python_identifier()
         run_id, day = context.run.run_id, partition_date
-        job_key = job_key_of(run_id, asset, day)
+        # A client's model is its own job, under its own key and Pipes folder: with one per day, the
+        # second client's job would read the first one's messages left in the folder, and a retried
+        # step would re-attach one client's training to another's running job.
+        scope = f"{day}/{client_id}" if client_id else day
+        job_key = job_key_of(run_id, asset, scope)
         client = PipesVertexCustomJobClient(
             job_client=self.job_client(),
             storage_client=self.gcs.get_client(),
             bucket=self.bucket,
-            prefix=f"{self.prefix.strip('/')}/pipes/{run_id}/{asset}/{day}/",
+            prefix=f"{self.prefix.strip('/')}/pipes/{run_id}/{asset}/{scope}/",
             poll_interval=self.poll_interval_seconds,
             message_interval=self.message_interval_seconds,
         )
