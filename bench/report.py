@@ -691,6 +691,20 @@ def clients_section(results: dict[str, dict]) -> list[str]:
             f"| {row['clients']:,} | {row['load_seconds']:.1f} s | {row['runs']} | "
             f"{row['warehouse_operations']:,} | {row['day_seconds']:.1f} s | {row['users_scored']:,} |"
         )
+    if r.get("training"):
+        lines += [
+            "",
+            "The day on which every shop trains its first model (after two weeks of history):",
+            "",
+            "| shops | runs | warehouse operations | trainings (accepted) | one day (wall) | users scored |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in r["training"]:
+            lines.append(
+                f"| {row['clients']:,} | {row['runs']} | {row['warehouse_operations']:,} | "
+                f"{row['trainings']:,} ({row['models_accepted']:,}) | {row['day_seconds']:.1f} s | "
+                f"{row['users_scored']:,} |"
+            )
     return lines
 
 

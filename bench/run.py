@@ -140,6 +140,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--client-counts", default="1,10,100,1000", help="shops of the many-clients part (load time, one day)"
     )
+    parser.add_argument(
+        "--training-counts",
+        default="10,100",
+        help="shops of the many-clients part's training day (empty: none)",
+    )
     parser.add_argument("--train-all", action="store_true", help="also train on the whole training set")
     parser.add_argument("--serving-users", type=float, default=1e7, help="users of the serving snapshot")
     parser.add_argument("--demand-products", type=int, default=10_000, help="products of the demand part")
@@ -194,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
             _store(work, "smallshop", smallshop.run(work, _log), started, load)
         elif part == "clients":
             started, load = time.perf_counter(), os.getloadavg()[0]
-            result = clients.run(work, _sizes(args.client_counts), _log)
+            training_counts = _sizes(args.training_counts) if args.training_counts else []
+            result = clients.run(work, _sizes(args.client_counts), _log, training_counts)
             _store(work, "clients", result, started, load)
         elif part == "scoring":
             started, load = time.perf_counter(), os.getloadavg()[0]

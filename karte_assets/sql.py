@@ -3,15 +3,13 @@
 Queries live in ``karte_assets/sql/<name>.sql`` and take values only as ``@name`` query
 parameters; identifiers never come from user input. Each parameter name has one BigQuery type in
 every query (``PARAMETER_TYPES``); ``bind`` refuses a value that would be sent as another type.
+sqlglot is imported by the first query, not with the code location.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-
-import sqlglot
-from sqlglot import exp
 
 from karte_assets.clients import DEFAULT_CLIENT
 from karte_assets.resources.bigquery_rows import query_parameters
@@ -65,6 +63,9 @@ def duckdb_sql(name: str) -> str:
 
 def to_duckdb(bigquery_text: str) -> str:
     """One BigQuery Standard SQL statement as DuckDB SQL."""
+    import sqlglot
+    from sqlglot import exp
+
     statement = sqlglot.parse_one(bigquery_text, read="bigquery")
     # DuckDB tables are not partitioned or clustered; the properties only matter to BigQuery.
     for prop in list(statement.find_all(exp.PartitionedByProperty, exp.ClusterProperty)):
@@ -77,6 +78,9 @@ def to_duckdb(bigquery_text: str) -> str:
 
 @functools.cache
 def parameter_names(name: str) -> frozenset[str]:
+    import sqlglot
+    from sqlglot import exp
+
     statement = sqlglot.parse_one(bigquery_sql(name), read="bigquery")
     return frozenset(parameter.name for parameter in statement.find_all(exp.Parameter))
 

@@ -51,3 +51,42 @@ def test_the_schedule_materialises_yesterday_in_the_partitions_time_zone():
         build_schedule_context(scheduled_execution_time=tokyo_morning)
     ).run_requests
     assert [request.partition_key for request in requests] == ["2026-09-09"]
+
+
+def test_loading_the_instances_walks_the_declaration_tree_once_not_once_per_instance(tmp_path, monkeypatch):
+    """Dagster's loader walked every declaration for each instance (quadratic: seconds at 1,000 shops)."""
+    from dagster.components.core.decl import ComponentDecl
+
+    from karte_assets.components.instances import clients_of
+    from karte_assets.definitions import load_instances
+
+    shops = 40
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.dg]\ndirectory_type = "project"\n\n'
+        '[tool.dg.project]\nroot_module = "many_shops"\ndefs_module = "many_shops.defs"\n'
+    )
+    for number in range(shops):
+        folder = tmp_path / "many_shops" / "defs" / f"shop{number:03d}"
+        folder.mkdir(parents=True)
+        (folder / "defs.yaml").write_text(
+            f"type: karte_assets.LoyaltyScoring\nattributes:\n  client_id: shop{number:03d}\n"
+        )
+    for package in ("many_shops", "many_shops/defs"):
+        (tmp_path / package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    walk = ComponentDecl.iterate_loc_component_decl_pairs
+    visits = []
+
+    def counted(self):
+        visits.append(self.loc)
+        yield from walk(self)
+
+    monkeypatch.setattr(ComponentDecl, "iterate_loc_component_decl_pairs", counted)
+    instances = load_instances(tmp_path / "many_shops")
+    assert [client.client_id for client in clients_of(instances, "loyalty")] == [
+        f"shop{number:03d}" for number in range(shops)
+    ]
+    # A walk visits each declaration once (each shop's folder and its yaml, the defs folder, the
+    # root): a few walks, not one per instance.
+    walks = len(visits) / (2 * shops + 2)
+    assert walks <= 3, f"{len(visits)} visits = {walks:.1f} walks of the tree for {shops} instances"

@@ -5,16 +5,16 @@ ECOD (Li et al. 2022, "ECOD: Unsupervised Outlier Detection Using Empirical Cumu
 Functions"), written here in NumPy: PyOD's ECOD brings numba with it, and the evaluation checks
 this one against PyOD's (evaluation/anomaly.py). Supervised: LightGBM trained on a client's known
 cheaters, each user scored by a model that never saw them (out-of-fold).
+
+LightGBM and scikit-learn are imported where they are used: the code location imports this module
+with the anomaly assets, and the two (with SciPy) cost seconds of its load (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import os
 
-import lightgbm as lgb
 import numpy as np
-from joblib import parallel_backend
-from sklearn.ensemble import IsolationForest
 
 ISOLATION_FOREST, ECOD, LIGHTGBM = "isolation_forest", "ecod", "lightgbm"
 UNSUPERVISED = (ISOLATION_FOREST, ECOD)
@@ -54,6 +54,9 @@ def threads_for(rows: int) -> int:
 
 def isolation_forest_scores(matrix: np.ndarray, seed: int, n_estimators: int, max_samples: int) -> np.ndarray:
     """The paper's score 2^(-E[h(x)] / c(n)) in (0, 1]: near 1 is isolated in few splits."""
+    from joblib import parallel_backend
+    from sklearn.ensemble import IsolationForest
+
     forest = IsolationForest(
         n_estimators=n_estimators, max_samples=min(max_samples, len(matrix)), random_state=seed
     )
@@ -76,6 +79,8 @@ def unsupervised_scores(
 def supervised_scores(matrix: np.ndarray, labels: np.ndarray, seed: int = 0, folds: int = 5) -> np.ndarray:
     """Out-of-fold LightGBM probabilities of being a known cheater: every user is scored by a model
     trained on the other folds, so a labelled user's score is not a memory of its own label."""
+    import lightgbm as lgb
+
     positives = int(labels.sum())
     if positives < folds or positives > len(labels) - folds:
         raise ValueError(

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from dagster import InitResourceContext
 from google.api_core import exceptions
 from google.api_core.retry import Retry, if_exception_type
-from google.cloud import pubsub_v1
 from pydantic import PrivateAttr
 
 from karte_assets.resources.status import StatusPublisher
+
+if TYPE_CHECKING:  # the client library costs a second of the code location's load: imported on first use
+    from google.cloud import pubsub_v1
 
 # Errors after which the message may or may not have been stored: publishing again is safe,
 # since subscribers de-duplicate on the idempotency key.
@@ -56,6 +59,8 @@ class PubSubStatusPublisher(StatusPublisher):
     def publish(self, record):
         if self._client is None:
             # Built on first use, not at import or load time: building it finds the credentials.
+            from google.cloud import pubsub_v1
+
             self._client = pubsub_v1.PublisherClient()
         retry = Retry(
             predicate=if_exception_type(*RETRYABLE),

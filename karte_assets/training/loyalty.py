@@ -1,7 +1,9 @@
 """Train and validate the loyalty model: LightGBM on labelled snapshots, judged on a later slice.
 
 Pure functions over a pandas frame, so they run the same in the local subprocess, in a Vertex AI
-container and in tests. Needs only numpy, pandas and lightgbm (no Dagster).
+container and in tests. Needs only numpy, pandas and lightgbm (no Dagster). The asset modules import
+this module's constants, so lightgbm is imported by the functions that train, not at import (it
+pulls scikit-learn and SciPy: seconds of the code location's load).
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from karte_assets.training.evaluation import validation_summary
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 NON_FEATURES = ("snapshot_date", "label", "client_id", "user_id")
 # The plain ranking the model has to beat: users who bought most in the last 90 days come first.
@@ -96,6 +101,8 @@ def learner_params(params: Mapping[str, object]) -> dict[str, object]:
 
 
 def _train(params: Mapping[str, object], *args: object, **kwargs: object) -> lgb.Booster:
+    import lightgbm as lgb
+
     try:
         return lgb.train(dict(params), *args, **kwargs)
     except lgb.basic.LightGBMError as error:
@@ -118,6 +125,8 @@ def train_loyalty_model(
     early_stopping_rounds: int,
     log: Callable[[str], None] = print,
 ) -> TrainedModel:
+    import lightgbm as lgb
+
     features = [column for column in frame.columns if column not in NON_FEATURES]
     train, validation = time_split(frame, horizon_days)
     if train.empty:
