@@ -68,12 +68,10 @@ LAUNCH = ("launch", "--use-case", "loyalty", "--client", "default")
 
 
 def test_overrides_become_run_config_for_their_assets_only():
-    assert run_config_for(
-        {"loyalty_scores.tier_a_share": 0.05, "loyalty_model.worker_pool.replica_count": 2}
-    ) == {
+    assert run_config_for({"loyalty_scores.tier_a_share": 0.05, "loyalty_model.num_leaves": 15}) == {
         "ops": {
             "loyalty_scores": {"config": {"tier_a_share": 0.05}},
-            "loyalty_model": {"config": {"worker_pool": {"replica_count": 2}}},
+            "loyalty_model": {"config": {"num_leaves": 15}},
         }
     }
     assert run_config_for({}) == {}
@@ -119,6 +117,11 @@ def test_the_cli_refuses_an_unknown_client_use_case_or_an_inverted_range_with_ex
         ): "unknown use case 'churn'",
         (*LAUNCH, "--from", "2026-06-07", "--to", "2026-06-01"): "2026-06-07...2026-06-01 is inverted",
         (*LAUNCH, "--from", "2026-06-01", "--deployment", "prod"): "set DAGSTER_CLOUD_ORGANIZATION",
+        # The Vertex trainer's machine is a run tag (resources/vertex_trainer.py), checked here first.
+        (*LAUNCH, "--from", "2026-06-01", "--worker-pool", '{"machine_typ": "n1-standard-8"}'): (
+            "unknown worker pool fields ['machine_typ']"
+        ),
+        (*LAUNCH, "--from", "2026-06-01", "--worker-pool", '{"accelerator_count": -1}'): "accelerator_count",
     }
     for argv, message in cases.items():
         assert main(list(argv)) == 2, argv
@@ -174,10 +177,15 @@ def test_a_day_launches_one_run_for_the_client_with_its_overrides(platform, inst
         dt.date(2026, 6, 4),
         overrides={"raw_events.synthetic_seed": 7},
         assets=["raw_events"],
+        worker_pool={"machine_type": "g2-standard-8", "accelerator_count": 1},
     )
     run = instance.get_run_by_id(run_id)
     assert run.tags["dagster/partition"] == "2026-06-04"
     assert run.tags["karte/client"] == "default"
+    assert json.loads(run.tags["karte/worker_pool"]) == {
+        "machine_type": "g2-standard-8",
+        "accelerator_count": 1,
+    }
     assert run.run_config == {"ops": {"raw_events": {"config": {"synthetic_seed": 7}}}}
     report = platform.wait(run_id, RUN_TIMEOUT_S)
     assert report.status == "SUCCESS"

@@ -44,6 +44,16 @@ def _override(text: str) -> tuple[str, object]:
         return name.strip(), value
 
 
+def _json_object(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -74,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="ASSET.PARAMETER=VALUE",
     )
     launch.add_argument("--asset", dest="assets", action="append", help="run only these assets (repeatable)")
+    launch.add_argument(
+        "--worker-pool",
+        type=_json_object,
+        metavar="JSON",
+        help='Vertex AI training machine fields for this run, e.g. \'{"machine_type": "g2-standard-8"}\'',
+    )
     status = commands.add_parser("status", parents=[common], help="a run's status and assets, as JSON")
     status.add_argument("run_id")
     status.add_argument("--wait", type=float, metavar="SECONDS", help="wait up to SECONDS for the run to end")
@@ -88,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
         overrides = dict(args.overrides)
         if len(overrides) < len(args.overrides):
             raise RequestError("a parameter is --set more than once")
-        print(platform.launch(args.use_case, args.client, args.start, args.end, overrides, args.assets))
+        print(
+            platform.launch(
+                args.use_case, args.client, args.start, args.end, overrides, args.assets, args.worker_pool
+            )
+        )
         return OK
     if args.command == "cancel":
         platform.cancel(args.run_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ from karte_assets.client.deployments import endpoint
 from karte_assets.client.errors import DeploymentError, RequestError, RunNotFound
 from karte_assets.client.queries import LAUNCH_CHECK_QUERY, RUN_DETAILS_QUERY
 from karte_assets.client.use_cases import CLIENT_TAG, Target, lookup
+from karte_assets.resources.worker_pool import WORKER_POOL_TAG, WorkerPool
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -126,12 +128,15 @@ class Platform:
         end: dt.date | None = None,
         overrides: Mapping[str, object] | None = None,
         assets: Sequence[str] | None = None,
+        worker_pool: Mapping[str, object] | None = None,
     ) -> str:
         """Launch ``use_case`` for ``client`` over the days ``start``..``end`` (one day without
         ``end``) as ONE run, and return its run id: the id the run-status message will carry.
 
         ``overrides`` (``{"loyalty_scores.tier_a_share": 0.05}``) set run config; every other
         parameter keeps its default. ``assets`` limits the run to some of the use case's assets.
+        ``worker_pool`` (``{"machine_type": "g2-standard-8"}``) overrides fields of the Vertex AI
+        training machine for this run only (the run tag the Vertex trainer reads).
         Everything is checked first (use case, client, days, parameters against the deployment's
         config schema and the parameters' own rules); a ``RequestError`` means nothing was launched.
         """
@@ -139,11 +144,18 @@ class Platform:
         end = end or start
         if end < start:
             raise RequestError(f"the range {start}...{end} is inverted: its end is before its start")
+        if worker_pool:
+            try:
+                WorkerPool().with_overrides(worker_pool)
+            except ValueError as error:  # pydantic's ValidationError is one
+                raise RequestError(f"worker pool {dict(worker_pool)}: {error}") from error
         run_config = run_config_for(overrides or {})
         job = self._job(target)
         selection = [AssetKey.from_user_string(name) for name in assets or ()]
         self._check(target, job, start, end, run_config, selection, overrides or {})
         tags = dict(target.tags)
+        if worker_pool:
+            tags[WORKER_POOL_TAG] = json.dumps(dict(worker_pool), sort_keys=True)
         if start == end:
             tags[PARTITION_NAME_TAG] = start.isoformat()
         else:

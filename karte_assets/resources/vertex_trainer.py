@@ -21,9 +21,7 @@ from karte_assets.resources.trainer import (
     scored_from_messages,
 )
 from karte_assets.resources.vertex_pipes import PipesVertexCustomJobClient, job_key_of
-from karte_assets.resources.worker_pool import WorkerPool
-
-WORKER_POOL_TAG = "karte/worker_pool"  # one run's worker pool fields, a JSON object
+from karte_assets.resources.worker_pool import WORKER_POOL_TAG, WorkerPool
 
 # CPU by default; a GPU run sets accelerator_type and accelerator_count (docs/google-cloud.md).
 DEFAULT_POOL = WorkerPool(

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dagster import Config
 from pydantic import Field
 
+WORKER_POOL_TAG = "karte/worker_pool"  # one run's worker pool fields, a JSON object
+
 
 class WorkerPool(Config):
     """A Vertex AI worker pool; a field left empty takes the trainer resource's default."""
