@@ -36,7 +36,7 @@ $(CURDIR)/.karte/bootstrap/bin/uv:
 	$(CURDIR)/.karte/bootstrap/bin/pip install --quiet uv
 
 setup: $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@mkdir -p "$(DAGSTER_HOME)"
 	@cp -n dagster.yaml "$(DAGSTER_HOME)/dagster.yaml" 2>/dev/null || true
 

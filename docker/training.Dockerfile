@@ -16,7 +16,7 @@ ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
 COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
 WORKDIR /opt/karte
-ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never UV_PYTHON=/usr/bin/python3 \
+ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 UV_PYTHON=/usr/bin/python3 \
     PATH=/opt/venv/bin:$PATH PYTHONPATH=/opt/karte PYTHONUNBUFFERED=1
 
 # Only the 'training' dependency group of the lock: no Dagster, no warehouse clients.
