@@ -30,8 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from karte_assets.training.compiled import Scorer
-from karte_assets.training.scoring import BATCH_ROWS, feature_matrix, scores_record
+from karte_assets.training.scoring import BATCH_ROWS, feature_matrix, predict, scores_record
 from karte_assets.training.uris import ParquetSink, parquet_batches
 
 
@@ -121,7 +120,6 @@ def _job(booster: lgb.Booster, path: str, out: Path, day: dt.date, threads: int)
     """The scoring job now (training/scoring.py's loop), timed by stage."""
     stages = dict.fromkeys(("read", "matrix", "predict", "write"), 0.0)
     names = booster.feature_name()
-    scorer = Scorer(booster, threads)  # compiled where KARTE_COMPILED_SCORING is set, as in the job
     started = clock = time.perf_counter()
     cpu = time.process_time()
 
@@ -136,7 +134,7 @@ def _job(booster: lgb.Booster, path: str, out: Path, day: dt.date, threads: int)
             lap("read")
             matrix = feature_matrix(batch, names)
             lap("matrix")
-            scores = scorer.predict(matrix)
+            scores = predict(booster, matrix, threads)
             lap("predict")
             sink.write(scores_record(batch, names, scores, day))
             lap("write")

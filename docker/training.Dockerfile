@@ -3,13 +3,12 @@
 # Build from the repository root: docker build -f docker/training.Dockerfile -t $IMAGE .
 FROM nvidia/cuda:12.6.3-runtime-ubuntu24.04
 
-# libgomp1: LightGBM's OpenMP. gcc, libc6-dev: tl2cgen compiles a model to C where the scoring job
-# is asked to (KARTE_COMPILED_SCORING, karte_assets/training/compiled.py). ocl-icd-libopencl1: the OpenCL loader. The NVIDIA ICD points the
+# libgomp1: LightGBM's OpenMP. ocl-icd-libopencl1: the OpenCL loader. The NVIDIA ICD points the
 # loader at the driver's OpenCL library, which the container runtime mounts for "compute".
 # The base image's tag pins the distribution; its package versions follow security updates.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv libgomp1 gcc libc6-dev ocl-icd-libopencl1 ca-certificates \
+    && apt-get install -y --no-install-recommends python3 python3-venv libgomp1 ocl-icd-libopencl1 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /etc/OpenCL/vendors \
     && echo "libnvidia-opencl.so.1" > /etc/OpenCL/vendors/nvidia.icd

@@ -11,7 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from karte_assets.assets.training import ModelConfig
-from karte_assets.training.compiled import Scorer
 from karte_assets.training.loyalty import train_loyalty_model
 from karte_assets.training.scoring import score_batch
 from karte_assets.training.uris import ParquetSink, parquet_batches
@@ -71,9 +70,7 @@ def test_batched_scores_equal_lightgbms_predict_on_the_whole_frame(booster, tmp_
     audience = export(tmp_path, 10_000)
     frame = pq.read_table(audience).to_pandas()
     expected = booster.predict(frame[booster.feature_name()])  # the job's previous path
-    scored = [
-        score_batch(Scorer(booster, threads=2), batch, DAY) for batch in parquet_batches(audience, 3_000)
-    ]
+    scored = [score_batch(booster, batch, DAY, threads=2) for batch in parquet_batches(audience, 3_000)]
     assert [b.num_rows for b in scored] == [3_000, 3_000, 3_000, 1_000]
     scores = np.concatenate([b.column("loyal_score").to_numpy() for b in scored])
     assert np.array_equal(scores, expected)  # bit for bit, not approximately
@@ -88,7 +85,7 @@ def test_an_empty_audience_gives_a_scores_file_with_the_columns_and_no_rows(boos
     scores_file = tmp_path / "scores" / "part-00000.parquet"
     with ParquetSink(str(scores_file)) as sink:
         for batch in parquet_batches(audience, 3_000):
-            sink.write(score_batch(Scorer(booster, threads=2), batch, DAY))
+            sink.write(score_batch(booster, batch, DAY, threads=2))
     table = pq.read_table(scores_file)
     assert table.num_rows == 0 and table.schema.names == ["partition_date", "user_id", "loyal_score"]
 

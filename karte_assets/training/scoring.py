@@ -3,7 +3,6 @@
 Runs where the data is, in the training image (a Vertex AI CustomJob, or a local subprocess):
 reads the audience's features that the warehouse exported in Arrow batches, so memory is one batch
 whatever the audience, predicts each client's users with that client's model from the model store
-(LightGBM's predict, or the same model compiled where ``KARTE_COMPILED_SCORING`` asks: compiled.py)
 and writes raw scores (``partition_date``, the audience's key columns ``client_id`` and
 ``user_id``, ``loyal_score``) as Parquet files for the warehouse to load. Ranks, deciles and tiers
 are computed afterwards in the warehouse (``sql/loyalty_scores.sql``).
@@ -28,7 +27,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster_pipes import PipesContext, open_dagster_pipes
 
-from karte_assets.training.compiled import Scorer
 from karte_assets.training.entrypoint import pipes_channels
 from karte_assets.training.uris import ParquetSink, parquet_batches, parquet_files, read_bytes
 
@@ -46,10 +44,18 @@ def feature_matrix(batch: pa.RecordBatch, names: list[str]) -> np.ndarray:
     return matrix
 
 
-def score_batch(scorer: Scorer, batch: pa.RecordBatch, day: dt.date) -> pa.RecordBatch:
+def predict(booster: lgb.Booster, matrix: np.ndarray, threads: int) -> np.ndarray:
+    """LightGBM's own prediction of ``matrix``; the model's num_threads is that of the machine it
+    trained on, so the scoring machine's count is given here."""
+    if not len(matrix):
+        return np.empty(0)
+    return booster.predict(matrix, num_threads=threads)
+
+
+def score_batch(booster: lgb.Booster, batch: pa.RecordBatch, day: dt.date, threads: int) -> pa.RecordBatch:
     """The scores of ``batch``'s users (see ``scores_record``)."""
-    features = scorer.booster.feature_name()
-    return scores_record(batch, features, scorer.predict(feature_matrix(batch, features)), day)
+    features = booster.feature_name()
+    return scores_record(batch, features, predict(booster, feature_matrix(batch, features), threads), day)
 
 
 def scores_record(
@@ -77,25 +83,24 @@ def client_batches(batch: pa.RecordBatch) -> list[tuple[str, pa.RecordBatch]]:
 def run(pipes: PipesContext) -> None:
     job = pipes.extras
     day = dt.date.fromisoformat(job["partition_date"])
-    threads = len(os.sched_getaffinity(0))
-    scorers = {
-        client_id: Scorer(lgb.Booster(model_str=read_bytes(uri).decode()), threads, pipes.log.info)
-        for client_id, uri in job["models"].items()
+    boosters = {
+        client_id: lgb.Booster(model_str=read_bytes(uri).decode()) for client_id, uri in job["models"].items()
     }
+    threads = len(os.sched_getaffinity(0))
     scored = 0
     files = parquet_files(job["features_uri"])
     for number, uri in enumerate(files):
         with ParquetSink(f"{job['scores_uri']}part-{number:05d}.parquet") as sink:
             for batch in parquet_batches(uri, BATCH_ROWS):
                 for client_id, rows in client_batches(batch):
-                    if client_id not in scorers:
+                    if client_id not in boosters:
                         raise ValueError(
                             f"{uri}: rows of client {client_id!r} that this job has no model for"
                         )
-                    sink.write(score_batch(scorers[client_id], rows, day))
+                    sink.write(score_batch(boosters[client_id], rows, day, threads))
                 scored += batch.num_rows
         pipes.log.info(
-            f"scored {scored:,} users of {len(scorers)} clients ({number + 1} of {len(files)} files)"
+            f"scored {scored:,} users of {len(boosters)} clients ({number + 1} of {len(files)} files)"
         )
     pipes.report_custom_message({"scored": scored})
 
