@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from bench import data
 from bench.child import fresh_home, graph_environment, run_child
+from karte_assets.clients import DEFAULT_CLIENT
 from karte_assets.partitions import day_window
 
 CUSTOMERS = 25_000
@@ -186,7 +187,8 @@ def _graph_training_data(db: Path, day: dt.date):
     with duckdb.connect(str(db), read_only=True) as connection:
         from karte_assets.sql import duckdb_sql
 
-        return connection.execute(duckdb_sql("training_data"), {"partition_date": day}).df()
+        params = {"partition_date": day, "client_ids": [DEFAULT_CLIENT]}
+        return connection.execute(duckdb_sql("training_data"), params).df()
 
 
 def _same_rows(graph, bare_frame) -> bool:
