@@ -17,6 +17,7 @@ import duckdb
 
 from bench import data, scoring
 from bench.child import fresh_home, graph_environment, run_child
+from karte_assets.clients import DEFAULT_CLIENT
 from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT
 from karte_assets.sql import duckdb_sql
 
@@ -29,9 +30,9 @@ def _register_model(home: Path, model: Path, day: dt.date) -> None:
     with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
         connection.execute(duckdb_sql("loyalty_model_table"))
         connection.execute(
-            "INSERT INTO loyalty_model (partition_date, status, model_version, model_uri, trained_at) "
-            "VALUES ($day, 'trained', 'loyalty-bench', $uri, now()::TIMESTAMP)",
-            {"day": day, "uri": str(target)},
+            "INSERT INTO loyalty_model (partition_date, client_id, status, model_version, model_uri, trained_at) "
+            "VALUES ($day, $client, 'trained', 'loyalty-bench', $uri, now()::TIMESTAMP)",
+            {"day": day, "client": DEFAULT_CLIENT, "uri": str(target)},
         )
 
 

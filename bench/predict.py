@@ -80,11 +80,13 @@ def _compiled(
         forest = treelite.frontend.load_lightgbm_model(model_path)
         library = workdir / "treelite.so"
         tl2cgen.export_lib(forest, toolchain="gcc", libpath=str(library), params={"parallel_comp": threads})
-        predictor = tl2cgen.Predictor(str(library), nthread=threads)
-        found["treelite + tl2cgen"] = (
-            time.perf_counter() - started,
-            lambda matrix: predictor.predict(tl2cgen.DMatrix(matrix)).reshape(-1),
-        )
+        compile_seconds = time.perf_counter() - started
+        for nthread in sorted({threads, 1}, reverse=True):
+            predictor = tl2cgen.Predictor(str(library), nthread=nthread)
+            found[f"treelite + tl2cgen, {nthread} thread(s)"] = (
+                compile_seconds,
+                lambda matrix, predictor=predictor: predictor.predict(tl2cgen.DMatrix(matrix)).reshape(-1),
+            )
     return found
 
 
@@ -179,6 +181,19 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
     add("LightGBM, pandas frame", seconds, scores)
     seconds, scores = _timed(lambda: booster.predict(matrix, num_threads=threads), repeats)
     add("LightGBM, float64 matrix", seconds, scores, with_conversion=seconds[0] + convert)
+    seconds, scores = _timed(lambda: booster.predict(matrix, num_threads=1), repeats)
+    add("LightGBM, float64 matrix, 1 thread", seconds, scores)
+    for rows in (16_384, BATCH_ROWS, 1_048_576):
+        seconds, scores = _timed(
+            lambda rows=rows: np.concatenate(
+                [
+                    booster.predict(matrix[i : i + rows], num_threads=threads)
+                    for i in range(0, len(matrix), rows)
+                ]
+            ),
+            repeats,
+        )
+        add(f"LightGBM, float64 matrix in batches of {rows:,}", seconds, scores)
     matrix32 = np.ascontiguousarray(matrix, dtype=np.float32)
     seconds, scores = _timed(lambda: booster.predict(matrix32, num_threads=threads), repeats)
     add("LightGBM, float32 matrix", seconds, scores)

@@ -145,6 +145,12 @@ def main(argv: list[str] | None = None) -> None:
         default="10,100",
         help="shops of the many-clients part's training day (empty: none)",
     )
+    parser.add_argument(
+        "--smallshop-days", type=int, default=smallshop.DAYS, help="days of the small shop's history"
+    )
+    parser.add_argument(
+        "--smallshop-customers", type=int, default=smallshop.CUSTOMERS, help="customers of the small shop"
+    )
     parser.add_argument("--train-all", action="store_true", help="also train on the whole training set")
     parser.add_argument("--serving-users", type=float, default=1e7, help="users of the serving snapshot")
     parser.add_argument("--demand-products", type=int, default=10_000, help="products of the demand part")
@@ -196,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
             _store(work, "serving", serving.run(work, int(args.serving_users), 10, 8, _log), started, load)
         elif part == "smallshop":
             started, load = time.perf_counter(), os.getloadavg()[0]
-            _store(work, "smallshop", smallshop.run(work, _log), started, load)
+            result = smallshop.run(work, _log, args.smallshop_days, args.smallshop_customers)
+            _store(work, "smallshop", result, started, load)
         elif part == "clients":
             started, load = time.perf_counter(), os.getloadavg()[0]
             training_counts = _sizes(args.training_counts) if args.training_counts else []

@@ -13,8 +13,8 @@ import os
 import re
 from pathlib import Path
 
-# A share of the machine: raw_events holds two databases at once (the event source's and the
-# warehouse), and the limit does not cover Python's own objects, so a share well below half.
+# A share of the machine: the limit does not cover Python's own objects. Where raw_events holds the
+# event sources' databases beside the warehouse, they share this one limit (Warehouse.sharing_memory).
 DEFAULT_MEMORY_LIMIT = "10%"
 # DuckDB's floor: below a few hundred MB even a spilling aggregate of a day has no room.
 MINIMUM_BYTES = 256 * 2**20
@@ -59,6 +59,12 @@ def memory_limit_bytes(text: str, machine_bytes: int | None = None) -> int:
             f"DuckDB memory limit {text!r} is {limit:,} bytes, under the {MINIMUM_BYTES // 2**20} MiB minimum"
         )
     return limit
+
+
+def share(memory_limit: str, parts: int) -> str:
+    """One of ``parts`` equal shares of ``memory_limit``, as a size for another database's limit (at
+    least the minimum: with many parts their sum can exceed ``memory_limit``)."""
+    return f"{max(memory_limit_bytes(memory_limit) // parts, MINIMUM_BYTES) // 2**20}MiB"
 
 
 def duckdb_config(memory_limit: str, temp_directory: Path) -> dict[str, str]:

@@ -1,10 +1,11 @@
 """Every local DuckDB database is bounded by KARTE_DUCKDB_MEMORY_LIMIT and spills under $KARTE_HOME/tmp."""
 
 import datetime as dt
+import logging
 
 import pytest
 
-from karte_assets.duckdb_memory import memory_limit_bytes
+from karte_assets.duckdb_memory import memory_limit_bytes, share
 from karte_assets.event_sources import SyntheticSource, day_events
 from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.settings import SettingsError, load_settings
@@ -61,6 +62,29 @@ def test_the_event_sources_database_is_bounded_too(tmp_path):
         memory_limit="400MiB",
     ) as events:
         assert settings_of(events.connection) == ("400.0 MiB", str(tmp_path / "tmp"))
+
+
+@pytest.mark.parametrize("held_for_a_run", [True, False])
+def test_the_event_sources_and_the_warehouse_share_one_limit(tmp_path, held_for_a_run):
+    """raw_events opens a database per event source beside the warehouse: all of them within one
+    limit, not one limit each (the two caps made raw_events a large day's peak)."""
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), memory_limit="4GiB")
+    if held_for_a_run:
+        warehouse.hold_for_run(f"run-{tmp_path.name}", logging.getLogger(__name__))
+    try:
+        with warehouse.sharing_memory("4GiB", 4) as each:
+            with warehouse.connect() as connection:
+                assert settings_of(connection)[0] == "2.0 GiB"
+            assert each == "512MiB"  # 2 GiB + 4 x 512 MiB = 4 GiB
+        with warehouse.connect() as connection:
+            assert settings_of(connection)[0] == "4.0 GiB"
+    finally:
+        warehouse.teardown_after_execution(None)
+
+
+def test_a_share_keeps_duckdbs_minimum():
+    assert share("1GiB", 2) == "512MiB"
+    assert share("1GiB", 50) == "256MiB"
 
 
 def test_the_local_warehouse_takes_the_variable(tmp_path):

@@ -1,6 +1,8 @@
 """The scoring job's batches: the same scores as LightGBM's predict on the whole frame, bit for bit."""
 
 import datetime as dt
+import subprocess
+import sys
 
 import duckdb
 import numpy as np
@@ -86,3 +88,20 @@ def test_an_empty_audience_gives_a_scores_file_with_the_columns_and_no_rows(boos
             sink.write(score_batch(booster, batch, DAY, threads=2))
     table = pq.read_table(scores_file)
     assert table.num_rows == 0 and table.schema.names == ["partition_date", "user_id", "loyal_score"]
+
+
+@pytest.mark.slow  # two Python processes importing LightGBM: a few CPU seconds
+@pytest.mark.parametrize("module", ["karte_assets.training.scoring", "karte_assets.training.entrypoint"])
+def test_a_jobs_process_starts_without_scikit_learn(module):
+    """Every scored day starts a job process: LightGBM would import scikit-learn (installed here for
+    the anomaly use case) on the way, most of the start's CPU."""
+    probe = (
+        "import runpy, sys\n"
+        "try:\n"
+        f"    runpy.run_module({module!r}, run_name='__main__')\n"
+        "except BaseException:\n"
+        "    pass  # no Pipes context here: the job stops after its imports\n"
+        "print(sys.modules.get('sklearn') is not None, 'lightgbm' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"], done.stderr

@@ -255,7 +255,11 @@ def raw_events(
         # A client's history starts on its first day: before it, its source is not read.
         started = [client for client in from_rows if client.start(settings) <= day]
         for batch in range(0, len(started), CLIENTS_PER_LOAD):
+            batch_clients = started[batch : batch + CLIENTS_PER_LOAD]
             with ExitStack() as stack:
+                source_limit = stack.enter_context(
+                    warehouse.sharing_memory(settings.duckdb_memory_limit, len(batch_clients))
+                )
                 days = {
                     client.client_id: stack.enter_context(
                         day_events(
@@ -265,10 +269,10 @@ def raw_events(
                             config.event_names,
                             settings.home / "tmp",
                             event_id_column=configs[client.client_id].event_id_column,
-                            memory_limit=settings.duckdb_memory_limit,
+                            memory_limit=source_limit,
                         )
                     )
-                    for client in started[batch : batch + CLIENTS_PER_LOAD]
+                    for client in batch_clients
                 }
                 rows += _store_day(context, warehouse, day, days, configs, counts)
         _check_day(warehouse, day, windows, config.event_names, checks)

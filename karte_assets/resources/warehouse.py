@@ -27,7 +27,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from karte_assets.clients import DEFAULT_CLIENT, checked_client_id
-from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT, duckdb_config
+from karte_assets.duckdb_memory import DEFAULT_MEMORY_LIMIT, duckdb_config, memory_limit_bytes, share
 from karte_assets.settings import DEFAULT_SNAPSHOT_RETENTION_DAYS
 from karte_assets.sql import bind, duckdb_sql
 from karte_assets.training.uris import GS_SCHEME, parquet_files, read_parquet, write_parquet
@@ -86,6 +86,13 @@ class Warehouse(ConfigurableResource, ABC):
         """The warehouse jobs issued inside carry ``labels`` (BigQuery job labels, for cost per
         asset and run); the local warehouse runs no jobs and ignores them."""
         yield
+
+    @contextmanager
+    def sharing_memory(self, memory_limit: str, databases: int) -> Iterator[str]:
+        """The memory_limit of each of ``databases`` local DuckDB databases opened beside the warehouse
+        (raw_events' event sources) so that together they stay within ``memory_limit``: here they
+        split it, a remote warehouse using none of this machine's memory."""
+        yield share(memory_limit, databases)
 
     @abstractmethod
     def ensure_table(self, ddl_name: str) -> None:
@@ -153,6 +160,7 @@ class DuckDBWarehouse(Warehouse):
     lock_timeout_seconds: float = 600.0
     _run_connection: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
     _run_columns: dict[str, set[str]] = PrivateAttr(default_factory=dict)
+    _lent_memory_limit: str | None = PrivateAttr(default=None)
     memory_limit: str = Field(
         default=DEFAULT_MEMORY_LIMIT,
         description="Most memory a connection may use, a share of the machine ('10%') or a size ('2GB') "
@@ -165,7 +173,10 @@ class DuckDBWarehouse(Warehouse):
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        config = duckdb_config(self.memory_limit, Path(self.temp_directory or Path(self.path).parent / "tmp"))
+        config = duckdb_config(
+            self._lent_memory_limit or self.memory_limit,
+            Path(self.temp_directory or Path(self.path).parent / "tmp"),
+        )
         deadline = time.monotonic() + self.lock_timeout_seconds
         while True:
             try:
@@ -182,6 +193,25 @@ class DuckDBWarehouse(Warehouse):
             connection.close()
             raise
         return connection
+
+    @contextmanager
+    def sharing_memory(self, memory_limit: str, databases: int) -> Iterator[str]:
+        """The warehouse keeps half of ``memory_limit`` while the ``databases`` share the other half:
+        each database of the process is capped, but two caps of the whole made raw_events the peak
+        of a large day (BENCHMARKS.md, bounded memory)."""
+        half = share(memory_limit, 2)
+        self._set_memory_limit(half)
+        try:
+            yield share(memory_limit, 2 * databases)
+        finally:
+            self._set_memory_limit(None)
+
+    def _set_memory_limit(self, limit: str | None) -> None:
+        self._lent_memory_limit = limit
+        if self._run_connection is not None:
+            # A size computed above, not a value from outside: SET takes no query parameters.
+            mib = memory_limit_bytes(limit or self.memory_limit) // 2**20
+            self._run_connection.execute(f"SET memory_limit = '{mib}MiB'")
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -10,6 +10,14 @@ are computed afterwards in the warehouse (``sql/loyalty_scores.sql``).
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":
+    # The job's own process: LightGBM imports scikit-learn where it is installed (lightgbm/compat.py,
+    # for its sklearn API, which no job uses). In the project's environment that import (sklearn,
+    # scipy.stats) was most of each job's start, paid again by every day's scoring process.
+    sys.modules.setdefault("sklearn", None)
+
 import datetime as dt
 import os
 
