@@ -153,6 +153,11 @@ def test_carried_windows_equal_the_windows_summed_afresh_over_five_weeks(tmp_pat
     warehouse = build_days(tmp_path, rows, WEEKS)
     assert_windows_equal(warehouse, rows)
     # The only purchase left each window exactly: 0, not what adding and subtracting 99.99 leaves.
+    # As BigQuery would give them: no DuckDB HUGEINT (a sum not cast back to INT64) in the output.
+    with warehouse.connect() as connection:
+        params = bind("user_features", {"partition_date": day(WEEKS - 1), "client_ids": ["a", "b"]})
+        types = connection.execute(f"DESCRIBE {duckdb_sql('user_features')}", params).df()
+    assert "HUGEINT" not in set(types["column_type"])
     once = revenue_of_once(warehouse)
     assert (
         once[6] == (99.99, 99.99, 99.99) and once[7] == (0.0, 99.99, 99.99) and once[28] == (0.0, 0.0, 99.99)
