@@ -265,18 +265,19 @@ def train_task(spec: dict) -> dict:
 
 def feature_parts_task(spec: dict) -> dict:
     """What user_features costs on given days of a warehouse: its 7/28/90-day windows alone, the
-    whole query, and the number of activity rows the windows read (read-only, into temp tables)."""
+    whole query, and the number of activity rows the windows read: the days entering and leaving
+    them (read-only, into temp tables)."""
     import duckdb
 
-    from karte_assets.sql import duckdb_sql
+    from karte_assets.sql import bind, duckdb_sql
 
     query = duckdb_sql("user_features")
-    windows = query[: query.index("SELECT\n  p.user_id")] + "SELECT * FROM windows"
+    windows = query[: query.index("SELECT\n  p.client_id")] + "SELECT * FROM windows"
     parts = {}
     with duckdb.connect(spec["db"], read_only=True) as connection:
         connection.execute("SET TimeZone = 'UTC'")
         for day in spec["days"]:
-            params = {"partition_date": dt.date.fromisoformat(day)}
+            params = bind("user_features", {"partition_date": dt.date.fromisoformat(day)})
             times = {}
             for name, select in (("windows", windows), ("query", query)):
                 runs = []
@@ -286,9 +287,9 @@ def feature_parts_task(spec: dict) -> dict:
                     runs.append(time.perf_counter() - started)
                 times[name] = sorted(runs)[1]
             (times["activity_rows"],) = connection.execute(
-                "SELECT count(*) FROM user_daily_activity WHERE partition_date > $partition_date - 90 "
-                "AND partition_date <= $partition_date",
-                params,
+                "SELECT count(*) FROM user_daily_activity WHERE partition_date IN "
+                "($partition_date, $partition_date - 7, $partition_date - 28, $partition_date - 90)",
+                {"partition_date": params["partition_date"]},
             ).fetchone()
             parts[day] = times
     return {"days": parts}

@@ -4,20 +4,33 @@ import datetime as dt
 import functools
 import inspect
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pydantic
-from dagster import AssetExecutionContext, BackfillPolicy, Config, Failure, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Config,
+    Failure,
+    MetadataValue,
+    TimeWindowPartitionMapping,
+    asset,
+)
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from karte_assets.clients import UseCaseClient
 from karte_assets.partitions import daily_partitions, partition_days
 from karte_assets.resources.gcp_labels import label
 from karte_assets.resources.warehouse import Warehouse
+from karte_assets.settings import Settings
 
 GROUP = "loyalty"
+# An asset whose day D builds on its own day D-1 (user_profile, user_features) declares it, so that
+# Dagster shows and orders the chain.
+PREVIOUS_DAY = TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
 # The Config class of each asset by name, so that a run can check all of its config up front.
 CONFIG_TYPES: dict[str, type[Config]] = {}
@@ -118,6 +131,24 @@ def clients_stream(readers: Iterable[tuple[str, Callable[[], pa.RecordBatchReade
             yield from rows(client_id, open_reader())
 
     return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def require_previous_day(
+    warehouse: Warehouse, table: str, day: dt.date, clients: Sequence[UseCaseClient], settings: Settings
+) -> None:
+    """Fail, naming the days to backfill, unless ``table``'s day before ``day`` was written for every
+    client past its first day: a state carried forward one day at a time must not silently restart."""
+    previous = day - dt.timedelta(days=1)
+    carried = [client for client in clients if day > client.start(settings)]
+    logged = warehouse.logged_clients(table, previous, [c.client_id for c in carried])
+    missing = [client for client in carried if client.client_id not in logged]
+    if missing:
+        raise Failure(
+            f"{table} for {previous} is missing for clients "
+            f"{', '.join(c.client_id for c in missing)}, and {day} builds on it: materialise the "
+            f"range from the first missing day up to {day} (a client's state starts on its "
+            f"first day, {', '.join(f'{c.client_id}: {c.start(settings)}' for c in missing)})"
+        )
 
 
 def for_each_day(

@@ -1,15 +1,27 @@
 import datetime as dt
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, ResourceParam
+from dagster import AssetDep, AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, ResourceParam
 
 from karte_assets.assets.checks import FEATURES_VALID, DayChecks, spec
-from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
+from karte_assets.assets.common import (
+    PREVIOUS_DAY,
+    daily_asset,
+    for_each_day,
+    markdown_table,
+    require_previous_day,
+    rows_metadata,
+)
 from karte_assets.clients import ClientRegistry, run_clients
 from karte_assets.resources.warehouse import Warehouse
+from karte_assets.settings import current_settings
 
 
 @daily_asset(
-    deps=[AssetKey("user_profile"), AssetKey("user_daily_activity")],
+    deps=[
+        AssetKey("user_profile"),
+        AssetKey("user_daily_activity"),
+        AssetDep("user_features", partition_mapping=PREVIOUS_DAY),
+    ],
     kinds={"duckdb"},
     check_specs=[
         spec(
@@ -23,12 +35,17 @@ from karte_assets.resources.warehouse import Warehouse
 def user_features(
     context: AssetExecutionContext, warehouse: Warehouse, loyalty_clients: ResourceParam[ClientRegistry]
 ) -> MaterializeResult:
-    """Features of every user of each client seen up to the day: 7/28/90-day windows and lifetime recency, frequency, monetary."""
+    """Features of every user of each client seen up to the day: 7/28/90-day windows (carried from the day before) and lifetime recency, frequency, monetary."""
+    # Day D reads day D-1 of this table: on a first day it must exist, empty.
+    warehouse.ensure_table("user_features_table")
     checks = DayChecks()
-    params = {"client_ids": [client.client_id for client in run_clients(context, loyalty_clients)]}
+    settings = current_settings()
+    clients = run_clients(context, loyalty_clients)
+    params = {"client_ids": [client.client_id for client in clients]}
     quality = {}
 
     def build(day: dt.date) -> int:
+        require_previous_day(warehouse, "user_features", day, clients, settings)
         rows = warehouse.replace_partition("user_features", day, "user_features", params)
         quality[day] = found = warehouse.query("user_features_quality", {**params, "partition_date": day})
         bad = found[(found["null_rows"] > 0) | (found["out_of_range"] > 0)]
