@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from dagster import EnvVar
 
-from karte_assets.clients import ANOMALY, AnomalyClient, LoyaltyClient, default_registry
+from karte_assets.clients import UseCaseClient, registries_of
 from karte_assets.resources.model_store import LocalModelStore
 from karte_assets.resources.pubsub_status import PubSubStatusPublisher
 from karte_assets.resources.status import JsonLinesStatusPublisher
@@ -18,11 +18,9 @@ from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.settings import Settings
 
 
-def local_resources(
-    settings: Settings, clients: Iterable[LoyaltyClient] = (), anomaly_clients: Iterable[AnomalyClient] = ()
-) -> dict[str, object]:
-    """The embedded defaults: everything under $KARTE_HOME, nothing needs an account; the loyalty
-    clients are ``default`` and ``clients``, the anomaly clients ``default`` and ``anomaly_clients``."""
+def local_resources(settings: Settings, clients: Iterable[UseCaseClient] = ()) -> dict[str, object]:
+    """The embedded defaults: everything under $KARTE_HOME, nothing needs an account; the clients of
+    each use case are ``default`` and those of ``clients`` (``client_resources``)."""
     return {
         "warehouse": DuckDBWarehouse(
             path=str(settings.warehouse_path),
@@ -32,8 +30,15 @@ def local_resources(
         "trainer": SubprocessTrainer(),
         "model_store": LocalModelStore(root=str(settings.home / "models")),
         **reporting_resources(settings),
-        "loyalty_clients": default_registry(settings, clients),
-        "anomaly_clients": default_registry(settings, anomaly_clients, ANOMALY),
+        **client_resources(settings, clients),
+    }
+
+
+def client_resources(settings: Settings, clients: Iterable[UseCaseClient] = ()) -> dict[str, object]:
+    """Each use case's registry as resource ``<use case>_clients`` (``loyalty_clients``, ...): ``default``
+    and the ``clients`` of that use case's client type."""
+    return {
+        f"{use_case}_clients": registry for use_case, registry in registries_of(settings, clients).items()
     }
 
 
@@ -56,19 +61,16 @@ def reporting_resources(settings: Settings, environ: Mapping[str, str] = os.envi
     }
 
 
-def resources_for(
-    settings: Settings, clients: Iterable[LoyaltyClient] = (), anomaly_clients: Iterable[AnomalyClient] = ()
-) -> dict[str, object]:
-    """The resources of ``settings``' environment, with the loyalty clients ``default`` and ``clients``
-    and the anomaly clients ``default`` and ``anomaly_clients``."""
+def resources_for(settings: Settings, clients: Iterable[UseCaseClient] = ()) -> dict[str, object]:
+    """The resources of ``settings``' environment, with each use case's clients ``default`` and
+    those of ``clients``."""
     if settings.cloud is None:
-        return local_resources(settings, clients, anomaly_clients)
+        return local_resources(settings, clients)
     # Imported here: the Google Cloud clients take seconds to import, and local runs never use them.
     from karte_assets.resources.google_cloud import cloud_resources
 
     return {
         **cloud_resources(settings.cloud, settings.snapshot_retention_days),
         **reporting_resources(settings),
-        "loyalty_clients": default_registry(settings, clients),
-        "anomaly_clients": default_registry(settings, anomaly_clients, ANOMALY),
+        **client_resources(settings, clients),
     }
