@@ -88,7 +88,7 @@ def test_the_demand_graph_forecasts_and_flags_overstock_on_the_synthetic_shop(gr
             "daily_demand": {"config": {"quantity_column": "quantity"}},
             "demand_model": {"config": {**window, "backtest_windows": 1}},
             "demand_forecast": {"config": window},
-            "overstock_candidates": {"config": {**window, "inventory_source": str(inventory)}},
+            "overstock_candidates": {"config": {"inventory_source": str(inventory)}},
         }
     }
     assert graph.materialize(FIRST_DAY, last, run_config=config, selection=DEMAND[:-1]).success
@@ -147,7 +147,7 @@ def test_daily_demand_names_the_missing_product_column(graph):
         }
     }
     with pytest.raises(
-        Failure, match=r"daily_demand 2026-06-01: none of the \d+ purchases has a 'sku' column"
+        Failure, match=r"daily_demand 2026-06-01 client default: none of the \d+ purchases has a 'sku' column"
     ):
         graph.materialize(FIRST_DAY, run_config=config, selection=["raw_events", "daily_demand"])
 
