@@ -186,3 +186,58 @@ def test_overstock_candidates_export_as_files_for_one_client(tmp_path):
         "overstock_candidates_2026-08-29.csv",
     ]
     assert pd.read_csv(paths[1])["product_id"].tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("yaml", "field", "message"),
+    [
+        ("client_id: s\nproduct_column: sku id", "product_column", "'sku id' is not a column name"),
+        ("client_id: s\nquantity_column: qty.n", "quantity_column", "'qty.n' is not a column name"),
+        ("client_id: s\nhorizon_days: 400", "horizon_days", "Input should be less than or equal to 366"),
+        ("client_id: s\nhistory_days: 7", "history_days", "Input should be greater than or equal to 28"),
+        ("client_id: s\nlightgbm: {leaves: 3}", "lightgbm", "lightgbm has unknown fields ['leaves']"),
+        ("client_id: s\ninventory_source: stock.xlsx", "inventory_source", 'is not "synthetic" or a .csv'),
+        ("client_id: s\nreselect_every_days: 0", "reselect_every_days", "greater than or equal to 1"),
+        ("client_id: s\nbogus: 1", "bogus", "Extra inputs are not permitted"),
+    ],
+)
+def test_the_demand_component_refuses_bad_attributes_naming_the_field(yaml, field, message):
+    from karte_assets.components import DemandForecast
+
+    with pytest.raises(Exception) as raised:
+        DemandForecast.resolve_from_yaml(yaml)
+    assert message in str(raised.value) and field in str(raised.value), str(raised.value)
+
+
+def test_a_demand_client_sets_its_knobs_and_a_run_config_overrides_them():
+    from karte_assets.assets.demand import (
+        DailyDemandConfig,
+        DemandModelConfig,
+        ForecastConfig,
+        OverstockConfig,
+    )
+    from karte_assets.clients import DEMAND, DemandClient, LoyaltyClient, registries_of
+    from karte_assets.components import DemandForecast
+    from karte_assets.settings import load_settings
+
+    shop = DemandForecast.resolve_from_yaml(
+        "client_id: shop-a\nproduct_column: sku\nhorizon_days: 14\nreselect_every_days: 3\n"
+        "lightgbm: {num_leaves: 7}\ninventory_source: /data/stock.csv\ninventory_seed: 3"
+    )
+    assert shop.build_defs(None).metadata["karte/clients/demand/shop-a"].value == (
+        '{"client_id":"shop-a","product_column":"sku","horizon_days":14,"reselect_every_days":3,'
+        '"lightgbm":{"num_leaves":7},"inventory_source":"/data/stock.csv","inventory_seed":3}'
+    )
+    client = DemandClient(**shop.model_dump(exclude_unset=True))
+    assert client.config(DailyDemandConfig()).product_column == "sku"
+    model = client.config(DemandModelConfig())
+    assert (model.horizon_days, model.reselect_every_days, model.history_days) == (14, 3, 365)
+    assert client.config(ForecastConfig()).lightgbm == {"num_leaves": 7}
+    stock = client.config(OverstockConfig())
+    assert (stock.inventory_source, stock.inventory_seed) == ("/data/stock.csv", 3)
+    assert client.config(ForecastConfig(horizon_days=5)).horizon_days == 5  # the run's value wins
+
+    # Each use case's registry takes the clients of its own type from a mixed list.
+    registries = registries_of(load_settings({}), [client, LoyaltyClient(client_id="shop-b")])
+    assert registries[DEMAND].ids() == ["default", "shop-a"]
+    assert registries["loyalty"].ids() == ["default", "shop-b"]
