@@ -188,27 +188,6 @@ def test_overstock_candidates_export_as_files_for_one_client(tmp_path):
     assert pd.read_csv(paths[1])["product_id"].tolist() == ["a", "b"]
 
 
-@pytest.mark.parametrize(
-    ("yaml", "field", "message"),
-    [
-        ("client_id: s\nproduct_column: sku id", "product_column", "'sku id' is not a column name"),
-        ("client_id: s\nquantity_column: qty.n", "quantity_column", "'qty.n' is not a column name"),
-        ("client_id: s\nhorizon_days: 400", "horizon_days", "Input should be less than or equal to 366"),
-        ("client_id: s\nhistory_days: 7", "history_days", "Input should be greater than or equal to 28"),
-        ("client_id: s\nlightgbm: {leaves: 3}", "lightgbm", "lightgbm has unknown fields ['leaves']"),
-        ("client_id: s\ninventory_source: stock.xlsx", "inventory_source", 'is not "synthetic" or a .csv'),
-        ("client_id: s\nreselect_every_days: 0", "reselect_every_days", "greater than or equal to 1"),
-        ("client_id: s\nbogus: 1", "bogus", "Extra inputs are not permitted"),
-    ],
-)
-def test_the_demand_component_refuses_bad_attributes_naming_the_field(yaml, field, message):
-    from karte_assets.components import DemandForecast
-
-    with pytest.raises(Exception) as raised:
-        DemandForecast.resolve_from_yaml(yaml)
-    assert message in str(raised.value) and field in str(raised.value), str(raised.value)
-
-
 def test_a_demand_client_sets_its_knobs_and_a_run_config_overrides_them():
     from karte_assets.assets.demand import (
         DailyDemandConfig,
