@@ -220,3 +220,49 @@ def test_a_demand_client_sets_its_knobs_and_a_run_config_overrides_them():
     registries = registries_of(load_settings({}), [client, LoyaltyClient(client_id="shop-b")])
     assert registries[DEMAND].ids() == ["default", "shop-a"]
     assert registries["loyalty"].ids() == ["default", "shop-b"]
+
+
+def test_daily_demand_runs_each_client_by_its_own_columns(tmp_path):
+    from dagster import DagsterInstance, materialize
+
+    from karte_assets.assets.demand import DEMAND_ASSETS
+    from karte_assets.clients import DEMAND, DemandClient, default_registry
+    from karte_assets.resources.warehouse import DuckDBWarehouse
+    from karte_assets.settings import load_settings
+
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    warehouse.ensure_table("raw_events_table")
+    at = pd.Timestamp(FIRST_DAY, tz="UTC")
+
+    def purchase(client_id: str, properties: str) -> dict:
+        return {"client_id": client_id, "user_id": "u", "event_ts": at, "event_name": "purchase"} | {
+            "value": 1.0,
+            "properties": properties,
+        }
+
+    events = pd.DataFrame(
+        [
+            purchase("shop-a", '{"sku": "x", "qty": 3}'),
+            purchase("shop-a", '{"sku": "x", "qty": 2}'),
+            purchase("shop-b", '{"product_id": "x", "qty": 9}'),
+            purchase("shop-b", '{"product_id": "y"}'),
+        ]
+    )
+    warehouse.replace_partition_with_rows("raw_events", FIRST_DAY, events, clients=("shop-a", "shop-b"))
+    shops = [DemandClient(client_id="shop-a", product_column="sku", quantity_column="qty")]
+    shops.append(DemandClient(client_id="shop-b"))
+    resources = {"warehouse": warehouse, "demand_clients": default_registry(load_settings({}), shops, DEMAND)}
+
+    assert materialize(
+        DEMAND_ASSETS,
+        selection=["daily_demand"],
+        resources=resources,
+        partition_key=FIRST_DAY.isoformat(),
+        instance=DagsterInstance.ephemeral(),
+    ).success
+    with warehouse.connect() as connection:
+        rows = connection.execute(
+            "SELECT client_id, product_id, quantity, purchases FROM daily_demand ORDER BY ALL"
+        )
+        # shop-a: units of its qty column per sku; shop-b: one unit per purchase of each product_id.
+        assert rows.fetchall() == [("shop-a", "x", 5.0, 2), ("shop-b", "x", 1.0, 1), ("shop-b", "y", 1.0, 1)]
