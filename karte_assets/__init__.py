@@ -1,11 +1,11 @@
 """karte_assets: the asset graphs of many client shops (``karte_assets.definitions``).
 
-``karte_assets.LoyaltyScoring`` and ``karte_assets.AnomalyDetection`` are the use cases' Dagster
-Component types. They are imported on first use, because the training image imports
+``karte_assets.LoyaltyScoring``, ``karte_assets.AnomalyDetection`` and ``karte_assets.DemandForecast``
+are the use cases' Dagster Component types. They are imported on first use, because the training image imports
 ``karte_assets.training`` without Dagster installed.
 """
 
-COMPONENT_TYPES = ("AnomalyDetection", "LoyaltyScoring")
+COMPONENT_TYPES = ("AnomalyDetection", "DemandForecast", "LoyaltyScoring")
 
 
 def __getattr__(name: str):

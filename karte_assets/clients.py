@@ -3,7 +3,7 @@
 One graph per use case serves every client (never a copy per client): each table has a
 ``client_id`` column, and a run covers the clients named by its ``karte/client`` tag, or all of
 them. A client's parameters are its defs.yaml attributes (``karte_assets.LoyaltyScoring``,
-``karte_assets.AnomalyDetection``); run config that differs from a field's default overrides them
+``karte_assets.AnomalyDetection``, ``karte_assets.DemandForecast``); run config that differs from a field's default overrides them
 for the clients of that run.
 
 ``python -m karte_assets.clients`` prints the registered clients as JSON (for remote callers).
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster import AssetExecutionContext, Config, Failure
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from karte_assets.settings import Settings
 
@@ -28,7 +28,10 @@ CLIENT_TAG = "karte/client"
 DEFAULT_CLIENT = "default"
 LOYALTY = "loyalty"
 ANOMALY = "anomaly"
+DEMAND = "demand"
 CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 C = TypeVar("C", bound=Config)
 
@@ -39,6 +42,20 @@ def checked_client_id(value: str, where: str = "client_id") -> str:
             f"{where} {value!r} is not a client id: lowercase letters, digits, '_' and '-', "
             "starting with a letter or digit, at most 63 characters"
         )
+    return value
+
+
+def checked_column(value: str, where: str) -> str:
+    if not COLUMN_NAME.match(value):
+        raise ValueError(f"{where} {value!r} is not a column name (letters, digits, _)")
+    return value
+
+
+def known_keys(where: str, value: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """``value`` when each of its keys is ``known``; else an error naming ``where`` and the known keys."""
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ValueError(f"{where} has unknown fields {unknown}: known are {sorted(known)}")
     return value
 
 
@@ -56,7 +73,11 @@ class UseCaseClient(BaseModel):
         return checked_client_id(value)
 
     def knobs(self) -> dict[str, object]:
-        """The client's set values by the asset config field they stand for."""
+        """The client's set values by the asset config field they stand for (unset ones left out)."""
+        return {key: value for key, value in self.config_values().items() if value is not None}
+
+    def config_values(self) -> dict[str, object]:
+        """Every knob by the asset config field it stands for, None where unset."""
         raise NotImplementedError
 
     def config(self, run_config: C) -> C:
@@ -152,12 +173,10 @@ class LoyaltyClient(UseCaseClient):
         # Imported here: the asset modules import this one.
         from karte_assets.assets.training import ModelConfig
 
-        unknown = sorted(set(value) - set(ModelConfig.model_fields))
-        if unknown:
-            raise ValueError(
-                f"lightgbm has unknown fields {unknown}: known are {sorted(ModelConfig.model_fields)} "
-                "(the machine, GPU included, is the worker_pool attribute)"
-            )
+        try:
+            known_keys("lightgbm", value, set(ModelConfig.model_fields))
+        except ValueError as error:
+            raise ValueError(f"{error} (the machine, GPU included, is the worker_pool attribute)") from None
         ModelConfig(**value)
         return value
 
@@ -178,8 +197,8 @@ class LoyaltyClient(UseCaseClient):
             )
         return self
 
-    def knobs(self) -> dict[str, object]:
-        values = {
+    def config_values(self) -> dict[str, object]:
+        return {
             "source": self.events_source,
             "synthetic_new_users_per_day": self.synthetic_users_per_day,
             "synthetic_seed": self.synthetic_seed,
@@ -192,7 +211,6 @@ class LoyaltyClient(UseCaseClient):
             "tier_b_share": self.tier_b_share,
             **self.lightgbm,
         }
-        return {key: value for key, value in values.items() if value is not None}
 
     def zone(self, settings: Settings) -> str:
         return self.timezone or settings.timezone
@@ -248,8 +266,8 @@ class AnomalyClient(UseCaseClient):
             raise ValueError(f"detector {value!r} is not one of {UNSUPERVISED}")
         return value
 
-    def knobs(self) -> dict[str, object]:
-        values = {
+    def config_values(self) -> dict[str, object]:
+        return {
             "detector": self.detector,
             "contamination": self.contamination,
             "score_threshold": self.score_threshold,
@@ -259,16 +277,85 @@ class AnomalyClient(UseCaseClient):
             "history_days": self.history_days,
             "directory": self.exclusion_directory,
         }
-        return {key: value for key, value in values.items() if value is not None}
+
+
+class DemandClient(UseCaseClient):
+    """One client shop of the demand use case. Unset knobs keep the demand assets' config defaults."""
+
+    product_column: str | None = Field(
+        default=None, description="The purchase events' extra column that names the product (product_id)."
+    )
+    quantity_column: str | None = Field(
+        default=None, description="The extra column with the units bought. Unset: each purchase counts 1."
+    )
+    horizon_days: int | None = Field(
+        default=None, ge=1, le=366, description="Days forecast after each day (28)."
+    )
+    history_days: int | None = Field(
+        default=None, ge=28, description="Days of sales the forecasters learn from (365)."
+    )
+    backtest_windows: int | None = Field(
+        default=None, ge=1, description="Rolling origins of the backtest that chooses the forecaster (2)."
+    )
+    reselect_every_days: int | None = Field(
+        default=None, ge=1, description="Days a forecaster choice stands before the backtest runs again (7)."
+    )
+    lightgbm: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Parameters of the LightGBM forecaster over its defaults (n_estimators, learning_rate, "
+        "num_leaves, ...).",
+    )
+    inventory_source: str | None = Field(
+        default=None,
+        description="The shop's stock: a CSV or Parquet file (product_id, stock_on_hand, as_of_date), or "
+        '"synthetic" (the default) for the simulated shop\'s.',
+    )
+    inventory_seed: int | None = Field(default=None, description="Synthetic stock only: the random seed.")
+
+    @field_validator("product_column", "quantity_column")
+    @classmethod
+    def _column(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if value is None else checked_column(value, info.field_name)
+
+    @field_validator("lightgbm")
+    @classmethod
+    def _lightgbm(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Imported here: the forecasters bring pandas and numpy, which listing clients does not need.
+        from karte_assets.demand.forecasters import LightGBMForecaster
+
+        return known_keys("lightgbm", value, set(LightGBMForecaster().params))
+
+    @field_validator("inventory_source")
+    @classmethod
+    def _inventory(cls, value: str | None) -> str | None:
+        if value not in (None, "synthetic") and Path(value).suffix.lower() not in (".csv", ".parquet"):
+            raise ValueError(f'inventory_source {value!r} is not "synthetic" or a .csv or .parquet file')
+        return value
+
+    def config_values(self) -> dict[str, object]:
+        return {
+            "product_column": self.product_column,
+            "quantity_column": self.quantity_column,
+            "horizon_days": self.horizon_days,
+            "history_days": self.history_days,
+            "backtest_windows": self.backtest_windows,
+            "reselect_every_days": self.reselect_every_days,
+            "lightgbm": self.lightgbm or None,
+            "inventory_source": self.inventory_source,
+            "inventory_seed": self.inventory_seed,
+        }
 
 
 # Each use case's client type: what its component's attributes are.
-CLIENT_TYPES: dict[str, type[UseCaseClient]] = {LOYALTY: LoyaltyClient, ANOMALY: AnomalyClient}
+CLIENT_TYPES: dict[str, type[UseCaseClient]] = {
+    LOYALTY: LoyaltyClient,
+    ANOMALY: AnomalyClient,
+    DEMAND: DemandClient,
+}
 
 
 class ClientRegistry:
-    """The clients of one use case (a Dagster resource: ``loyalty_clients``, ``anomaly_clients``),
-    ``default`` first."""
+    """The clients of one use case (a Dagster resource: ``<use case>_clients``), ``default`` first."""
 
     def __init__(self, use_case: str, clients: Iterable[UseCaseClient], settings: Settings):
         self.use_case = use_case
@@ -326,6 +413,15 @@ def grouped(clients: Sequence[UseCaseClient], key: Callable[[UseCaseClient], K])
     return groups
 
 
+def registries_of(settings: Settings, clients: Iterable[UseCaseClient] = ()) -> dict[str, ClientRegistry]:
+    """Each use case's registry: ``default`` and those of ``clients`` of its client type."""
+    listed = list(clients)
+    return {
+        use_case: default_registry(settings, [c for c in listed if isinstance(c, kind)], use_case)
+        for use_case, kind in CLIENT_TYPES.items()
+    }
+
+
 def registered_clients(settings: Settings, use_case: str = LOYALTY) -> ClientRegistry:
     """The clients of ``use_case`` the code location runs: ``default`` and the client of each of its
     instances in the defs folder (read alone, without the asset graph)."""
@@ -338,11 +434,9 @@ def registries(settings: Settings) -> dict[str, ClientRegistry]:
 
     from karte_assets.components.instances import clients_of
 
-    instances = load_from_defs_folder(path_within_project=Path(__file__).parent)
-    return {
-        use_case: default_registry(settings, clients_of(instances, use_case), use_case)
-        for use_case in CLIENT_TYPES
-    }
+    return registries_of(
+        settings, clients_of(load_from_defs_folder(path_within_project=Path(__file__).parent))
+    )
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """The code location: one shared graph per use case, its automation, and resources for the environment.
 
 The clients come from ``karte_assets/defs/<instance>/defs.yaml`` (components
-``karte_assets.LoyaltyScoring`` and ``karte_assets.AnomalyDetection``): each instance registers one
-client into its use case's registry (resources ``loyalty_clients``, ``anomaly_clients``), never
-assets of its own.
+``karte_assets.LoyaltyScoring``, ``karte_assets.AnomalyDetection``, ``karte_assets.DemandForecast``):
+each instance registers one client into its use case's registry (resources ``loyalty_clients``,
+``anomaly_clients``, ``demand_clients``), never assets of its own.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from karte_assets.assets.training import loyalty_model
 from karte_assets.assets.training_set import loyalty_training_set
 from karte_assets.automation.schedules import daily_refresh_schedule, demand_daily_job, loyalty_daily_job
 from karte_assets.automation.sensors import run_status_publisher
-from karte_assets.clients import ANOMALY, LOYALTY
 from karte_assets.components.instances import clients_of
 from karte_assets.environments import local_resources, reporting_resources, resources_for
 from karte_assets.presets import PRESET_JOBS
@@ -80,9 +79,7 @@ def code_location() -> Definitions:
             jobs=[loyalty_daily_job, anomaly_daily_job, demand_daily_job, *PRESET_JOBS],
             schedules=[daily_refresh_schedule],
             sensors=[run_status_publisher],
-            resources=resources_for(
-                current_settings(), clients_of(instances, LOYALTY), clients_of(instances, ANOMALY)
-            ),
+            resources=resources_for(current_settings(), clients_of(instances)),
             # The work happens in the warehouse and the trainer; one process per run keeps the steps of
             # a long backfill from paying a process start each, and serialises them on the DuckDB file.
             executor=in_process_executor,

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from dagster import EnvVar
 
-from karte_assets.clients import ANOMALY, AnomalyClient, LoyaltyClient, default_registry
+from karte_assets.clients import LoyaltyClient, UseCaseClient, registries_of
 from karte_assets.resources.event_sources import EventSources
 from karte_assets.resources.model_store import LocalModelStore
 from karte_assets.resources.pubsub_status import PubSubStatusPublisher
@@ -19,11 +19,9 @@ from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.settings import Settings
 
 
-def local_resources(
-    settings: Settings, clients: Iterable[LoyaltyClient] = (), anomaly_clients: Iterable[AnomalyClient] = ()
-) -> dict[str, object]:
-    """The embedded defaults: everything under $KARTE_HOME, nothing needs an account; the loyalty
-    clients are ``default`` and ``clients``, the anomaly clients ``default`` and ``anomaly_clients``."""
+def local_resources(settings: Settings, clients: Iterable[UseCaseClient] = ()) -> dict[str, object]:
+    """The embedded defaults: everything under $KARTE_HOME, nothing needs an account; the clients of
+    each use case are ``default`` and those of ``clients`` (``client_resources``)."""
     return {
         "warehouse": DuckDBWarehouse(
             path=str(settings.warehouse_path),
@@ -34,8 +32,15 @@ def local_resources(
         "event_sources": EventSources(),
         "model_store": LocalModelStore(root=str(settings.home / "models")),
         **reporting_resources(settings),
-        "loyalty_clients": default_registry(settings, clients),
-        "anomaly_clients": default_registry(settings, anomaly_clients, ANOMALY),
+        **client_resources(settings, clients),
+    }
+
+
+def client_resources(settings: Settings, clients: Iterable[UseCaseClient] = ()) -> dict[str, object]:
+    """Each use case's registry as resource ``<use case>_clients`` (``loyalty_clients``, ...): ``default``
+    and the ``clients`` of that use case's client type."""
+    return {
+        f"{use_case}_clients": registry for use_case, registry in registries_of(settings, clients).items()
     }
 
 
@@ -58,23 +63,24 @@ def reporting_resources(settings: Settings, environ: Mapping[str, str] = os.envi
     }
 
 
-def resources_for(
-    settings: Settings, clients: Iterable[LoyaltyClient] = (), anomaly_clients: Iterable[AnomalyClient] = ()
-) -> dict[str, object]:
-    """The resources of ``settings``' environment, with the loyalty clients ``default`` and ``clients``
-    and the anomaly clients ``default`` and ``anomaly_clients``."""
+def resources_for(settings: Settings, clients: Iterable[UseCaseClient] = ()) -> dict[str, object]:
+    """The resources of ``settings``' environment, with each use case's clients ``default`` and
+    those of ``clients``."""
     if settings.cloud is None:
-        return local_resources(settings, clients, anomaly_clients)
+        return local_resources(settings, clients)
     # Imported here: the Google Cloud clients take seconds to import, and local runs never use them.
     from karte_assets.resources.google_cloud import cloud_resources
 
     clients = list(clients)
     # A client's worker_pool (defs.yaml) is the Vertex AI trainer's alone: the local one has no machine.
-    pools = {client.client_id: client.worker_pool for client in clients if client.worker_pool}
+    pools = {
+        client.client_id: client.worker_pool
+        for client in clients
+        if isinstance(client, LoyaltyClient) and client.worker_pool
+    }
     return {
         **cloud_resources(settings.cloud, settings.snapshot_retention_days, pools),
         "event_sources": EventSources(),
         **reporting_resources(settings),
-        "loyalty_clients": default_registry(settings, clients),
-        "anomaly_clients": default_registry(settings, anomaly_clients, ANOMALY),
+        **client_resources(settings, clients),
     }

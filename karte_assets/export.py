@@ -55,7 +55,8 @@ def export_overstock(warehouse: Warehouse, day: dt.date, client_id: str) -> pa.T
         raise NotScored(
             f"{OVERSTOCK} has no partition {day} for client {client_id}: materialise it first, then export"
         )
-    return warehouse.query_arrow(OVERSTOCK, {"client_id": client_id, "partition_date": day})
+    rows = warehouse.query_arrow(OVERSTOCK, {"client_ids": [client_id], "partition_date": day})
+    return rows.drop_columns(["client_id"])
 
 
 def write_files(

@@ -7,7 +7,7 @@ import pytest
 from dagster import Failure
 
 from karte_assets.clients import CLIENT_TAG, LoyaltyClient, default_registry
-from karte_assets.components import LoyaltyScoring
+from karte_assets.components import DemandForecast, LoyaltyScoring
 from karte_assets.environments import local_resources
 from karte_assets.export import export_audience
 from karte_assets.resources.warehouse import DuckDBWarehouse
@@ -162,25 +162,39 @@ def test_a_client_takes_its_own_parameters_and_the_run_config_overrides_them():
     assert tuned.config(ModelConfig(num_leaves=15)).num_leaves == 15
 
 
+LOYALTY_REFUSED = [
+    ("client_id: Shop A", "client_id", "client_id 'Shop A' is not a client id"),
+    ("client_id: s\ntier_a_share: 0.8\ntier_b_share: 0.3", "", "tier_a_share + tier_b_share = 1.10"),
+    ("client_id: s\nlightgbm: {num_leavs: 3}", "lightgbm", "lightgbm has unknown fields ['num_leavs']"),
+    (
+        "client_id: s\nlightgbm: {learning_rate: -1}",
+        "lightgbm",
+        "learning_rate\n  Input should be greater than 0",
+    ),
+    ("client_id: s\ntimezone: Mars/Olympus", "timezone", "'Mars/Olympus' is not a known IANA time zone"),
+    ("client_id: s\nfirst_day: 2026-13-01", "first_day", "'2026-13-01' is not a date in YYYY-MM-DD form"),
+    ("client_id: s\nworker_pool: {gpus: 2}", "worker_pool", "unknown worker pool fields ['gpus']"),
+    ("client_id: s\nhorizon_days: 0", "horizon_days", "Input should be greater than or equal to 1"),
+    ("client_id: s\nbogus: 1", "bogus", "Extra inputs are not permitted"),
+]
+DEMAND_REFUSED = [
+    ("client_id: s\nproduct_column: sku id", "product_column", "'sku id' is not a column name"),
+    ("client_id: s\nquantity_column: qty.n", "quantity_column", "'qty.n' is not a column name"),
+    ("client_id: s\nhorizon_days: 400", "horizon_days", "Input should be less than or equal to 366"),
+    ("client_id: s\nhistory_days: 7", "history_days", "Input should be greater than or equal to 28"),
+    ("client_id: s\nlightgbm: {leaves: 3}", "lightgbm", "lightgbm has unknown fields ['leaves']"),
+    ("client_id: s\ninventory_source: stock.xlsx", "inventory_source", 'is not "synthetic" or a .csv'),
+    ("client_id: s\nreselect_every_days: 0", "reselect_every_days", "greater than or equal to 1"),
+    ("client_id: s\nbogus: 1", "bogus", "Extra inputs are not permitted"),
+]
+
+
 @pytest.mark.parametrize(
-    ("yaml", "field", "message"),
-    [
-        ("client_id: Shop A", "client_id", "client_id 'Shop A' is not a client id"),
-        ("client_id: s\ntier_a_share: 0.8\ntier_b_share: 0.3", "", "tier_a_share + tier_b_share = 1.10"),
-        ("client_id: s\nlightgbm: {num_leavs: 3}", "lightgbm", "lightgbm has unknown fields ['num_leavs']"),
-        (
-            "client_id: s\nlightgbm: {learning_rate: -1}",
-            "lightgbm",
-            "learning_rate\n  Input should be greater than 0",
-        ),
-        ("client_id: s\ntimezone: Mars/Olympus", "timezone", "'Mars/Olympus' is not a known IANA time zone"),
-        ("client_id: s\nfirst_day: 2026-13-01", "first_day", "'2026-13-01' is not a date in YYYY-MM-DD form"),
-        ("client_id: s\nworker_pool: {gpus: 2}", "worker_pool", "unknown worker pool fields ['gpus']"),
-        ("client_id: s\nhorizon_days: 0", "horizon_days", "Input should be greater than or equal to 1"),
-        ("client_id: s\nbogus: 1", "bogus", "Extra inputs are not permitted"),
-    ],
+    ("component", "yaml", "field", "message"),
+    [(LoyaltyScoring, *case) for case in LOYALTY_REFUSED]
+    + [(DemandForecast, *case) for case in DEMAND_REFUSED],
 )
-def test_the_component_refuses_bad_attributes_naming_the_field(yaml, field, message):
+def test_the_component_refuses_bad_attributes_naming_the_field(component, yaml, field, message):
     with pytest.raises(Exception) as raised:
-        LoyaltyScoring.resolve_from_yaml(yaml)
+        component.resolve_from_yaml(yaml)
     assert message in str(raised.value) and field in str(raised.value), str(raised.value)

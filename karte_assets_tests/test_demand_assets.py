@@ -88,7 +88,7 @@ def test_the_demand_graph_forecasts_and_flags_overstock_on_the_synthetic_shop(gr
             "daily_demand": {"config": {"quantity_column": "quantity"}},
             "demand_model": {"config": {**window, "backtest_windows": 1}},
             "demand_forecast": {"config": window},
-            "overstock_candidates": {"config": {**window, "inventory_source": str(inventory)}},
+            "overstock_candidates": {"config": {"inventory_source": str(inventory)}},
         }
     }
     assert graph.materialize(FIRST_DAY, last, run_config=config, selection=DEMAND[:-1]).success
@@ -147,7 +147,7 @@ def test_daily_demand_names_the_missing_product_column(graph):
         }
     }
     with pytest.raises(
-        Failure, match=r"daily_demand 2026-06-01: none of the \d+ purchases has a 'sku' column"
+        Failure, match=r"daily_demand 2026-06-01 client default: none of the \d+ purchases has a 'sku' column"
     ):
         graph.materialize(FIRST_DAY, run_config=config, selection=["raw_events", "daily_demand"])
 
@@ -186,3 +186,83 @@ def test_overstock_candidates_export_as_files_for_one_client(tmp_path):
         "overstock_candidates_2026-08-29.csv",
     ]
     assert pd.read_csv(paths[1])["product_id"].tolist() == ["a", "b"]
+
+
+def test_a_demand_client_sets_its_knobs_and_a_run_config_overrides_them():
+    from karte_assets.assets.demand import (
+        DailyDemandConfig,
+        DemandModelConfig,
+        ForecastConfig,
+        OverstockConfig,
+    )
+    from karte_assets.clients import DEMAND, DemandClient, LoyaltyClient, registries_of
+    from karte_assets.components import DemandForecast
+    from karte_assets.settings import load_settings
+
+    shop = DemandForecast.resolve_from_yaml(
+        "client_id: shop-a\nproduct_column: sku\nhorizon_days: 14\nreselect_every_days: 3\n"
+        "lightgbm: {num_leaves: 7}\ninventory_source: /data/stock.csv\ninventory_seed: 3"
+    )
+    assert shop.build_defs(None).metadata["karte/clients/demand/shop-a"].value == (
+        '{"client_id":"shop-a","product_column":"sku","horizon_days":14,"reselect_every_days":3,'
+        '"lightgbm":{"num_leaves":7},"inventory_source":"/data/stock.csv","inventory_seed":3}'
+    )
+    client = DemandClient(**shop.model_dump(exclude_unset=True))
+    assert client.config(DailyDemandConfig()).product_column == "sku"
+    model = client.config(DemandModelConfig())
+    assert (model.horizon_days, model.reselect_every_days, model.history_days) == (14, 3, 365)
+    assert client.config(ForecastConfig()).lightgbm == {"num_leaves": 7}
+    stock = client.config(OverstockConfig())
+    assert (stock.inventory_source, stock.inventory_seed) == ("/data/stock.csv", 3)
+    assert client.config(ForecastConfig(horizon_days=5)).horizon_days == 5  # the run's value wins
+
+    # Each use case's registry takes the clients of its own type from a mixed list.
+    registries = registries_of(load_settings({}), [client, LoyaltyClient(client_id="shop-b")])
+    assert registries[DEMAND].ids() == ["default", "shop-a"]
+    assert registries["loyalty"].ids() == ["default", "shop-b"]
+
+
+def test_daily_demand_runs_each_client_by_its_own_columns(tmp_path):
+    from dagster import DagsterInstance, materialize
+
+    from karte_assets.assets.demand import DEMAND_ASSETS
+    from karte_assets.clients import DEMAND, DemandClient, default_registry
+    from karte_assets.resources.warehouse import DuckDBWarehouse
+    from karte_assets.settings import load_settings
+
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    warehouse.ensure_table("raw_events_table")
+    at = pd.Timestamp(FIRST_DAY, tz="UTC")
+
+    def purchase(client_id: str, properties: str) -> dict:
+        return {"client_id": client_id, "user_id": "u", "event_ts": at, "event_name": "purchase"} | {
+            "value": 1.0,
+            "properties": properties,
+        }
+
+    events = pd.DataFrame(
+        [
+            purchase("shop-a", '{"sku": "x", "qty": 3}'),
+            purchase("shop-a", '{"sku": "x", "qty": 2}'),
+            purchase("shop-b", '{"product_id": "x", "qty": 9}'),
+            purchase("shop-b", '{"product_id": "y"}'),
+        ]
+    )
+    warehouse.replace_partition_with_rows("raw_events", FIRST_DAY, events, clients=("shop-a", "shop-b"))
+    shops = [DemandClient(client_id="shop-a", product_column="sku", quantity_column="qty")]
+    shops.append(DemandClient(client_id="shop-b"))
+    resources = {"warehouse": warehouse, "demand_clients": default_registry(load_settings({}), shops, DEMAND)}
+
+    assert materialize(
+        DEMAND_ASSETS,
+        selection=["daily_demand"],
+        resources=resources,
+        partition_key=FIRST_DAY.isoformat(),
+        instance=DagsterInstance.ephemeral(),
+    ).success
+    with warehouse.connect() as connection:
+        rows = connection.execute(
+            "SELECT client_id, product_id, quantity, purchases FROM daily_demand ORDER BY ALL"
+        )
+        # shop-a: units of its qty column per sku; shop-b: one unit per purchase of each product_id.
+        assert rows.fetchall() == [("shop-a", "x", 5.0, 2), ("shop-b", "x", 1.0, 1), ("shop-b", "y", 1.0, 1)]

@@ -39,25 +39,34 @@ def _project_copy(tmp_path):
     return project, {**os.environ, "PYTHONPATH": str(project), "KARTE_HOME": str(tmp_path / "karte")}
 
 
+def _run(project, env, *command: str, ok: bool = True) -> str:
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert (done.returncode == 0) == ok, (done.stdout + done.stderr)[-3000:]
+    return done.stdout + done.stderr
+
+
+def _shop_instance(project, env, component: str, use_case: str, shop: str) -> Path:
+    """Scaffold ``shop``'s loyalty instance (its events) and its ``component`` instance, in folders of
+    the shop's name under loyalty/ and ``use_case``/; the latter's defs.yaml."""
+    _run(project, env, DG, "scaffold", "defs", "karte_assets.LoyaltyScoring", f"loyalty/{shop}")
+    _run(project, env, DG, "scaffold", "defs", f"karte_assets.{component}", f"{use_case}/{shop}")
+    instance = project / "karte_assets" / "defs" / use_case / shop / "defs.yaml"
+    text = instance.read_text()
+    assert f"type: karte_assets.{component}" in text and f"client_id: {shop}" in text
+    return instance
+
+
 @pytest.mark.slow
 def test_dg_scaffolds_a_client_that_checks_and_materialises_alone(tmp_path):
     project, env = _project_copy(tmp_path)
 
-    def dg(*args: str) -> str:
-        done = subprocess.run([DG, *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout + done.stderr
-
-    dg("scaffold", "defs", "karte_assets.LoyaltyScoring", "shop_new")
+    _run(project, env, DG, "scaffold", "defs", "karte_assets.LoyaltyScoring", "shop_new")
     instance = project / "karte_assets" / "defs" / "shop_new" / "defs.yaml"
     assert "client_id: shop_new" in instance.read_text()
-    assert "All definitions loaded successfully" in dg("check", "defs")
-    assert "loyalty_scores" in dg("list", "defs")
+    assert "All definitions loaded successfully" in _run(project, env, DG, "check", "defs")
+    assert "loyalty_scores" in _run(project, env, DG, "list", "defs")
 
-    done = subprocess.run(
-        [sys.executable, "-c", MATERIALISE], cwd=project, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _run(project, env, sys.executable, "-c", MATERIALISE)
     import duckdb
 
     with duckdb.connect(str(tmp_path / "karte" / "warehouse.duckdb"), read_only=True) as connection:
@@ -66,11 +75,7 @@ def test_dg_scaffolds_a_client_that_checks_and_materialises_alone(tmp_path):
 
     # A bad attribute fails the check, naming the field and the file.
     instance.write_text(instance.read_text() + "  tier_a_share: 2\n")
-    failed = subprocess.run(
-        [DG, "check", "defs"], cwd=project, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert failed.returncode != 0
-    assert "tier_a_share" in failed.stdout + failed.stderr
+    assert "tier_a_share" in _run(project, env, DG, "check", "defs", ok=False)
 
 
 # One day of a shop's anomaly graph alone: its raw events (the loyalty graph's, so the shop is a
@@ -96,33 +101,13 @@ assert result.success
 @pytest.mark.slow
 def test_dg_scaffolds_an_anomaly_client_that_checks_and_materialises_its_table_and_export(tmp_path):
     project, env = _project_copy(tmp_path)
-
-    def dg(*args: str, ok: bool = True) -> str:
-        done = subprocess.run([DG, *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
-        assert (done.returncode == 0) == ok, done.stdout + done.stderr
-        return done.stdout + done.stderr
-
-    # The shop's loyalty instance brings its events; its anomaly instance, in a folder of the same
-    # name under anomaly/, flags 5 % of its users and writes its exclusion files where it says.
-    dg("scaffold", "defs", "karte_assets.LoyaltyScoring", "loyalty/shop_odd")
-    dg("scaffold", "defs", "karte_assets.AnomalyDetection", "anomaly/shop_odd")
-    instance = project / "karte_assets" / "defs" / "anomaly" / "shop_odd" / "defs.yaml"
-    text = instance.read_text()
-    assert "type: karte_assets.AnomalyDetection" in text and "client_id: shop_odd" in text
+    # The anomaly instance flags 5 % of the shop's users and writes its exclusion files where it says.
+    instance = _shop_instance(project, env, "AnomalyDetection", "anomaly", "shop_odd")
     exports = tmp_path / "odd-exports"
-    instance.write_text(text + f"  contamination: 0.05\n  exclusion_directory: {exports}\n")
-    assert "All definitions loaded successfully" in dg("check", "defs")
-    assert "anomaly_exclusion_audience" in dg("list", "defs")
-
-    done = subprocess.run(
-        [sys.executable, "-c", MATERIALISE_ANOMALY],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    instance.write_text(instance.read_text() + f"  contamination: 0.05\n  exclusion_directory: {exports}\n")
+    assert "All definitions loaded successfully" in _run(project, env, DG, "check", "defs")
+    assert "anomaly_exclusion_audience" in _run(project, env, DG, "list", "defs")
+    _run(project, env, sys.executable, "-c", MATERIALISE_ANOMALY)
     import duckdb
 
     with duckdb.connect(str(tmp_path / "karte" / "warehouse.duckdb"), read_only=True) as connection:
@@ -135,4 +120,65 @@ def test_dg_scaffolds_an_anomaly_client_that_checks_and_materialises_its_table_a
 
     # A bad attribute fails the check, naming the field.
     instance.write_text(instance.read_text() + "  detector: forest\n")
-    assert "detector" in dg("check", "defs", ok=False)
+    assert "detector" in _run(project, env, DG, "check", "defs", ok=False)
+
+
+# The first 20 days of a shop's demand graph as one run (a single-run backfill): its raw events
+# (the loyalty graph's), then daily demand; the backtest of one 3-day window has enough history on
+# the 20th day ((1 + 1) x 3 + 14), which the forecast and the overstock table then use.
+MATERIALISE_DEMAND = """
+from dagster import DagsterInstance, materialize
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from karte_assets.assets.demand import DEMAND_ASSETS
+from karte_assets.definitions import ASSETS, defs
+result = materialize(
+    [*ASSETS, *DEMAND_ASSETS],
+    resources=defs.resources,
+    tags={"karte/client": "shop_dem", ASSET_PARTITION_RANGE_START_TAG: "2026-06-01",
+          ASSET_PARTITION_RANGE_END_TAG: "2026-06-20"},
+    instance=DagsterInstance.ephemeral(),
+    selection=["raw_events", *(a.key.path[-1] for a in DEMAND_ASSETS)],
+    run_config={"ops": {"raw_events": {"config": {"synthetic_new_users_per_day": 40.0}}}},
+)
+assert result.success
+"""
+
+
+@pytest.mark.slow
+def test_dg_scaffolds_a_demand_client_that_checks_and_materialises_its_forecast_and_overstock(tmp_path):
+    project, env = _project_copy(tmp_path)
+    # The demand instance forecasts 3 days with a small LightGBM model, chosen by a one-window backtest.
+    instance = _shop_instance(project, env, "DemandForecast", "demand", "shop_dem")
+    instance.write_text(
+        instance.read_text() + "  quantity_column: quantity\n  horizon_days: 3\n  history_days: 28\n"
+        "  backtest_windows: 1\n  lightgbm: {n_estimators: 20}\n"
+    )
+    assert "All definitions loaded successfully" in _run(project, env, DG, "check", "defs")
+    assert "demand_clients" in _run(project, env, DG, "list", "defs")
+    _run(project, env, sys.executable, "-c", MATERIALISE_DEMAND)
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "karte" / "warehouse.duckdb"), read_only=True) as connection:
+
+        def one(sql: str) -> tuple:
+            return connection.execute(sql).fetchone()
+
+        sold = one("SELECT string_agg(DISTINCT client_id), SUM(quantity) FROM daily_demand")
+        chosen = one("SELECT client_id, model, partition_date FROM demand_model WHERE chosen")
+        forecast = one(
+            "SELECT string_agg(DISTINCT client_id), COUNT(DISTINCT forecast_date), COUNT(DISTINCT product_id), "
+            "MIN(model_version) FROM demand_forecast WHERE partition_date = DATE '2026-06-20'"
+        )
+        over = one(
+            "SELECT string_agg(DISTINCT client_id), COUNT(*), MIN(excess_rank), MIN(excess) "
+            "FROM overstock_candidates WHERE partition_date = DATE '2026-06-20'"
+        )
+    assert sold[0] == "shop_dem" and sold[1] > 0
+    assert chosen[0] == "shop_dem" and str(chosen[2]) == "2026-06-20"
+    assert forecast[:2] == ("shop_dem", 3) and forecast[2] > 0
+    assert forecast[3] == f"{chosen[1]}@2026-06-20"
+    assert over[0] == "shop_dem" and over[1] > 0 and over[2] == 1 and over[3] > 0
+
+    # A bad attribute fails the check, naming the field.
+    instance.write_text(instance.read_text() + "  product_column: sku id\n")
+    assert "product_column" in _run(project, env, DG, "check", "defs", ok=False)

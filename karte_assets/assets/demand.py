@@ -1,38 +1,45 @@
 """The demand use case: daily units per product, the forecaster a backtest chooses, its forecast
 for the next days with 80 % and 95 % intervals, and the products likely to be left over.
 
-One client per run today (``client_id``, ``default``); the DemandForecast component (CLIENTS.md)
-will set it, with the other parameters, from each client's defs.yaml.
+A run covers the demand clients of its ``karte/client`` tag, or all of them (``demand_clients``,
+registered by the ``karte_assets.DemandForecast`` instances), each with its own parameters and its
+own forecaster; ``client_id`` is in every table (CLIENTS.md). The purchases are the loyalty graph's
+``raw_events`` of the same client.
 """
 
 import datetime as dt
-import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, Config, Failure, MaterializeResult, MetadataValue
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    ResourceParam,
+)
 from pydantic import Field
 
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
+from karte_assets.clients import ClientRegistry, UseCaseClient, checked_column, grouped, run_clients
 from karte_assets.demand.backtest import backtest
 from karte_assets.demand.forecasters import DAILY, LEVELS, candidates
 from karte_assets.demand.panel import dense_panel, latest_stock, overstock, synthetic_inventory
 from karte_assets.resources.warehouse import Warehouse
 
 GROUP = "demand"
-CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # daily_demand's quantity path when there is no quantity column: never a number, so unused.
 NO_QUANTITY = "$"
+# Days of sales behind the synthetic shop's stock (panel.synthetic_inventory).
+STOCK_DAYS = 28
+MODEL_COLUMNS = ["client_id", "model", "chosen", "mase", "wrmsse", "coverage_80", "coverage_95"]
 
 
-class ClientConfig(Config):
-    client_id: str = Field(
-        default="default", pattern=CLIENT_ID_PATTERN, description="The client shop (CLIENTS.md)."
-    )
-
-
-class DailyDemandConfig(ClientConfig):
+class DailyDemandConfig(Config):
     product_column: str = Field(
         default="product_id", description="The purchase events' extra column that names the product."
     )
@@ -41,9 +48,13 @@ class DailyDemandConfig(ClientConfig):
     )
 
 
-class ForecastConfig(ClientConfig):
+class ForecastConfig(Config):
     horizon_days: int = Field(default=28, ge=1, le=366, description="Days forecast after each day.")
     history_days: int = Field(default=365, ge=28, description="Days of sales the forecasters learn from.")
+    lightgbm: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Parameters of the LightGBM forecaster over its defaults (n_estimators, num_leaves, ...).",
+    )
 
 
 class DemandModelConfig(ForecastConfig):
@@ -53,188 +64,243 @@ class DemandModelConfig(ForecastConfig):
     )
 
 
-class OverstockConfig(ForecastConfig):
+class OverstockConfig(Config):
     inventory_source: str = Field(
         default="synthetic",
         description='A CSV or Parquet file (product_id, stock_on_hand, as_of_date), or "synthetic" for '
         "the simulated shop's stock.",
     )
-    synthetic_seed: int = Field(default=7, description="Synthetic stock only: the random seed.")
+    inventory_seed: int = Field(default=7, description="Synthetic stock only: the random seed.")
 
 
-def json_path(column: str, setting: str) -> str:
-    if not _COLUMN.match(column):
-        raise Failure(f"daily_demand.{setting} {column!r} is not a column name (letters, digits, _)")
-    return f"$.{column}"
+def json_path(column: str, client_id: str, setting: str) -> str:
+    try:
+        return f"$.{checked_column(column, f'daily_demand client {client_id}: {setting}')}"
+    except ValueError as error:
+        raise Failure(str(error)) from error
 
 
-def load_history(warehouse: Warehouse, client_id: str, day: dt.date, history_days: int) -> pd.DataFrame:
-    """The client's dense daily panel of the ``history_days`` days up to ``day``."""
-    sales = warehouse.query(
-        "demand_history",
-        {
-            "client_id": client_id,
-            "partition_date": day,
-            "history_start": day - dt.timedelta(history_days - 1),
-        },
-    )
-    return dense_panel(sales, day)
+def load_histories(
+    warehouse: Warehouse, clients: Sequence[UseCaseClient], day: dt.date, days: Callable[[str], int]
+) -> dict[str, pd.DataFrame]:
+    """Each client's dense daily panel of its last ``days(client_id)`` days up to ``day``: one query
+    per distinct window."""
+    panels = {}
+    for window, ids in grouped(clients, lambda c: days(c.client_id)).items():
+        sales = warehouse.query(
+            "demand_history",
+            {"client_ids": ids, "partition_date": day, "history_start": day - dt.timedelta(window - 1)},
+        )
+        for client_id in ids:
+            panels[client_id] = dense_panel(sales[sales["client_id"] == client_id], day)
+    return panels
 
 
-def needed_days(config: ForecastConfig, windows: int) -> int:
+def needed_days(config: DemandModelConfig) -> int:
     """History the backtest needs: its windows, one for interval calibration, and two weeks to learn from."""
-    return (windows + 1) * config.horizon_days + 2 * DAILY.season_length
+    return (config.backtest_windows + 1) * config.horizon_days + 2 * DAILY.season_length
+
+
+def per_client(frame: pd.DataFrame, empty: str) -> MetadataValue:
+    return MetadataValue.md(markdown_table(frame) if len(frame) else empty)
 
 
 @daily_asset(group_name=GROUP, deps=[AssetKey("raw_events")], kinds={"duckdb"})
 def daily_demand(
-    context: AssetExecutionContext, config: DailyDemandConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: DailyDemandConfig,
+    warehouse: Warehouse,
+    demand_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
     """Units sold per product and day, from the product (and quantity) columns of the purchase events."""
-    params = {
-        "client_id": config.client_id,
-        "product_path": json_path(config.product_column, "product_column"),
-        "quantity_path": json_path(config.quantity_column, "quantity_column")
-        if config.quantity_column
-        else NO_QUANTITY,
+    clients = run_clients(context, demand_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    paths = {
+        client_id: (
+            json_path(own.product_column, client_id, "product_column"),
+            json_path(own.quantity_column, client_id, "quantity_column")
+            if own.quantity_column
+            else NO_QUANTITY,
+        )
+        for client_id, own in configs.items()
     }
+    # Clients whose purchases carry the same columns share one statement.
+    shapes = grouped(clients, lambda c: paths[c.client_id])
     warehouse.ensure_table("daily_demand_table")
-    left_out: dict[dt.date, tuple[int, int, int]] = {}
+    quality: list[pd.DataFrame] = []
 
     def write(day: dt.date) -> int:
-        quality = warehouse.query("daily_demand_quality", {**params, "partition_date": day}).iloc[0]
-        purchases, no_product, no_quantity = (
-            int(quality[c]) for c in ("purchases", "without_product", "without_quantity")
-        )
-        if purchases and no_product == purchases:
-            raise Failure(
-                f"daily_demand {day}: none of the {purchases} purchases has a {config.product_column!r} column "
-                "(raw_events.properties); set daily_demand.product_column to the column that names the product"
-            )
-        if purchases and config.quantity_column and no_quantity == purchases:
-            raise Failure(
-                f"daily_demand {day}: none of the {purchases} purchases has a numeric {config.quantity_column!r} "
-                "column; set daily_demand.quantity_column, or unset it to count each purchase once"
-            )
-        left_out[day] = (purchases, no_product, no_quantity)
-        return warehouse.replace_partition("daily_demand", day, "daily_demand", params)
+        statements = [
+            {"client_ids": ids, "partition_date": day, "product_path": product, "quantity_path": quantity}
+            for (product, quantity), ids in shapes.items()
+        ]
+        counts = pd.concat([warehouse.query("daily_demand_quality", params) for params in statements])
+        # Every client's columns are checked before any client's day is replaced.
+        for row in counts.itertuples():
+            own = configs[row.client_id]
+            if row.purchases and row.without_product == row.purchases:
+                raise Failure(
+                    f"daily_demand {day} client {row.client_id}: none of the {row.purchases} purchases has a "
+                    f"{own.product_column!r} column (raw_events.properties); set product_column (the "
+                    "client's defs.yaml, or the daily_demand config) to the column that names the product"
+                )
+            if row.purchases and own.quantity_column and row.without_quantity == row.purchases:
+                raise Failure(
+                    f"daily_demand {day} client {row.client_id}: none of the {row.purchases} purchases has "
+                    f"a numeric {own.quantity_column!r} column; set quantity_column, or unset it to count "
+                    "each purchase once"
+                )
+        quality.append(counts)
+        return sum(warehouse.replace_partition("daily_demand", day, "daily_demand", p) for p in statements)
 
     rows = for_each_day(context, warehouse, write)
-    purchases, no_product, no_quantity = (sum(v[i] for v in left_out.values()) for i in range(3))
+    totals = pd.concat(quality).groupby("client_id", as_index=False).sum(numeric_only=True)
     return MaterializeResult(
         metadata={
             **rows_metadata(rows),
-            "client_id": config.client_id,
-            "purchases": purchases,
-            "purchases_without_product": no_product,
-            "purchases_without_quantity": no_quantity,
+            "clients": MetadataValue.int(len(clients)),
+            "per_client": per_client(totals, "no purchases in these days"),
         }
     )
+
+
+def _no_models() -> pd.DataFrame:
+    return pd.DataFrame(columns=[*MODEL_COLUMNS, "backtest_date", "reason"])
 
 
 @daily_asset(group_name=GROUP, deps=[daily_demand], kinds={"python", "lightgbm"})
 def demand_model(
-    context: AssetExecutionContext, config: DemandModelConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: DemandModelConfig,
+    warehouse: Warehouse,
+    demand_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """The forecaster for the client: the one of a global LightGBM model, seasonal naive and AutoETS
+    """Each client's forecaster: the one of a global LightGBM model, seasonal naive and AutoETS
     with the lowest MASE in a rolling-origin backtest on the client's own history."""
+    clients = run_clients(context, demand_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    cadences = grouped(clients, lambda c: configs[c.client_id].reselect_every_days)
     warehouse.ensure_table("demand_model_table")
     chosen: dict[dt.date, pd.DataFrame] = {}
 
     def write(day: dt.date) -> int:
-        client = {"client_id": config.client_id, "partition_date": day}
-        earlier = warehouse.query("demand_model_choice", {**client, "days": config.reselect_every_days})
-        if not earlier.empty:  # the last backtest stands: carry its rows to this day
-            rows = warehouse.query(
+        standing = pd.concat(
+            [
+                warehouse.query(
+                    "demand_model_choice", {"client_ids": ids, "partition_date": day, "days": days}
+                )
+                for days, ids in cadences.items()
+            ]
+        )
+        # A client's last backtest stands: carry its rows to this day.
+        frames = [
+            warehouse.query(
                 "demand_model_rows",
-                {**client, "partition_date": pd.Timestamp(earlier["partition_date"].iloc[0]).date()},
+                {"client_ids": list(group["client_id"]), "partition_date": pd.Timestamp(earlier).date()},
             )
-        else:
-            history = load_history(warehouse, config.client_id, day, config.history_days)
-            days = history["ds"].nunique()
-            if days < needed_days(config, config.backtest_windows):
+            for earlier, group in standing.groupby("partition_date")
+        ]
+        due = [client for client in clients if client.client_id not in set(standing["client_id"])]
+        histories = load_histories(warehouse, due, day, lambda c: configs[c].history_days)
+        for client_id, history in histories.items():
+            own, days = configs[client_id], history["ds"].nunique()
+            if days < needed_days(own):
                 context.log.info(
-                    f"demand_model {day}: {days} days of sales, the backtest needs "
-                    f"{needed_days(config, config.backtest_windows)}: no forecaster yet"
+                    f"demand_model {day} client {client_id}: {days} days of sales, the backtest needs "
+                    f"{needed_days(own)}: no forecaster yet"
                 )
-                rows = pd.DataFrame(columns=["client_id", "model", "chosen", "backtest_date", "reason"])
-            else:
-                result = backtest(
-                    history,
-                    candidates(DAILY),
-                    config.horizon_days,
-                    config.backtest_windows,
-                    DAILY.season_length,
-                )
-                rows = result.summary.assign(
-                    client_id=config.client_id,
+                continue
+            result = backtest(
+                history,
+                candidates(DAILY, lightgbm=own.lightgbm),
+                own.horizon_days,
+                own.backtest_windows,
+                DAILY.season_length,
+            )
+            frames.append(
+                result.summary.assign(
+                    client_id=client_id,
                     chosen=result.summary["model"] == result.winner,
                     backtest_date=day,
                     reason=result.reason,
                 )
-                context.log.info(f"demand_model {day}: {result.reason}")
+            )
+            context.log.info(f"demand_model {day} client {client_id}: {result.reason}")
+        frames = [frame for frame in frames if len(frame)]
+        rows = pd.concat(frames, ignore_index=True) if frames else _no_models()
         chosen[day] = rows
-        return warehouse.replace_partition_with_rows("demand_model", day, rows)
+        return warehouse.replace_partition_with_rows("demand_model", day, rows, clients=list(configs))
 
     counts = for_each_day(context, warehouse, write)
     last = chosen[max(chosen)]
-    metadata: dict[str, object] = {**rows_metadata(counts), "client_id": config.client_id}
-    if not last.empty:
-        winner = last[last["chosen"]].iloc[0]
-        metadata |= {
-            "model": winner["model"],
-            "reason": MetadataValue.md(str(winner["reason"])),
-            "backtest": MetadataValue.md(
-                markdown_table(
-                    last[["client_id", "model", "chosen", "mase", "wrmsse", "coverage_80", "coverage_95"]]
-                )
-            ),
-        }
-    return MaterializeResult(metadata=metadata)
-
-
-@daily_asset(group_name=GROUP, deps=[demand_model, daily_demand], kinds={"python", "lightgbm"})
-def demand_forecast(
-    context: AssetExecutionContext, config: ForecastConfig, warehouse: Warehouse
-) -> MaterializeResult:
-    """Each product's forecast for each of the next days, with 80 % and 95 % intervals, by the chosen forecaster."""
-    warehouse.ensure_table("demand_forecast_table")
-    forecasters = {f.name: f for f in candidates(DAILY)}
-    versions: dict[dt.date, str] = {}
-
-    def write(day: dt.date) -> int:
-        models = warehouse.query("demand_model_rows", {"client_id": config.client_id, "partition_date": day})
-        winner = models[models["chosen"].fillna(False).astype(bool)]
-        if winner.empty:
-            context.log.info(f"demand_forecast {day}: demand_model chose no forecaster for this day")
-            return warehouse.replace_partition_with_rows(
-                "demand_forecast", day, _forecast_rows(None, "", config)
-            )
-        name, chosen_on = winner["model"].iloc[0], winner["backtest_date"].iloc[0]
-        history = load_history(warehouse, config.client_id, day, config.history_days)
-        versions[day] = f"{name}@{pd.Timestamp(chosen_on):%Y-%m-%d}"
-        predicted = forecasters[name].forecast(history, config.horizon_days, LEVELS)
-        return warehouse.replace_partition_with_rows(
-            "demand_forecast", day, _forecast_rows(predicted, versions[day], config)
-        )
-
-    rows = for_each_day(context, warehouse, write)
+    winners = last[last["chosen"].astype(bool)]
     return MaterializeResult(
         metadata={
-            **rows_metadata(rows),
-            "client_id": config.client_id,
-            "model_version": versions.get(max(rows), "none"),
+            **rows_metadata(counts),
+            "clients": MetadataValue.int(len(clients)),
+            "per_client": per_client(winners[[*MODEL_COLUMNS, "backtest_date"]], "no forecaster yet"),
+            "reasons": MetadataValue.md(
+                "\n".join(f"- {row.client_id}: {row.reason}" for row in winners.itertuples()) or "none"
+            ),
+            "backtest": per_client(last[MODEL_COLUMNS], "no backtest yet"),
         }
     )
 
 
-def _forecast_rows(predicted: pd.DataFrame | None, version: str, config: ForecastConfig) -> pd.DataFrame:
+@daily_asset(group_name=GROUP, deps=[demand_model, daily_demand], kinds={"python", "lightgbm"})
+def demand_forecast(
+    context: AssetExecutionContext,
+    config: ForecastConfig,
+    warehouse: Warehouse,
+    demand_clients: ResourceParam[ClientRegistry],
+) -> MaterializeResult:
+    """Each product's forecast for each of the next days, with 80 % and 95 % intervals, by its client's chosen forecaster."""
+    clients = run_clients(context, demand_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    warehouse.ensure_table("demand_forecast_table")
+    versions: dict[str, tuple[dt.date, str]] = {}
+
+    def write(day: dt.date) -> int:
+        models = warehouse.query("demand_model_rows", {"client_ids": list(configs), "partition_date": day})
+        winners = models[models["chosen"].fillna(False).astype(bool)].set_index("client_id")
+        ready = [client for client in clients if client.client_id in winners.index]
+        for client_id in configs.keys() - set(winners.index):
+            context.log.info(f"demand_forecast {day} client {client_id}: demand_model chose no forecaster")
+        histories = load_histories(warehouse, ready, day, lambda c: configs[c].history_days)
+        frames = []
+        for client_id, history in histories.items():
+            own, winner = configs[client_id], winners.loc[client_id]
+            version = f"{winner['model']}@{pd.Timestamp(winner['backtest_date']):%Y-%m-%d}"
+            versions[client_id] = (day, version)
+            forecaster = {f.name: f for f in candidates(DAILY, lightgbm=own.lightgbm)}[winner["model"]]
+            predicted = forecaster.forecast(history, own.horizon_days, LEVELS)
+            frames.append(_forecast_rows(client_id, predicted, version))
+        rows = pd.concat(frames, ignore_index=True) if frames else _forecast_rows("", None, "")
+        return warehouse.replace_partition_with_rows("demand_forecast", day, rows, clients=list(configs))
+
+    rows = for_each_day(context, warehouse, write)
+    newest = pd.DataFrame(
+        [
+            {"client_id": client_id, "model_version": version, "forecast_day": str(day)}
+            for client_id, (day, version) in sorted(versions.items())
+        ]
+    )
+    return MaterializeResult(
+        metadata={
+            **rows_metadata(rows),
+            "clients": MetadataValue.int(len(clients)),
+            "per_client": per_client(newest, "no forecaster yet"),
+        }
+    )
+
+
+def _forecast_rows(client_id: str, predicted: pd.DataFrame | None, version: str) -> pd.DataFrame:
     bounds = [f"{b}_{lv}" for lv in LEVELS for b in ("lo", "hi")]
     if predicted is None:
         predicted = pd.DataFrame(columns=["unique_id", "ds", "forecast", *bounds])
     return pd.DataFrame(
         {
-            "client_id": config.client_id,
+            "client_id": client_id,
             "product_id": predicted["unique_id"].astype(str),
             "forecast_date": pd.to_datetime(predicted["ds"]).dt.date,
             **{c: predicted[c].astype(float) for c in ["forecast", *bounds]},
@@ -243,52 +309,77 @@ def _forecast_rows(predicted: pd.DataFrame | None, version: str, config: Forecas
     )
 
 
-def read_inventory(source: str) -> pd.DataFrame:
+def read_inventory(source: str, client_id: str) -> pd.DataFrame:
     path = Path(source)
+    where = f"overstock_candidates client {client_id}: inventory_source {source!r}"
     if not path.is_file():
-        raise Failure(f"overstock_candidates.inventory_source {source!r}: no such file")
+        raise Failure(f"{where}: no such file")
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path)
-    raise Failure(f"overstock_candidates.inventory_source {source!r}: not a .csv or .parquet file")
+    raise Failure(f"{where}: not a .csv or .parquet file")
 
 
 @daily_asset(group_name=GROUP, deps=[demand_forecast], kinds={"python"})
 def overstock_candidates(
-    context: AssetExecutionContext, config: OverstockConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: OverstockConfig,
+    warehouse: Warehouse,
+    demand_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
     """Products whose stock on hand exceeds the 95 % upper bound of their demand over the horizon, the
     largest excess first: the products to move with coupons."""
+    clients = run_clients(context, demand_clients)
+    configs = {client.client_id: client.config(config) for client in clients}
+    inventories = {
+        client_id: None
+        if own.inventory_source == "synthetic"
+        else read_inventory(own.inventory_source, client_id)
+        for client_id, own in configs.items()
+    }
+    synthetic = [client for client in clients if inventories[client.client_id] is None]
     warehouse.ensure_table("overstock_candidates_table")
-    inventory = None if config.inventory_source == "synthetic" else read_inventory(config.inventory_source)
     tops: dict[dt.date, pd.DataFrame] = {}
+    summaries: dict[dt.date, pd.DataFrame] = {}
 
     def write(day: dt.date) -> int:
-        client = {"client_id": config.client_id, "partition_date": day}
-        if inventory is None:
-            stock = synthetic_inventory(
-                load_history(warehouse, config.client_id, day, 28), day, config.synthetic_seed
-            )
-        else:
-            try:
-                stock = latest_stock(inventory, day, config.inventory_source)
-            except ValueError as error:
-                raise Failure(str(error)) from error
-        ranked = overstock(stock, warehouse.query("demand_forecast_totals", client))
-        rows = ranked.assign(client_id=config.client_id)[
+        totals = warehouse.query(
+            "demand_forecast_totals", {"client_ids": list(configs), "partition_date": day}
+        )
+        recent = load_histories(warehouse, synthetic, day, lambda c: STOCK_DAYS)
+        frames = []
+        for client_id, own in configs.items():
+            if client_id in recent:
+                stock = synthetic_inventory(recent[client_id], day, own.inventory_seed)
+            else:
+                try:
+                    stock = latest_stock(inventories[client_id], day, own.inventory_source)
+                except ValueError as error:
+                    raise Failure(f"overstock_candidates client {client_id}: {error}") from error
+            forecast = totals[totals["client_id"] == client_id].drop(columns="client_id")
+            frames.append(overstock(stock, forecast).assign(client_id=client_id))
+        rows = pd.concat(frames, ignore_index=True)[
             ["client_id", "product_id", "stock_on_hand", "stock_as_of", "demand_forecast", "demand_hi_95"]
             + ["excess", "excess_rank", "model_version"]
         ]
-        tops[day] = rows.head(10)
-        return warehouse.replace_partition_with_rows("overstock_candidates", day, rows)
+        tops[day] = rows[rows["excess_rank"] <= 10]
+        summaries[day] = (
+            rows.groupby("client_id")
+            .agg(candidates=("product_id", "size"), excess=("excess", "sum"))
+            .reindex(list(configs), fill_value=0)
+            .rename_axis("client_id")
+            .reset_index()
+        )
+        return warehouse.replace_partition_with_rows("overstock_candidates", day, rows, clients=list(configs))
 
     rows = for_each_day(context, warehouse, write)
     top = tops[max(tops)]
     return MaterializeResult(
         metadata={
             **rows_metadata(rows),
-            "client_id": config.client_id,
+            "clients": MetadataValue.int(len(clients)),
+            "per_client": per_client(summaries[max(summaries)], "no clients"),
             "top_excess": MetadataValue.md(markdown_table(top, "{:.1f}")) if not top.empty else "none",
         }
     )

@@ -12,13 +12,17 @@ import functools
 from dataclasses import dataclass
 
 from karte_assets.client.errors import RequestError
-from karte_assets.clients import ANOMALY, CLIENT_ID, CLIENT_TAG, LOYALTY, registered_clients
+from karte_assets.clients import ANOMALY, CLIENT_ID, CLIENT_TAG, DEMAND, LOYALTY, registered_clients
 from karte_assets.settings import current_settings
 
 __all__ = ["CLIENT_TAG", "Target", "lookup"]
 
 # use case -> its job
-JOBS: dict[str, str] = {LOYALTY: "loyalty_daily_job", ANOMALY: "anomaly_daily_job"}
+JOBS: dict[str, str] = {
+    LOYALTY: "loyalty_daily_job",
+    ANOMALY: "anomaly_daily_job",
+    DEMAND: "demand_daily_job",
+}
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dagster as dg
+from typing import ClassVar
 
 from karte_assets.clients import ANOMALY, AnomalyClient
-from karte_assets.components.instances import ClientScaffolder, registration
+from karte_assets.components.instances import ClientComponent
 
 
-@dg.scaffold_with(ClientScaffolder)
-class AnomalyDetection(dg.Component, dg.Resolvable, AnomalyClient):
+class AnomalyDetection(ClientComponent, AnomalyClient):
     """Bots and cheaters of one client shop: behaviour features, anomaly scores and the exclusion audience.
 
     Each instance (``karte_assets/defs/<instance>/defs.yaml``) adds ONE client to the anomaly use
@@ -20,5 +19,4 @@ class AnomalyDetection(dg.Component, dg.Resolvable, AnomalyClient):
     run tag ``karte/client: <client_id>`` for one shop; without the tag a run covers every shop.
     """
 
-    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return registration(ANOMALY, self)
+    use_case: ClassVar[str] = ANOMALY

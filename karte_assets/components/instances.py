@@ -2,20 +2,19 @@
 
 An instance's Definitions carry one metadata entry, ``karte/clients/<use case>/<client_id>`` -> the
 client's set attributes as JSON, and nothing else; the code location reads them back with
-``clients_of`` into that use case's registry (``karte_assets.clients``).
+``clients_of`` into the use cases' registries (``karte_assets.clients``).
 """
 
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 import dagster as dg
 
 from karte_assets.clients import CLIENT_TYPES, UseCaseClient, checked_client_id
 
-
-def _prefix(use_case: str) -> str:
-    return f"karte/clients/{use_case}/"
+PREFIX = "karte/clients/"
 
 
 class ClientScaffolder(dg.Scaffolder):
@@ -31,15 +30,29 @@ def registration(use_case: str, component: UseCaseClient) -> dg.Definitions:
     """The Definitions of a component instance: its client, validated as ``use_case``'s client type."""
     client = CLIENT_TYPES[use_case](**component.model_dump(exclude_unset=True))
     return dg.Definitions(
-        metadata={f"{_prefix(use_case)}{client.client_id}": client.model_dump_json(exclude_unset=True)}
+        metadata={f"{PREFIX}{use_case}/{client.client_id}": client.model_dump_json(exclude_unset=True)}
     )
 
 
-def clients_of(defs: dg.Definitions, use_case: str) -> list[UseCaseClient]:
-    """The ``use_case`` clients that the component instances of ``defs`` registered."""
-    kind = CLIENT_TYPES[use_case]
-    return [
-        kind.model_validate_json(value.value if hasattr(value, "value") else value)
-        for key, value in sorted(defs.metadata.items())
-        if key.startswith(_prefix(use_case))
-    ]
+@dg.scaffold_with(ClientScaffolder)
+class ClientComponent(dg.Component, dg.Resolvable):
+    """A use case's Component type: mixed with that use case's client type (its attributes), an
+    instance registers one client and builds no assets."""
+
+    use_case: ClassVar[str]
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return registration(self.use_case, self)
+
+
+def clients_of(defs: dg.Definitions) -> list[UseCaseClient]:
+    """The clients (of every use case, each of its use case's type) that the component instances of
+    ``defs`` registered."""
+    clients = []
+    for key, value in sorted(defs.metadata.items()):
+        if key.startswith(PREFIX):
+            use_case = key.removeprefix(PREFIX).split("/", 1)[0]
+            clients.append(
+                CLIENT_TYPES[use_case].model_validate_json(value.value if hasattr(value, "value") else value)
+            )
+    return clients

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dagster as dg
+from typing import ClassVar
 
 from karte_assets.clients import LOYALTY, LoyaltyClient
-from karte_assets.components.instances import ClientScaffolder, registration
+from karte_assets.components.instances import ClientComponent
 
 
-@dg.scaffold_with(ClientScaffolder)
-class LoyaltyScoring(dg.Component, dg.Resolvable, LoyaltyClient):
+class LoyaltyScoring(ClientComponent, LoyaltyClient):
     """Loyalty scores and coupon tiers for one client shop.
 
     Each instance (``karte_assets/defs/<shop>/defs.yaml``) adds ONE client to the loyalty use case's
@@ -20,5 +19,4 @@ class LoyaltyScoring(dg.Component, dg.Resolvable, LoyaltyClient):
     the job with the run tag ``karte/client: <client_id>``; without the tag a run covers every shop.
     """
 
-    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return registration(LOYALTY, self)
+    use_case: ClassVar[str] = LOYALTY

@@ -6,8 +6,8 @@ next ``horizon`` periods, a point ``forecast`` and ``lo_<level>``/``hi_<level>``
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -221,10 +221,13 @@ def auto_ets(calendar: Calendar = DAILY) -> StatsForecaster:
     return StatsForecaster("auto_ets", lambda m: AutoETS(season_length=m), calendar)
 
 
-def candidates(calendar: Calendar = DAILY, threads: int = 2) -> list[Forecaster]:
-    """The forecasters a backtest chooses among."""
+def candidates(
+    calendar: Calendar = DAILY, threads: int = 2, lightgbm: Mapping[str, object] | None = None
+) -> list[Forecaster]:
+    """The forecasters a backtest chooses among; ``lightgbm`` overrides the LightGBM model's parameters."""
+    model = LightGBMForecaster(calendar=calendar, threads=threads)
     return [
-        LightGBMForecaster(calendar=calendar, threads=threads),
+        replace(model, params={**model.params, **(lightgbm or {})}),
         seasonal_naive(calendar),
         auto_ets(calendar),
     ]

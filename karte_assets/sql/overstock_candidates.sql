@@ -1,5 +1,6 @@
--- A client's overstock candidates of @partition_date, the largest excess first (for export).
-SELECT product_id, stock_on_hand, stock_as_of, demand_forecast, demand_hi_95, excess, excess_rank, model_version
+-- The overstock candidates of @partition_date of the clients @client_ids, the largest excess first
+-- (for export: one client at a time).
+SELECT client_id, product_id, stock_on_hand, stock_as_of, demand_forecast, demand_hi_95, excess, excess_rank, model_version
 FROM overstock_candidates
-WHERE client_id = @client_id AND partition_date = @partition_date
-ORDER BY excess_rank
+WHERE client_id IN UNNEST(@client_ids) AND partition_date = @partition_date
+ORDER BY client_id, excess_rank
