@@ -83,7 +83,7 @@ def test_loading_the_instances_walks_the_declaration_tree_once_not_once_per_inst
 
     monkeypatch.setattr(ComponentDecl, "iterate_loc_component_decl_pairs", counted)
     instances = load_instances(tmp_path / "many_shops")
-    assert [client.client_id for client in clients_of(instances, "loyalty")] == [
+    assert [client.client_id for client in clients_of(instances)] == [
         f"shop{number:03d}" for number in range(shops)
     ]
     # A walk visits each declaration once (each shop's folder and its yaml, the defs folder, the
