@@ -122,9 +122,9 @@ def test_a_snapshot_finds_every_user_it_holds_and_no_other(tmp_path):
     info = write_snapshot(table, tmp_path / "s.arrow", "default", DAY, "v1")
     snapshot = Snapshot(tmp_path / "s.arrow", info)
     for user, score, tier in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
-        assert snapshot.find(user.encode()) == (score, tier)
+        assert snapshot.find(user.encode()) == (score, tier, -1)  # no anomaly use case: no verdict
     assert [snapshot.find(f"x{i}".encode()) for i in range(2000)] == [None] * 2000
-    with pytest.raises(ValueError, match="user u3 is scored twice"):
+    with pytest.raises(ValueError, match="user u3 appears twice"):
         write_snapshot(
             pa.concat_tables([table, table.slice(3, 1)]), tmp_path / "t.arrow", "default", DAY, "v1"
         )
@@ -192,15 +192,15 @@ def test_ids_sharing_a_key_are_both_found_and_a_repeated_one_among_them_is_refus
     info = write_snapshot(table, tmp_path / "s.arrow", "default", DAY, "v1")
     snapshot = Snapshot(tmp_path / "s.arrow", info)
     assert [snapshot.find(user.encode()) for user in ("u1", a, b, "u2")] == [
-        (0.1, "A"),
-        (0.2, "B"),
-        (0.3, "none"),
-        (0.4, "A"),
+        (0.1, "A", -1),
+        (0.2, "B", -1),
+        (0.3, "none", -1),
+        (0.4, "A", -1),
     ]
     # The repeat is not next to its twin in any order of the three tied rows.
     for ids in ([a, b, a], [b, a, b]):
         repeated = pa.table({"user_id": ids, "loyal_score": [0.1] * 3, "coupon_tier": ["A"] * 3})
-        with pytest.raises(ValueError, match=re.escape(f"user {ids[0]} is scored twice")):
+        with pytest.raises(ValueError, match=re.escape(f"user {ids[0]} appears twice")):
             write_snapshot(repeated, tmp_path / "t.arrow", "default", DAY, "v1")
 
 
@@ -208,7 +208,7 @@ def test_a_snapshot_in_another_format_is_refused_naming_both_formats(tmp_path):
     info = write_snapshot(scores(DAY), tmp_path / "s.arrow", "default", DAY, "v1")
     table = ipc.open_file(pa.memory_map(str(tmp_path / "s.arrow"))).read_all()
     metadata = json.loads(table.schema.metadata[b"karte"])
-    for other in ("karte-serving-snapshot/1", "karte-serving-snapshot/3", None):
+    for other in ("karte-serving-snapshot/1", "karte-serving-snapshot/2", "karte-serving-snapshot/4", None):
         path = tmp_path / f"{other}.arrow".replace("/", "-")
         stamped = table.replace_schema_metadata({"karte": json.dumps({**metadata, "format": other})})
         with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, stamped.schema) as writer:
@@ -216,7 +216,7 @@ def test_a_snapshot_in_another_format_is_refused_naming_both_formats(tmp_path):
         signed = dataclasses.replace(info, sha256=file_sha256(path), size=path.stat().st_size)
         with pytest.raises(
             SnapshotError,
-            match=f"in the format {other!r}, this service reads only 'karte-serving-snapshot/2'",
+            match=f"in the format {other!r}, this service reads only 'karte-serving-snapshot/3'",
         ):
             Snapshot(path, signed)
 
@@ -256,6 +256,9 @@ def test_a_user_gets_the_score_tier_model_and_day_an_unknown_one_a_404_with_the_
                 "found": True,
                 "loyal_score": 0.003 + 0.01,
                 "coupon_tier": "A",
+                "flagged": None,
+                "anomaly_use_case": False,
+                "anomaly_date": None,
                 "model_version": "loyalty-20260801-abc",
                 "partition_date": "2026-08-01",
             },
@@ -427,4 +430,4 @@ def test_on_gcs_the_file_lands_before_the_pointer_and_the_pointer_only_moves_for
             store.latest("default")[0] == later and len(gcs.written) == 3
         )  # the older file, not the pointer
         copy = store.local_copy(later, tmp_path)
-        assert Snapshot(copy, later).find(b"u3") == (0.003 + 0.02, "A")
+        assert Snapshot(copy, later).find(b"u3") == (0.003 + 0.02, "A", -1)
