@@ -28,9 +28,12 @@ from dagster_gcp import GCSResource
 from karte_assets.resources.gcs_model_store import GcsModelStore
 from karte_assets.serving.server import ApiKeys, JsonLines, LookupService, serve
 from karte_assets.serving.snapshot import (
+    NO_ANOMALY,
+    Anomaly,
     Snapshot,
     SnapshotError,
     file_sha256,
+    products_path,
     user_key,
     utf8_keys,
     write_snapshot,
@@ -431,3 +434,217 @@ def test_on_gcs_the_file_lands_before_the_pointer_and_the_pointer_only_moves_for
         )  # the older file, not the pointer
         copy = store.local_copy(later, tmp_path)
         assert Snapshot(copy, later).find(b"u3") == (0.003 + 0.02, "A", -1)
+
+
+# ---- the anomaly flag and the products (snapshot format 3) ----
+
+FLAGGED_DAY = dt.date(2026, 7, 31)  # the anomaly day a snapshot's verdicts come from
+
+
+def flagged_scores(day: dt.date, users: int = 50) -> pa.Table:
+    """``scores`` with verdicts: u<i> flagged on odd days of the month if i % 3 == 0, judged unflagged
+    if i % 3 == 1, and no verdict (not active on the anomaly day) if i % 3 == 2."""
+    verdicts = [(i % 3 == 0 and day.day % 2 == 1) if i % 3 < 2 else None for i in range(users)]
+    return scores(day, users).append_column("flagged", pa.array(verdicts, pa.bool_()))
+
+
+def products(day: dt.date, count: int = 20) -> pa.Table:
+    """p<i>: forecast i + day-of-month units, an overstock candidate ranked i + 1 if i < 5."""
+    over = [i < 5 for i in range(count)]
+    return pa.table(
+        {
+            "product_id": [f"p{i}" for i in range(count)],
+            "demand_forecast": [float(i + day.day) for i in range(count)],
+            "demand_hi_95": [float(i + day.day) * 1.5 for i in range(count)],
+            "horizon_days": pa.array([14] * count, pa.int64()),
+            "overstock": over,
+            "stock_on_hand": [100.0 + i if o else None for i, o in enumerate(over)],
+            "stock_as_of": pa.array([day if o else None for o in over], pa.date32()),
+            "excess": [100.0 + i - (i + day.day) * 1.5 if o else None for i, o in enumerate(over)],
+            "excess_rank": pa.array([i + 1 if o else None for i, o in enumerate(over)], pa.int64()),
+            "model_version": ["ets@2026-07-01"] * count,
+        }
+    )
+
+
+def publish_full(store, tmp_path, day: dt.date, client: str = "default", anomaly: bool = True) -> bool:
+    """A snapshot with verdicts of the day before (if ``anomaly``) and the day's products."""
+    path = tmp_path / f"{client}-{day}-full.arrow"
+    info = write_snapshot(
+        flagged_scores(day),
+        path,
+        client,
+        day,
+        f"loyalty-{day:%Y%m%d}-abc",
+        Anomaly(True, day - dt.timedelta(days=1)) if anomaly else NO_ANOMALY,
+        products(day),
+        day,
+    )
+    return store.publish(path, info)
+
+
+def test_a_flagged_user_is_answered_with_the_flag_and_the_anomaly_day(store, tmp_path):
+    publish_full(store, tmp_path, FLAGGED_DAY + dt.timedelta(days=1))
+    with running(store, tmp_path) as service:
+        wait_ready(service, FLAGGED_DAY + dt.timedelta(days=1))
+        answers = {u: service.request("GET", f"/v1/clients/default/users/{u}")[1] for u in ("u3", "u4", "u5")}
+        assert {u: a["flagged"] for u, a in answers.items()} == {"u3": True, "u4": False, "u5": None}
+        assert {(a["anomaly_use_case"], a["anomaly_date"]) for a in answers.values()} == {
+            (True, "2026-07-31")
+        }
+        status, body = service.request(
+            "POST", "/v1/clients/default/users:batchGet", {"user_ids": ["u3", "u4", "u5", "nobody"]}
+        )
+        assert status == 200 and [u["flagged"] for u in body["users"]] == [True, False, None, None]
+        assert body["anomaly_date"] == "2026-07-31"
+        assert service.request("GET", "/readyz")[1]["clients"]["default"]["anomaly_date"] == "2026-07-31"
+
+
+def test_a_client_without_the_anomaly_use_case_says_so_and_never_answers_false(store, tmp_path):
+    publish_full(store, tmp_path, DAY, client="acme", anomaly=False)
+    with running(store, tmp_path, clients=("acme",)) as service:
+        wait_ready(service, DAY, "acme")
+        for user in ("u3", "u4", "u5"):
+            body = service.request("GET", f"/v1/clients/acme/users/{user}")[1]
+            assert (body["flagged"], body["anomaly_use_case"], body["anomaly_date"]) == (None, False, None)
+    # With the use case but before its first anomaly day (the query's verdicts are all NULL): none either.
+    none_yet = flagged_scores(DAY).set_column(3, "flagged", pa.nulls(50, pa.bool_()))
+    info = write_snapshot(none_yet, tmp_path / "t.arrow", "acme", DAY, "v1", Anomaly(True, None))
+    snapshot = Snapshot(tmp_path / "t.arrow", info)
+    assert snapshot.anomaly == Anomaly(True, None) and snapshot.find(b"u3")[2] == -1
+
+
+def test_a_product_is_answered_from_the_newest_demand_day_an_unknown_one_is_a_404(store, tmp_path):
+    publish_full(store, tmp_path, DAY)
+    with running(store, tmp_path) as service:
+        wait_ready(service, DAY)
+        assert service.request("GET", "/v1/clients/default/products/p1") == (
+            200,
+            {
+                "client": "default",
+                "product_id": "p1",
+                "found": True,
+                "demand_forecast": 2.0,
+                "demand_hi_95": 3.0,
+                "horizon_days": 14,
+                "overstock": True,
+                "stock_on_hand": 101.0,
+                "stock_as_of": "2026-08-01",
+                "excess": 98.0,
+                "excess_rank": 2,
+                "model_version": "ets@2026-07-01",
+                "demand_date": "2026-08-01",
+                "partition_date": "2026-08-01",
+            },
+        )
+        status, body = service.request("GET", "/v1/clients/default/products/p10")
+        assert status == 200 and (body["overstock"], body["excess"], body["excess_rank"]) == (
+            False,
+            None,
+            None,
+        )
+        status, body = service.request("GET", "/v1/clients/default/products/nothing")
+        assert (status, body["error"], body["found"], body["product_id"]) == (
+            404,
+            "unknown product",
+            False,
+            "nothing",
+        )
+        status, body = service.request(
+            "POST", "/v1/clients/default/products:batchGet", {"product_ids": ["p0", "nothing"]}
+        )
+        assert status == 200 and [(p["product_id"], p["found"]) for p in body["products"]] == [
+            ("p0", True),
+            ("nothing", False),
+        ]
+        assert service.request("POST", "/v1/clients/default/products:batchGet", {"user_ids": []})[0] == 400
+    # A snapshot without a demand day: every product is unknown, and the answer says why.
+    publish(store, tmp_path, DAY + dt.timedelta(days=1))
+    with running(store, tmp_path) as service:
+        wait_ready(service, DAY + dt.timedelta(days=1))
+        status, body = service.request("GET", "/v1/clients/default/products/p1")
+        assert (status, body["error"], body["demand_date"]) == (
+            404,
+            "no demand forecast for this client",
+            None,
+        )
+
+
+def test_a_key_reads_only_its_own_clients_products(store, tmp_path):
+    publish_full(store, tmp_path, DAY)
+    publish_full(store, tmp_path, DAY, client="acme")
+    keys = ApiKeys(json.dumps({"default": KEY, "acme": OTHER_KEY}), "test keys")
+    with running(store, tmp_path, clients=keys.clients, keys=keys) as service:
+        wait_ready(service, DAY, "acme")
+        wait_ready(service, DAY, "default")
+        path = "/v1/clients/default/products/p1"
+        assert service.request("GET", path)[0] == 401
+        assert service.request("GET", path, key=OTHER_KEY)[0] == 403
+        assert service.request("GET", path, key=KEY)[0] == 200
+        batch = service.request(
+            "POST", "/v1/clients/acme/products:batchGet", {"product_ids": ["p1"]}, key=KEY
+        )
+        assert batch[0] == 403
+
+
+def test_a_products_file_that_differs_from_the_pointer_refuses_the_whole_snapshot(store, tmp_path):
+    publish_full(store, tmp_path, DAY)
+    info = store.latest("default")[0]
+    with products_path(store.local_copy(info, tmp_path)).open("r+b") as file:
+        file.seek(-20, 2)
+        file.write(b"\0")
+    with pytest.raises(SnapshotError, match="its pointer says"):
+        Snapshot(store.local_copy(info, tmp_path), info)
+
+
+def test_a_hot_swap_keeps_flags_and_products_consistent_with_the_served_day(store, tmp_path):
+    publish_full(store, tmp_path, DAY)
+    days = [DAY + dt.timedelta(days=i) for i in range(1, 4)]
+    errors: list[str] = []
+    seen: list[tuple[str, str, object]] = []
+    stop = threading.Event()
+
+    def hammer(port: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            while not stop.is_set():
+                for path in ("/v1/clients/default/users/u3", "/v1/clients/default/products/p1"):
+                    connection.request("GET", path)
+                    response = connection.getresponse()
+                    body = json.loads(response.read())
+                    if response.status != 200:
+                        errors.append(f"{response.status}: {body}")
+                    elif "flagged" in body:
+                        seen.append(("user", body["partition_date"], (body["flagged"], body["anomaly_date"])))
+                    else:
+                        seen.append(
+                            (
+                                "product",
+                                body["partition_date"],
+                                (body["demand_forecast"], body["demand_date"]),
+                            )
+                        )
+        except Exception as error:  # noqa: BLE001 - every failure of a request is what the test counts
+            errors.append(repr(error))
+
+    with running(store, tmp_path) as service:
+        wait_ready(service, DAY)
+        threads = [threading.Thread(target=hammer, args=(service.port,)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for day in days:
+            time.sleep(0.3)
+            publish_full(store, tmp_path, day)
+            wait_ready(service, day)
+        time.sleep(0.2)
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert errors == []
+    for kind, served_day, value in seen:
+        day = dt.date.fromisoformat(served_day)
+        if kind == "user":  # u3 is flagged on odd days; the verdict is of the day before the snapshot's
+            assert value == (day.day % 2 == 1, str(day - dt.timedelta(days=1)))
+        else:
+            assert value == (1.0 + day.day, served_day)
+    assert {served_day for _, served_day, _ in seen} >= {str(DAY), str(days[-1])}
