@@ -20,12 +20,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
+from dagster import build_asset_context
 from dagster_gcp import GCSResource
 
+from karte_assets.assets.snapshots import publish_snapshot
 from karte_assets.resources.gcs_model_store import GcsModelStore
+from karte_assets.resources.model_store import LocalModelStore
+from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.serving.server import ApiKeys, JsonLines, LookupService, serve
 from karte_assets.serving.snapshot import (
     NO_ANOMALY,
@@ -648,3 +653,82 @@ def test_a_hot_swap_keeps_flags_and_products_consistent_with_the_served_day(stor
         else:
             assert value == (1.0 + day.day, served_day)
     assert {served_day for _, served_day, _ in seen} >= {str(DAY), str(days[-1])}
+
+
+def test_the_scores_asset_publishes_the_newest_anomaly_verdicts_and_demand_day_on_or_before_its_day(tmp_path):
+    """The publishing queries on a real DuckDB warehouse: the anomaly day and demand day are each
+    client's newest on or before the snapshot's day (a later one is not used), verdicts are per user."""
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    for ddl in ("loyalty_scores_table", "user_anomaly_scores_table", "demand_forecast_table"):
+        warehouse.ensure_table(ddl)
+    warehouse.ensure_table("overstock_candidates_table")
+    users = [f"u{i}" for i in range(6)]
+    warehouse.replace_partition_with_rows(
+        "loyalty_scores",
+        DAY,
+        pd.DataFrame(
+            {
+                "user_id": users,
+                "loyal_score": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
+                "coupon_tier": ["A", "A", "B", "B", "none", "none"],
+                "model_version": "v1",
+            }
+        ),
+    )
+
+    def anomaly(day: dt.date, flagged: dict[str, bool]) -> None:
+        rows = pd.DataFrame({"user_id": list(flagged), "flagged": list(flagged.values())})
+        warehouse.replace_partition_with_rows(
+            "user_anomaly_scores", day, rows.assign(anomaly_score=0.5, reasons="", model_version="if")
+        )
+
+    anomaly(DAY - dt.timedelta(days=2), {"u0": True, "u1": True})  # an older verdict, not used
+    anomaly(DAY - dt.timedelta(days=1), {"u1": True, "u2": False})  # the newest on or before DAY
+    anomaly(DAY + dt.timedelta(days=1), {"u3": True})  # after the snapshot's day, not used
+    for day, units in ((DAY - dt.timedelta(days=1), 1.0), (DAY + dt.timedelta(days=1), 50.0)):
+        forecast = pd.DataFrame(
+            {
+                "product_id": ["p1", "p1", "p2", "p2"],
+                "forecast_date": [day + dt.timedelta(days=d) for d in (1, 2, 1, 2)],
+                "forecast": [units, units, 2.0, 2.0],
+                "hi_95": [units * 2, units * 2, 3.0, 3.0],
+                "model_version": "ets@x",
+            }
+        ).assign(lo_80=0.0, hi_80=0.0, lo_95=0.0)
+        warehouse.replace_partition_with_rows("demand_forecast", day, forecast)
+        overstock = pd.DataFrame(
+            {
+                "product_id": ["p1"],
+                "stock_on_hand": [10.0],
+                "stock_as_of": [day],
+                "demand_forecast": [units * 2],
+                "demand_hi_95": [units * 4],
+                "excess": [10.0 - units * 4],
+                "excess_rank": [1],
+                "model_version": "ets@x",
+            }
+        )
+        warehouse.replace_partition_with_rows("overstock_candidates", day, overstock)
+    model_store = LocalModelStore(root=str(tmp_path / "models"))
+    context = build_asset_context()
+    info = publish_snapshot(context, warehouse, model_store, DAY, "v1", "default", anomaly_use_case=True)
+    snapshot = Snapshot(model_store.snapshots().local_copy(info, tmp_path), info)
+    assert snapshot.anomaly == Anomaly(True, DAY - dt.timedelta(days=1))
+    assert [snapshot.find(u.encode())[2] for u in users] == [-1, 1, 0, -1, -1, -1]
+    assert snapshot.products.info.demand_date == DAY - dt.timedelta(days=1)
+    assert snapshot.products.find(b"p1") | {"stock_as_of": None} == {
+        "demand_forecast": 2.0,
+        "demand_hi_95": 4.0,
+        "horizon_days": 2,
+        "overstock": True,
+        "stock_on_hand": 10.0,
+        "stock_as_of": None,
+        "excess": 6.0,
+        "excess_rank": 1,
+        "model_version": "ets@x",
+    }
+    assert snapshot.products.find(b"p2")["overstock"] is False and snapshot.products.find(b"p3") is None
+    # The same client without the anomaly use case: no verdicts, though the table has some.
+    info = publish_snapshot(context, warehouse, model_store, DAY, "v1", "default", anomaly_use_case=False)
+    snapshot = Snapshot(model_store.snapshots().local_copy(info, tmp_path), info)
+    assert snapshot.anomaly == NO_ANOMALY and {snapshot.find(u.encode())[2] for u in users} == {-1}
