@@ -8,6 +8,7 @@ import datetime as dt
 import http.client
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -24,10 +26,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
-from dagster import build_asset_context
 from dagster_gcp import GCSResource
 
-from karte_assets.assets.snapshots import publish_snapshot
+from karte_assets.assets.snapshots import publish_snapshot, refresh_served_snapshot
 from karte_assets.resources.gcs_model_store import GcsModelStore
 from karte_assets.resources.model_store import LocalModelStore
 from karte_assets.resources.warehouse import DuckDBWarehouse
@@ -655,36 +656,52 @@ def test_a_hot_swap_keeps_flags_and_products_consistent_with_the_served_day(stor
     assert {served_day for _, served_day, _ in seen} >= {str(DAY), str(days[-1])}
 
 
-def test_the_scores_asset_publishes_the_newest_anomaly_verdicts_and_demand_day_on_or_before_its_day(tmp_path):
-    """The publishing queries on a real DuckDB warehouse: the anomaly day and demand day are each
-    client's newest on or before the snapshot's day (a later one is not used), verdicts are per user."""
+SCORED = [f"u{i}" for i in range(6)]
+# What the publishing functions use of an asset's context, its log (build_asset_context() takes
+# seconds to import and start an instance, a lean test's whole budget).
+LOGGING_CONTEXT = types.SimpleNamespace(log=logging.getLogger("karte_assets_tests.serving"))
+
+
+def scores_warehouse(tmp_path: Path, model_version: str = "v1") -> DuckDBWarehouse:
+    """A DuckDB warehouse holding the loyalty scores of DAY for the client default."""
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     for ddl in ("loyalty_scores_table", "user_anomaly_scores_table", "demand_forecast_table"):
         warehouse.ensure_table(ddl)
     warehouse.ensure_table("overstock_candidates_table")
-    users = [f"u{i}" for i in range(6)]
+    warehouse.ensure_table("loyalty_model_table")
     warehouse.replace_partition_with_rows(
         "loyalty_scores",
         DAY,
         pd.DataFrame(
             {
-                "user_id": users,
+                "user_id": SCORED,
                 "loyal_score": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
                 "coupon_tier": ["A", "A", "B", "B", "none", "none"],
-                "model_version": "v1",
+                "model_version": model_version,
             }
         ),
     )
+    return warehouse
 
-    def anomaly(day: dt.date, flagged: dict[str, bool]) -> None:
-        rows = pd.DataFrame({"user_id": list(flagged), "flagged": list(flagged.values())})
-        warehouse.replace_partition_with_rows(
-            "user_anomaly_scores", day, rows.assign(anomaly_score=0.5, reasons="", model_version="if")
-        )
 
-    anomaly(DAY - dt.timedelta(days=2), {"u0": True, "u1": True})  # an older verdict, not used
-    anomaly(DAY - dt.timedelta(days=1), {"u1": True, "u2": False})  # the newest on or before DAY
-    anomaly(DAY + dt.timedelta(days=1), {"u3": True})  # after the snapshot's day, not used
+def write_verdicts(warehouse: DuckDBWarehouse, day: dt.date, flagged: dict[str, bool]) -> None:
+    rows = pd.DataFrame({"user_id": list(flagged), "flagged": list(flagged.values())})
+    warehouse.replace_partition_with_rows(
+        "user_anomaly_scores", day, rows.assign(anomaly_score=0.5, reasons="", model_version="if")
+    )
+
+
+def test_the_scores_asset_publishes_the_newest_anomaly_verdicts_and_demand_day_on_or_before_its_day(tmp_path):
+    """The publishing queries on a real DuckDB warehouse: the anomaly day and demand day are each
+    client's newest on or before the snapshot's day (a later one is not used), verdicts are per user."""
+    warehouse = scores_warehouse(tmp_path)
+    write_verdicts(
+        warehouse, DAY - dt.timedelta(days=2), {"u0": True, "u1": True}
+    )  # an older verdict, not used
+    write_verdicts(
+        warehouse, DAY - dt.timedelta(days=1), {"u1": True, "u2": False}
+    )  # the newest on or before DAY
+    write_verdicts(warehouse, DAY + dt.timedelta(days=1), {"u3": True})  # after the snapshot's day, not used
     for day, units in ((DAY - dt.timedelta(days=1), 1.0), (DAY + dt.timedelta(days=1), 50.0)):
         forecast = pd.DataFrame(
             {
@@ -710,11 +727,11 @@ def test_the_scores_asset_publishes_the_newest_anomaly_verdicts_and_demand_day_o
         )
         warehouse.replace_partition_with_rows("overstock_candidates", day, overstock)
     model_store = LocalModelStore(root=str(tmp_path / "models"))
-    context = build_asset_context()
+    context = LOGGING_CONTEXT
     info = publish_snapshot(context, warehouse, model_store, DAY, "v1", "default", anomaly_use_case=True)
     snapshot = Snapshot(model_store.snapshots().local_copy(info, tmp_path), info)
     assert snapshot.anomaly == Anomaly(True, DAY - dt.timedelta(days=1))
-    assert [snapshot.find(u.encode())[2] for u in users] == [-1, 1, 0, -1, -1, -1]
+    assert [snapshot.find(u.encode())[2] for u in SCORED] == [-1, 1, 0, -1, -1, -1]
     assert snapshot.products.info.demand_date == DAY - dt.timedelta(days=1)
     assert snapshot.products.find(b"p1") | {"stock_as_of": None} == {
         "demand_forecast": 2.0,
@@ -731,4 +748,37 @@ def test_the_scores_asset_publishes_the_newest_anomaly_verdicts_and_demand_day_o
     # The same client without the anomaly use case: no verdicts, though the table has some.
     info = publish_snapshot(context, warehouse, model_store, DAY, "v1", "default", anomaly_use_case=False)
     snapshot = Snapshot(model_store.snapshots().local_copy(info, tmp_path), info)
-    assert snapshot.anomaly == NO_ANOMALY and {snapshot.find(u.encode())[2] for u in users} == {-1}
+    assert snapshot.anomaly == NO_ANOMALY and {snapshot.find(u.encode())[2] for u in SCORED} == {-1}
+
+
+def test_the_anomaly_job_publishes_the_served_day_again_with_its_own_verdicts_only_while_servable(tmp_path):
+    warehouse = scores_warehouse(tmp_path)
+    model_store = LocalModelStore(root=str(tmp_path / "models"))
+    context = LOGGING_CONTEXT
+
+    def model(status: str) -> None:
+        row = pd.DataFrame({"status": [status], "model_version": ["v1"]})
+        warehouse.replace_partition_with_rows("loyalty_model", DAY, row)
+
+    model("trained")
+    write_verdicts(warehouse, DAY - dt.timedelta(days=1), {"u1": True})
+    first = publish_snapshot(context, warehouse, model_store, DAY, "v1", "default", anomaly_use_case=True)
+    # The anomaly job writes DAY after the loyalty job published DAY: u2 is flagged now, u1 not.
+    write_verdicts(warehouse, DAY, {"u1": False, "u2": True})
+    assert (
+        refresh_served_snapshot(context, warehouse, model_store, "default", DAY + dt.timedelta(days=1))
+        is None
+    )
+    again = refresh_served_snapshot(context, warehouse, model_store, "default", DAY)
+    assert again is not None and again.sha256 != first.sha256
+    assert model_store.snapshots().latest("default")[0] == again
+    snapshot = Snapshot(model_store.snapshots().local_copy(again, tmp_path), again)
+    assert (snapshot.anomaly.partition_date, snapshot.find(b"u1")[2], snapshot.find(b"u2")[2]) == (DAY, 0, 1)
+    # A re-run rejected the day's model: its scores are not published again.
+    model("rejected")
+    assert refresh_served_snapshot(context, warehouse, model_store, "default", DAY) is None
+    # Scores of another model than the one named are refused, naming both.
+    model("trained")
+    warehouse = scores_warehouse(tmp_path, model_version="v2")
+    with pytest.raises(ValueError, match=r"come from the models \['v2'\], not v1"):
+        refresh_served_snapshot(context, warehouse, model_store, "default", DAY)

@@ -56,6 +56,12 @@ def publish_snapshot(
     scores = warehouse.query_arrow(
         "serving_scores", {**params, "anomaly_date": anomaly.partition_date or day}
     )
+    versions = set(scores.column("model_version").unique().to_pylist())
+    if versions - {model_version}:
+        raise ValueError(
+            f"loyalty_scores of {client} on {day} come from the models {sorted(versions)}, "
+            f"not {model_version}: the snapshot would name the wrong model"
+        )
     demand_date = newest_day_until(warehouse, "overstock_candidates", day, client)
     products = None
     if demand_date is not None:
@@ -74,3 +80,34 @@ def publish_snapshot(
         f"demand day {demand_date}, {info.products.products if info.products else 0:,} products)"
     )
     return info
+
+
+def refresh_served_snapshot(
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    model_store: ModelStore,
+    client: str,
+    first_written: dt.date,
+) -> SnapshotInfo | None:
+    """Publish the client's served snapshot again after anomaly days from ``first_written`` on were
+    written: the anomaly job runs after the loyalty job that published it (it reads its raw_events),
+    so the served day's own verdicts land only now. None if nothing was served, the served day is
+    older than those days (its verdicts are unchanged), or is no longer servable."""
+    found = model_store.snapshots().latest(client)
+    if found is None or found[0].partition_date < first_written:
+        return None
+    served = found[0]
+    if client not in servable_clients(warehouse, served.partition_date, [client]):
+        context.log.warning(
+            f"{served.partition_date} {client}: the served snapshot's day is no longer servable, not published again"
+        )
+        return None
+    return publish_snapshot(
+        context,
+        warehouse,
+        model_store,
+        served.partition_date,
+        served.model_version,
+        client,
+        anomaly_use_case=True,
+    )

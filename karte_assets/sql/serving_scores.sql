@@ -3,8 +3,8 @@
 -- client's newest anomaly day on or before @partition_date): flagged TRUE or FALSE for a user the
 -- anomaly template scored that day, NULL for one it did not (inactive that day). Before the
 -- client's first anomaly day the caller passes @partition_date, which has no anomaly partition:
--- every verdict is NULL.
-SELECT s.user_id, s.loyal_score, s.coupon_tier, a.flagged
+-- every verdict is NULL. model_version: the model the scores came from (the publisher checks it).
+SELECT s.user_id, s.loyal_score, s.coupon_tier, a.flagged, s.model_version
 FROM loyalty_scores AS s
 LEFT JOIN (
   SELECT client_id, user_id, flagged
