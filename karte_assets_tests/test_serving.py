@@ -596,10 +596,13 @@ def test_a_key_reads_only_its_own_clients_products(store, tmp_path):
 def test_a_products_file_that_differs_from_the_pointer_refuses_the_whole_snapshot(store, tmp_path):
     publish_full(store, tmp_path, DAY)
     info = store.latest("default")[0]
-    with products_path(store.local_copy(info, tmp_path)).open("r+b") as file:
-        file.seek(-20, 2)
-        file.write(b"\0")
-    with pytest.raises(SnapshotError, match="its pointer says"):
+    path = products_path(store.local_copy(info, tmp_path))
+    with path.open("r+b") as file:  # one byte in the middle: Arrow reads it without complaint
+        file.seek(path.stat().st_size // 2)
+        byte = file.read(1)
+        file.seek(-1, 1)
+        file.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(SnapshotError, match=r"products\.arrow has sha256 \w+, its pointer says"):
         Snapshot(store.local_copy(info, tmp_path), info)
 
 
@@ -782,3 +785,19 @@ def test_the_anomaly_job_publishes_the_served_day_again_with_its_own_verdicts_on
     warehouse = scores_warehouse(tmp_path, model_version="v2")
     with pytest.raises(ValueError, match=r"come from the models \['v2'\], not v1"):
         refresh_served_snapshot(context, warehouse, model_store, "default", DAY)
+
+
+def test_on_gcs_the_products_land_before_the_snapshot_and_are_downloaded_beside_it(monkeypatch, tmp_path):
+    with emulated_gcs(monkeypatch, "karte-models") as gcs:
+        model_store = GcsModelStore(bucket="karte-models", prefix="karte/prod/", gcs=GCSResource(project="p"))
+        store = model_store.snapshots()
+        assert publish_full(store, tmp_path, DAY)
+        info = store.latest("default")[0]
+        folder = "karte/prod/serving/default/2026-08-01"
+        assert [name for name, _ in gcs.written] == [
+            f"{folder}/{info.sha256[:16]}.products.arrow",
+            f"{folder}/{info.sha256[:16]}.arrow",
+            "karte/prod/serving/default/LATEST.json",
+        ]
+        snapshot = Snapshot(store.local_copy(info, tmp_path), info)
+        assert snapshot.products.find(b"p0")["excess_rank"] == 1 and snapshot.find(b"u3")[2] == 1
