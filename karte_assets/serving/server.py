@@ -265,8 +265,7 @@ class LookupService:
                     0,
                 )
             if rest == b"products:batchGet" and method == b"POST":
-                status, payload, _ = self._batch_products(client, key, body)
-                return status, payload, "products_batch", client, 0
+                return *self._batch_products(client, key, body), "products_batch", client, 0
             known = rest.startswith((b"users", b"products"))
             return 405 if known else 404, _error("no such route"), "other", client, 0
         if path == b"/healthz":
@@ -331,20 +330,9 @@ class LookupService:
         ).encode() + b',"coupon_tier":' + served.tiers[tier] + b',"flagged":' + FLAGS[flag] + served.tail
 
     def _batch_request(self, client: str, key: bytes | None, body: bytes) -> tuple[int, bytes, int]:
-        try:
-            ids = json.loads(body)["user_ids"]
-            if not isinstance(ids, list) or not all(
-                isinstance(i, str) and 0 < len(i.encode()) <= MAX_USER_ID for i in ids
-            ):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            return (
-                400,
-                _error(f'the body must be {{"user_ids": [...]}}: strings of 1 to {MAX_USER_ID} bytes'),
-                0,
-            )
-        if len(ids) > BATCH_LIMIT:
-            return 413, _error(f"at most {BATCH_LIMIT} user ids per request"), 0
+        ids = _requested_ids(body, "user_ids")
+        if isinstance(ids, tuple):
+            return *ids, 0
         status, payload = self._guarded(client, key, lambda served: self._batch(client, served, ids))
         return status, payload, len(ids)
 
@@ -406,21 +394,10 @@ class LookupService:
         answer = {"client": client, **self._product_answer(served, text), **self._products_tail(served)}
         return 200 if answer["found"] else 404, json.dumps(answer).encode()
 
-    def _batch_products(self, client: str, key: bytes | None, body: bytes) -> tuple[int, bytes, int]:
-        try:
-            ids = json.loads(body)["product_ids"]
-            if not isinstance(ids, list) or not all(
-                isinstance(i, str) and 0 < len(i.encode()) <= MAX_USER_ID for i in ids
-            ):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            return (
-                400,
-                _error(f'the body must be {{"product_ids": [...]}}: strings of 1 to {MAX_USER_ID} bytes'),
-                0,
-            )
-        if len(ids) > BATCH_LIMIT:
-            return 413, _error(f"at most {BATCH_LIMIT} product ids per request"), 0
+    def _batch_products(self, client: str, key: bytes | None, body: bytes) -> tuple[int, bytes]:
+        ids = _requested_ids(body, "product_ids")
+        if isinstance(ids, tuple):
+            return ids
 
         def answer(served: Served) -> tuple[int, bytes]:
             products = [self._product_answer(served, product_id) for product_id in ids]
@@ -428,8 +405,22 @@ class LookupService:
                 {"client": client, "products": products, **self._products_tail(served)}
             ).encode()
 
-        status, payload = self._guarded(client, key, answer)
-        return status, payload, len(ids)
+        return self._guarded(client, key, answer)
+
+
+def _requested_ids(body: bytes, field: str) -> list[str] | tuple[int, bytes]:
+    """The ids of a batch request's body ``{field: [...]}``, or the error answer (status, body)."""
+    try:
+        ids = json.loads(body)[field]
+        if not isinstance(ids, list) or not all(
+            isinstance(i, str) and 0 < len(i.encode()) <= MAX_USER_ID for i in ids
+        ):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        return 400, _error(f'the body must be {{"{field}": [...]}}: strings of 1 to {MAX_USER_ID} bytes')
+    if len(ids) > BATCH_LIMIT:
+        return 413, _error(f"at most {BATCH_LIMIT} ids per request")
+    return ids
 
 
 def _error(message: str, **fields: str) -> bytes:
