@@ -22,6 +22,7 @@ SQL_DIR = Path(__file__).parent / "sql"
 # code cannot drift apart.
 PARAMETER_TYPES = {
     "partition_date": "DATE",
+    "anomaly_date": "DATE",
     "first_snapshot_date": "DATE",
     "last_snapshot_date": "DATE",
     "day_start": "TIMESTAMP",

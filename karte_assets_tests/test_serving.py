@@ -8,6 +8,7 @@ import datetime as dt
 import http.client
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -16,21 +17,29 @@ import socket
 import subprocess
 import threading
 import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 from dagster_gcp import GCSResource
 
+from karte_assets.assets.snapshots import publish_snapshot, refresh_served_snapshot
 from karte_assets.resources.gcs_model_store import GcsModelStore
+from karte_assets.resources.model_store import LocalModelStore
+from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.serving.server import ApiKeys, JsonLines, LookupService, serve
 from karte_assets.serving.snapshot import (
+    NO_ANOMALY,
+    Anomaly,
     Snapshot,
     SnapshotError,
     file_sha256,
+    products_path,
     user_key,
     utf8_keys,
     write_snapshot,
@@ -122,9 +131,9 @@ def test_a_snapshot_finds_every_user_it_holds_and_no_other(tmp_path):
     info = write_snapshot(table, tmp_path / "s.arrow", "default", DAY, "v1")
     snapshot = Snapshot(tmp_path / "s.arrow", info)
     for user, score, tier in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
-        assert snapshot.find(user.encode()) == (score, tier)
+        assert snapshot.find(user.encode()) == (score, tier, -1)  # no anomaly use case: no verdict
     assert [snapshot.find(f"x{i}".encode()) for i in range(2000)] == [None] * 2000
-    with pytest.raises(ValueError, match="user u3 is scored twice"):
+    with pytest.raises(ValueError, match="user u3 appears twice"):
         write_snapshot(
             pa.concat_tables([table, table.slice(3, 1)]), tmp_path / "t.arrow", "default", DAY, "v1"
         )
@@ -192,15 +201,15 @@ def test_ids_sharing_a_key_are_both_found_and_a_repeated_one_among_them_is_refus
     info = write_snapshot(table, tmp_path / "s.arrow", "default", DAY, "v1")
     snapshot = Snapshot(tmp_path / "s.arrow", info)
     assert [snapshot.find(user.encode()) for user in ("u1", a, b, "u2")] == [
-        (0.1, "A"),
-        (0.2, "B"),
-        (0.3, "none"),
-        (0.4, "A"),
+        (0.1, "A", -1),
+        (0.2, "B", -1),
+        (0.3, "none", -1),
+        (0.4, "A", -1),
     ]
     # The repeat is not next to its twin in any order of the three tied rows.
     for ids in ([a, b, a], [b, a, b]):
         repeated = pa.table({"user_id": ids, "loyal_score": [0.1] * 3, "coupon_tier": ["A"] * 3})
-        with pytest.raises(ValueError, match=re.escape(f"user {ids[0]} is scored twice")):
+        with pytest.raises(ValueError, match=re.escape(f"user {ids[0]} appears twice")):
             write_snapshot(repeated, tmp_path / "t.arrow", "default", DAY, "v1")
 
 
@@ -208,7 +217,7 @@ def test_a_snapshot_in_another_format_is_refused_naming_both_formats(tmp_path):
     info = write_snapshot(scores(DAY), tmp_path / "s.arrow", "default", DAY, "v1")
     table = ipc.open_file(pa.memory_map(str(tmp_path / "s.arrow"))).read_all()
     metadata = json.loads(table.schema.metadata[b"karte"])
-    for other in ("karte-serving-snapshot/1", "karte-serving-snapshot/3", None):
+    for other in ("karte-serving-snapshot/1", "karte-serving-snapshot/2", "karte-serving-snapshot/4", None):
         path = tmp_path / f"{other}.arrow".replace("/", "-")
         stamped = table.replace_schema_metadata({"karte": json.dumps({**metadata, "format": other})})
         with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, stamped.schema) as writer:
@@ -216,7 +225,7 @@ def test_a_snapshot_in_another_format_is_refused_naming_both_formats(tmp_path):
         signed = dataclasses.replace(info, sha256=file_sha256(path), size=path.stat().st_size)
         with pytest.raises(
             SnapshotError,
-            match=f"in the format {other!r}, this service reads only 'karte-serving-snapshot/2'",
+            match=f"in the format {other!r}, this service reads only 'karte-serving-snapshot/3'",
         ):
             Snapshot(path, signed)
 
@@ -256,6 +265,9 @@ def test_a_user_gets_the_score_tier_model_and_day_an_unknown_one_a_404_with_the_
                 "found": True,
                 "loyal_score": 0.003 + 0.01,
                 "coupon_tier": "A",
+                "flagged": None,
+                "anomaly_use_case": False,
+                "anomaly_date": None,
                 "model_version": "loyalty-20260801-abc",
                 "partition_date": "2026-08-01",
             },
@@ -427,4 +439,365 @@ def test_on_gcs_the_file_lands_before_the_pointer_and_the_pointer_only_moves_for
             store.latest("default")[0] == later and len(gcs.written) == 3
         )  # the older file, not the pointer
         copy = store.local_copy(later, tmp_path)
-        assert Snapshot(copy, later).find(b"u3") == (0.003 + 0.02, "A")
+        assert Snapshot(copy, later).find(b"u3") == (0.003 + 0.02, "A", -1)
+
+
+# ---- the anomaly flag and the products (snapshot format 3) ----
+
+FLAGGED_DAY = dt.date(2026, 7, 31)  # the anomaly day a snapshot's verdicts come from
+
+
+def flagged_scores(day: dt.date, users: int = 50) -> pa.Table:
+    """``scores`` with verdicts: u<i> flagged on odd days of the month if i % 3 == 0, judged unflagged
+    if i % 3 == 1, and no verdict (not active on the anomaly day) if i % 3 == 2."""
+    verdicts = [(i % 3 == 0 and day.day % 2 == 1) if i % 3 < 2 else None for i in range(users)]
+    return scores(day, users).append_column("flagged", pa.array(verdicts, pa.bool_()))
+
+
+def products(day: dt.date, count: int = 20) -> pa.Table:
+    """p<i>: forecast i + day-of-month units, an overstock candidate ranked i + 1 if i < 5."""
+    over = [i < 5 for i in range(count)]
+    return pa.table(
+        {
+            "product_id": [f"p{i}" for i in range(count)],
+            "demand_forecast": [float(i + day.day) for i in range(count)],
+            "demand_hi_95": [float(i + day.day) * 1.5 for i in range(count)],
+            "horizon_days": pa.array([14] * count, pa.int64()),
+            "overstock": over,
+            "stock_on_hand": [100.0 + i if o else None for i, o in enumerate(over)],
+            "stock_as_of": pa.array([day if o else None for o in over], pa.date32()),
+            "excess": [100.0 + i - (i + day.day) * 1.5 if o else None for i, o in enumerate(over)],
+            "excess_rank": pa.array([i + 1 if o else None for i, o in enumerate(over)], pa.int64()),
+            "model_version": ["ets@2026-07-01"] * count,
+        }
+    )
+
+
+def publish_full(store, tmp_path, day: dt.date, client: str = "default", anomaly: bool = True) -> bool:
+    """A snapshot with verdicts of the day before (if ``anomaly``) and the day's products."""
+    path = tmp_path / f"{client}-{day}-full.arrow"
+    info = write_snapshot(
+        flagged_scores(day),
+        path,
+        client,
+        day,
+        f"loyalty-{day:%Y%m%d}-abc",
+        Anomaly(True, day - dt.timedelta(days=1)) if anomaly else NO_ANOMALY,
+        products(day),
+        day,
+    )
+    return store.publish(path, info)
+
+
+def test_a_flagged_user_is_answered_with_the_flag_and_the_anomaly_day(store, tmp_path):
+    publish_full(store, tmp_path, FLAGGED_DAY + dt.timedelta(days=1))
+    with running(store, tmp_path) as service:
+        wait_ready(service, FLAGGED_DAY + dt.timedelta(days=1))
+        answers = {u: service.request("GET", f"/v1/clients/default/users/{u}")[1] for u in ("u3", "u4", "u5")}
+        assert {u: a["flagged"] for u, a in answers.items()} == {"u3": True, "u4": False, "u5": None}
+        assert {(a["anomaly_use_case"], a["anomaly_date"]) for a in answers.values()} == {
+            (True, "2026-07-31")
+        }
+        status, body = service.request(
+            "POST", "/v1/clients/default/users:batchGet", {"user_ids": ["u3", "u4", "u5", "nobody"]}
+        )
+        assert status == 200 and [u["flagged"] for u in body["users"]] == [True, False, None, None]
+        assert body["anomaly_date"] == "2026-07-31"
+        assert service.request("GET", "/readyz")[1]["clients"]["default"]["anomaly_date"] == "2026-07-31"
+
+
+def test_a_client_without_the_anomaly_use_case_says_so_and_never_answers_false(store, tmp_path):
+    publish_full(store, tmp_path, DAY, client="acme", anomaly=False)
+    with running(store, tmp_path, clients=("acme",)) as service:
+        wait_ready(service, DAY, "acme")
+        for user in ("u3", "u4", "u5"):
+            body = service.request("GET", f"/v1/clients/acme/users/{user}")[1]
+            assert (body["flagged"], body["anomaly_use_case"], body["anomaly_date"]) == (None, False, None)
+    # With the use case but before its first anomaly day (the query's verdicts are all NULL): none either.
+    none_yet = flagged_scores(DAY).set_column(3, "flagged", pa.nulls(50, pa.bool_()))
+    info = write_snapshot(none_yet, tmp_path / "t.arrow", "acme", DAY, "v1", Anomaly(True, None))
+    snapshot = Snapshot(tmp_path / "t.arrow", info)
+    assert snapshot.anomaly == Anomaly(True, None) and snapshot.find(b"u3")[2] == -1
+
+
+def test_a_product_is_answered_from_the_newest_demand_day_an_unknown_one_is_a_404(store, tmp_path):
+    publish_full(store, tmp_path, DAY)
+    with running(store, tmp_path) as service:
+        wait_ready(service, DAY)
+        assert service.request("GET", "/v1/clients/default/products/p1") == (
+            200,
+            {
+                "client": "default",
+                "product_id": "p1",
+                "found": True,
+                "demand_forecast": 2.0,
+                "demand_hi_95": 3.0,
+                "horizon_days": 14,
+                "overstock": True,
+                "stock_on_hand": 101.0,
+                "stock_as_of": "2026-08-01",
+                "excess": 98.0,
+                "excess_rank": 2,
+                "model_version": "ets@2026-07-01",
+                "demand_date": "2026-08-01",
+                "partition_date": "2026-08-01",
+            },
+        )
+        status, body = service.request("GET", "/v1/clients/default/products/p10")
+        assert status == 200 and (body["overstock"], body["excess"], body["excess_rank"]) == (
+            False,
+            None,
+            None,
+        )
+        status, body = service.request("GET", "/v1/clients/default/products/nothing")
+        assert (status, body["error"], body["found"], body["product_id"]) == (
+            404,
+            "unknown product",
+            False,
+            "nothing",
+        )
+        status, body = service.request(
+            "POST", "/v1/clients/default/products:batchGet", {"product_ids": ["p0", "nothing"]}
+        )
+        assert status == 200 and [(p["product_id"], p["found"]) for p in body["products"]] == [
+            ("p0", True),
+            ("nothing", False),
+        ]
+        assert service.request("POST", "/v1/clients/default/products:batchGet", {"user_ids": []})[0] == 400
+    # A snapshot without a demand day: every product is unknown, and the answer says why.
+    publish(store, tmp_path, DAY + dt.timedelta(days=1))
+    with running(store, tmp_path) as service:
+        wait_ready(service, DAY + dt.timedelta(days=1))
+        status, body = service.request("GET", "/v1/clients/default/products/p1")
+        assert (status, body["error"], body["demand_date"]) == (
+            404,
+            "no demand forecast for this client",
+            None,
+        )
+
+
+def test_a_key_reads_only_its_own_clients_products(store, tmp_path):
+    publish_full(store, tmp_path, DAY)
+    publish_full(store, tmp_path, DAY, client="acme")
+    keys = ApiKeys(json.dumps({"default": KEY, "acme": OTHER_KEY}), "test keys")
+    with running(store, tmp_path, clients=keys.clients, keys=keys) as service:
+        wait_ready(service, DAY, "acme")
+        wait_ready(service, DAY, "default")
+        path = "/v1/clients/default/products/p1"
+        assert service.request("GET", path)[0] == 401
+        assert service.request("GET", path, key=OTHER_KEY)[0] == 403
+        assert service.request("GET", path, key=KEY)[0] == 200
+        batch = service.request(
+            "POST", "/v1/clients/acme/products:batchGet", {"product_ids": ["p1"]}, key=KEY
+        )
+        assert batch[0] == 403
+
+
+def test_a_products_file_that_differs_from_the_pointer_refuses_the_whole_snapshot(store, tmp_path):
+    publish_full(store, tmp_path, DAY)
+    info = store.latest("default")[0]
+    path = products_path(store.local_copy(info, tmp_path))
+    with path.open("r+b") as file:  # one byte in the middle: Arrow reads it without complaint
+        file.seek(path.stat().st_size // 2)
+        byte = file.read(1)
+        file.seek(-1, 1)
+        file.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(SnapshotError, match=r"products\.arrow has sha256 \w+, its pointer says"):
+        Snapshot(store.local_copy(info, tmp_path), info)
+
+
+def test_a_hot_swap_keeps_flags_and_products_consistent_with_the_served_day(store, tmp_path):
+    publish_full(store, tmp_path, DAY)
+    days = [DAY + dt.timedelta(days=i) for i in range(1, 4)]
+    errors: list[str] = []
+    seen: list[tuple[str, str, object]] = []
+    stop = threading.Event()
+
+    def hammer(port: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            while not stop.is_set():
+                for path in ("/v1/clients/default/users/u3", "/v1/clients/default/products/p1"):
+                    connection.request("GET", path)
+                    response = connection.getresponse()
+                    body = json.loads(response.read())
+                    if response.status != 200:
+                        errors.append(f"{response.status}: {body}")
+                    elif "flagged" in body:
+                        seen.append(("user", body["partition_date"], (body["flagged"], body["anomaly_date"])))
+                    else:
+                        seen.append(
+                            (
+                                "product",
+                                body["partition_date"],
+                                (body["demand_forecast"], body["demand_date"]),
+                            )
+                        )
+        except Exception as error:  # noqa: BLE001 - every failure of a request is what the test counts
+            errors.append(repr(error))
+
+    with running(store, tmp_path) as service:
+        wait_ready(service, DAY)
+        threads = [threading.Thread(target=hammer, args=(service.port,)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for day in days:
+            time.sleep(0.3)
+            publish_full(store, tmp_path, day)
+            wait_ready(service, day)
+        time.sleep(0.2)
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert errors == []
+    for kind, served_day, value in seen:
+        day = dt.date.fromisoformat(served_day)
+        if kind == "user":  # u3 is flagged on odd days; the verdict is of the day before the snapshot's
+            assert value == (day.day % 2 == 1, str(day - dt.timedelta(days=1)))
+        else:
+            assert value == (1.0 + day.day, served_day)
+    assert {served_day for _, served_day, _ in seen} >= {str(DAY), str(days[-1])}
+
+
+SCORED = [f"u{i}" for i in range(6)]
+# What the publishing functions use of an asset's context, its log (build_asset_context() takes
+# seconds to import and start an instance, a lean test's whole budget).
+LOGGING_CONTEXT = types.SimpleNamespace(log=logging.getLogger("karte_assets_tests.serving"))
+
+
+def scores_warehouse(tmp_path: Path, model_version: str = "v1") -> DuckDBWarehouse:
+    """A DuckDB warehouse holding the loyalty scores of DAY for the client default."""
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    for ddl in ("loyalty_scores_table", "user_anomaly_scores_table", "demand_forecast_table"):
+        warehouse.ensure_table(ddl)
+    warehouse.ensure_table("overstock_candidates_table")
+    warehouse.ensure_table("loyalty_model_table")
+    warehouse.replace_partition_with_rows(
+        "loyalty_scores",
+        DAY,
+        pd.DataFrame(
+            {
+                "user_id": SCORED,
+                "loyal_score": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
+                "coupon_tier": ["A", "A", "B", "B", "none", "none"],
+                "model_version": model_version,
+            }
+        ),
+    )
+    return warehouse
+
+
+def write_verdicts(warehouse: DuckDBWarehouse, day: dt.date, flagged: dict[str, bool]) -> None:
+    rows = pd.DataFrame({"user_id": list(flagged), "flagged": list(flagged.values())})
+    warehouse.replace_partition_with_rows(
+        "user_anomaly_scores", day, rows.assign(anomaly_score=0.5, reasons="", model_version="if")
+    )
+
+
+def test_the_scores_asset_publishes_the_newest_anomaly_verdicts_and_demand_day_on_or_before_its_day(tmp_path):
+    """The publishing queries on a real DuckDB warehouse: the anomaly day and demand day are each
+    client's newest on or before the snapshot's day (a later one is not used), verdicts are per user."""
+    warehouse = scores_warehouse(tmp_path)
+    write_verdicts(
+        warehouse, DAY - dt.timedelta(days=2), {"u0": True, "u1": True}
+    )  # an older verdict, not used
+    write_verdicts(
+        warehouse, DAY - dt.timedelta(days=1), {"u1": True, "u2": False}
+    )  # the newest on or before DAY
+    write_verdicts(warehouse, DAY + dt.timedelta(days=1), {"u3": True})  # after the snapshot's day, not used
+    for day, units in ((DAY - dt.timedelta(days=1), 1.0), (DAY + dt.timedelta(days=1), 50.0)):
+        forecast = pd.DataFrame(
+            {
+                "product_id": ["p1", "p1", "p2", "p2"],
+                "forecast_date": [day + dt.timedelta(days=d) for d in (1, 2, 1, 2)],
+                "forecast": [units, units, 2.0, 2.0],
+                "hi_95": [units * 2, units * 2, 3.0, 3.0],
+                "model_version": "ets@x",
+            }
+        ).assign(lo_80=0.0, hi_80=0.0, lo_95=0.0)
+        warehouse.replace_partition_with_rows("demand_forecast", day, forecast)
+        overstock = pd.DataFrame(
+            {
+                "product_id": ["p1"],
+                "stock_on_hand": [10.0],
+                "stock_as_of": [day],
+                "demand_forecast": [units * 2],
+                "demand_hi_95": [units * 4],
+                "excess": [10.0 - units * 4],
+                "excess_rank": [1],
+                "model_version": "ets@x",
+            }
+        )
+        warehouse.replace_partition_with_rows("overstock_candidates", day, overstock)
+    model_store = LocalModelStore(root=str(tmp_path / "models"))
+    context = LOGGING_CONTEXT
+    info = publish_snapshot(context, warehouse, model_store, DAY, "v1", "default", anomaly_use_case=True)
+    snapshot = Snapshot(model_store.snapshots().local_copy(info, tmp_path), info)
+    assert snapshot.anomaly == Anomaly(True, DAY - dt.timedelta(days=1))
+    assert [snapshot.find(u.encode())[2] for u in SCORED] == [-1, 1, 0, -1, -1, -1]
+    assert snapshot.products.info.demand_date == DAY - dt.timedelta(days=1)
+    assert snapshot.products.find(b"p1") | {"stock_as_of": None} == {
+        "demand_forecast": 2.0,
+        "demand_hi_95": 4.0,
+        "horizon_days": 2,
+        "overstock": True,
+        "stock_on_hand": 10.0,
+        "stock_as_of": None,
+        "excess": 6.0,
+        "excess_rank": 1,
+        "model_version": "ets@x",
+    }
+    assert snapshot.products.find(b"p2")["overstock"] is False and snapshot.products.find(b"p3") is None
+    # The same client without the anomaly use case: no verdicts, though the table has some.
+    info = publish_snapshot(context, warehouse, model_store, DAY, "v1", "default", anomaly_use_case=False)
+    snapshot = Snapshot(model_store.snapshots().local_copy(info, tmp_path), info)
+    assert snapshot.anomaly == NO_ANOMALY and {snapshot.find(u.encode())[2] for u in SCORED} == {-1}
+
+
+def test_the_anomaly_job_publishes_the_served_day_again_with_its_own_verdicts_only_while_servable(tmp_path):
+    warehouse = scores_warehouse(tmp_path)
+    model_store = LocalModelStore(root=str(tmp_path / "models"))
+    context = LOGGING_CONTEXT
+
+    def model(status: str) -> None:
+        row = pd.DataFrame({"status": [status], "model_version": ["v1"]})
+        warehouse.replace_partition_with_rows("loyalty_model", DAY, row)
+
+    model("trained")
+    write_verdicts(warehouse, DAY - dt.timedelta(days=1), {"u1": True})
+    first = publish_snapshot(context, warehouse, model_store, DAY, "v1", "default", anomaly_use_case=True)
+    # The anomaly job writes DAY after the loyalty job published DAY: u2 is flagged now, u1 not.
+    write_verdicts(warehouse, DAY, {"u1": False, "u2": True})
+    assert (
+        refresh_served_snapshot(context, warehouse, model_store, "default", DAY + dt.timedelta(days=1))
+        is None
+    )
+    again = refresh_served_snapshot(context, warehouse, model_store, "default", DAY)
+    assert again is not None and again.sha256 != first.sha256
+    assert model_store.snapshots().latest("default")[0] == again
+    snapshot = Snapshot(model_store.snapshots().local_copy(again, tmp_path), again)
+    assert (snapshot.anomaly.partition_date, snapshot.find(b"u1")[2], snapshot.find(b"u2")[2]) == (DAY, 0, 1)
+    # A re-run rejected the day's model: its scores are not published again.
+    model("rejected")
+    assert refresh_served_snapshot(context, warehouse, model_store, "default", DAY) is None
+    # Scores of another model than the one named are refused, naming both.
+    model("trained")
+    warehouse = scores_warehouse(tmp_path, model_version="v2")
+    with pytest.raises(ValueError, match=r"come from the models \['v2'\], not v1"):
+        refresh_served_snapshot(context, warehouse, model_store, "default", DAY)
+
+
+def test_on_gcs_the_products_land_before_the_snapshot_and_are_downloaded_beside_it(monkeypatch, tmp_path):
+    with emulated_gcs(monkeypatch, "karte-models") as gcs:
+        model_store = GcsModelStore(bucket="karte-models", prefix="karte/prod/", gcs=GCSResource(project="p"))
+        store = model_store.snapshots()
+        assert publish_full(store, tmp_path, DAY)
+        info = store.latest("default")[0]
+        folder = "karte/prod/serving/default/2026-08-01"
+        assert [name for name, _ in gcs.written] == [
+            f"{folder}/{info.sha256[:16]}.products.arrow",
+            f"{folder}/{info.sha256[:16]}.arrow",
+            "karte/prod/serving/default/LATEST.json",
+        ]
+        snapshot = Snapshot(store.local_copy(info, tmp_path), info)
+        assert snapshot.products.find(b"p0")["excess_rank"] == 1 and snapshot.find(b"u3")[2] == 1

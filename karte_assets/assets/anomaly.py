@@ -26,8 +26,10 @@ from pydantic import Field, field_validator
 from karte_assets.anomaly.detectors import UNSUPERVISED
 from karte_assets.anomaly.scoring import ClientDay, DetectorSettings, score_client_day
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
+from karte_assets.assets.snapshots import refresh_served_snapshot
 from karte_assets.clients import ClientRegistry, grouped, run_clients
 from karte_assets.export import write_files
+from karte_assets.resources.model_store import ModelStore
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
 
@@ -155,9 +157,10 @@ def user_anomaly_scores(
     context: AssetExecutionContext,
     config: AnomalyConfig,
     warehouse: Warehouse,
+    model_store: ModelStore,
     anomaly_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """Anomaly score (higher is more anomalous), flag and reasons of every user active that day, each client by its own detector settings."""
+    """Anomaly score (higher is more anomalous), flag and reasons of every user active that day, each client by its own detector settings; a client's served lookup snapshot is published again with them."""
     warehouse.ensure_table("user_anomaly_scores_table")
     clients = run_clients(context, anomaly_clients)
     configs = {client.client_id: client.config(config) for client in clients}
@@ -190,6 +193,9 @@ def user_anomaly_scores(
         )
 
     rows = for_each_day(context, warehouse, score)
+    # The lookup service's snapshots carry the newest verdicts on or before their day.
+    for client_id in client_ids:
+        refresh_served_snapshot(context, warehouse, model_store, client_id, min(rows))
     day = max(rows)
     by_client = {"partition_date": day, "client_ids": client_ids}
     summary = warehouse.query("anomaly_score_summary", by_client)

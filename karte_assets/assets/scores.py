@@ -218,6 +218,7 @@ def loyalty_scores(
     trainer: Trainer,
     model_store: ModelStore,
     loyalty_clients: ResourceParam[ClientRegistry],
+    anomaly_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
     """Loyalty score (0..1), rank, decile and coupon tier of every user of each client seen up to the day, with the newest accepted model that scored them and its day; each client's newest servable day is published as the lookup service's snapshot."""
     warehouse.ensure_table("loyalty_model_table")
@@ -274,7 +275,9 @@ def loyalty_scores(
     # Only each client's newest servable day: the service never goes back to an older one, so a
     # backfill's earlier days would be published only to be passed over.
     snapshots = {
-        client_id: publish_snapshot(context, warehouse, model_store, day, version, client_id)
+        client_id: publish_snapshot(
+            context, warehouse, model_store, day, version, client_id, client_id in anomaly_clients.ids()
+        )
         for client_id, (day, version) in sorted(servable.items())
     }
     day, tiers = max(rows), newest_tiers["tiers"]

@@ -14,13 +14,20 @@ from pathlib import Path
 from google.api_core.exceptions import PreconditionFailed
 from google.cloud import storage
 
-from karte_assets.serving.snapshot import SnapshotError, SnapshotInfo, check_client, file_sha256
+from karte_assets.serving.snapshot import (
+    SnapshotError,
+    SnapshotInfo,
+    check_client,
+    file_sha256,
+    products_path,
+)
 from karte_assets.serving.store import (
     POINTER,
     SnapshotStore,
     object_name,
     parse_pointer,
     pointer_json,
+    products_object_name,
     supersedes,
 )
 
@@ -42,13 +49,21 @@ class GcsSnapshotStore(SnapshotStore):
         data = blob.download_as_bytes(if_generation_match=blob.generation)
         return parse_pointer(data, f"gs://{self.bucket.name}/{blob.name}"), blob.generation
 
+    def _files(self, info: SnapshotInfo, path: Path) -> list[tuple[str, Path, str]]:
+        """(object name, local file, sha256) of the snapshot's files, the products first."""
+        files = [(object_name(info), path, info.sha256)]
+        if info.products is not None:
+            files.insert(0, (products_object_name(info), products_path(path), info.products.sha256))
+        return files
+
     def publish(self, path, info):
-        try:
-            self.bucket.blob(self._name(info.client, object_name(info))).upload_from_filename(
-                str(path), if_generation_match=0
-            )
-        except PreconditionFailed:
-            pass  # the same content is there already
+        for name, local, _ in self._files(info, path):
+            try:
+                self.bucket.blob(self._name(info.client, name)).upload_from_filename(
+                    str(local), if_generation_match=0
+                )
+            except PreconditionFailed:
+                pass  # the same content is there already
         for _ in range(RACES):
             current, generation = self._pointer(info.client)
             if current is not None and not supersedes(info, current[0]):
@@ -69,13 +84,13 @@ class GcsSnapshotStore(SnapshotStore):
 
     def local_copy(self, info, workdir):
         target = Path(workdir) / f"{info.client}-{info.sha256[:16]}.arrow"
-        if not target.exists():
-            partial = target.with_suffix(".partial")
-            self.bucket.blob(self._name(info.client, object_name(info))).download_to_filename(str(partial))
-            if file_sha256(partial) != info.sha256:
+        for name, local, sha256 in self._files(info, target):
+            if local.exists():
+                continue
+            partial = local.with_suffix(".partial")
+            self.bucket.blob(self._name(info.client, name)).download_to_filename(str(partial))
+            if file_sha256(partial) != sha256:
                 partial.unlink()
-                raise SnapshotError(
-                    f"the download of {object_name(info)} does not match its sha256 {info.sha256}"
-                )
-            partial.rename(target)
+                raise SnapshotError(f"the download of {name} does not match its sha256 {sha256}")
+            partial.rename(local)
         return target

@@ -4,8 +4,10 @@ An asyncio Protocol with httptools' parser (the parser uvicorn uses) rather than
 a lookup is a few microseconds of work, and a framework's routing, request objects and middleware
 cost several times that (BENCHMARKS.md, "Real-time lookups"). Routes:
 
-  GET  /v1/clients/{client}/users/{user_id}   one user's score, tier, model version and day
+  GET  /v1/clients/{client}/users/{user_id}   one user's score, tier, anomaly flag, model version and day
   POST /v1/clients/{client}/users:batchGet    {"user_ids": [...]} -> {"users": [...]}, in order
+  GET  /v1/clients/{client}/products/{product_id}   the product's demand and overstock (newest demand day)
+  POST /v1/clients/{client}/products:batchGet {"product_ids": [...]} -> {"products": [...]}, in order
   GET  /healthz   the process answers;  GET /readyz  every client has a snapshot (names them)
   GET  /metrics   Prometheus text
 
@@ -33,12 +35,13 @@ from urllib.parse import unquote_to_bytes
 import httptools
 
 from karte_assets.serving.metrics import Metrics
-from karte_assets.serving.snapshot import Snapshot, SnapshotError, SnapshotInfo
+from karte_assets.serving.snapshot import Snapshot, SnapshotError, SnapshotInfo, products_path
 from karte_assets.serving.store import SnapshotStore, supersedes
 
 BATCH_LIMIT = 1000
 BODY_LIMIT = 1 << 20
-MAX_USER_ID = 512  # bytes
+MAX_USER_ID = 512  # bytes (and of a product id)
+FLAGS = (b"false", b"true", b"null")  # by the snapshot's flag code 0, 1, -1 (no verdict)
 PLAIN_JSON = re.compile(rb"[ !#-\[\]-~]*")  # printable ASCII but " and \\: a JSON string as it is
 REASONS = {
     200: b"OK",
@@ -91,7 +94,7 @@ class Served:
     published_at: float
     load_seconds: float
     loaded_at: float
-    tail: bytes  # ',"model_version":...,"partition_date":...}'
+    tail: bytes  # ',"anomaly_use_case":...,"anomaly_date":...,"model_version":...,"partition_date":...}'
     tiers: dict[str, bytes]
     default_tier: str
 
@@ -99,7 +102,16 @@ class Served:
     def load(cls, path: Path, info: SnapshotInfo, published_at: dt.datetime, default_tier: str) -> Served:
         started = time.perf_counter()
         snapshot = Snapshot(path, info)
-        tail = f',"model_version":{json.dumps(info.model_version)},"partition_date":"{info.partition_date}"}}'
+        tail = json.dumps(
+            {
+                "anomaly_use_case": snapshot.anomaly.use_case,
+                "anomaly_date": snapshot.anomaly.partition_date and str(snapshot.anomaly.partition_date),
+                "model_version": info.model_version,
+                "partition_date": str(info.partition_date),
+            },
+            separators=(",", ":"),
+        )
+        tail = "," + tail[1:]  # appended to an answer's own fields
         return cls(
             snapshot=snapshot,
             info=info,
@@ -117,6 +129,11 @@ class Served:
             "model_version": self.info.model_version,
             "sha256": self.info.sha256,
             "users": self.info.users,
+            "anomaly_use_case": self.snapshot.anomaly.use_case,
+            "anomaly_date": self.snapshot.anomaly.partition_date
+            and str(self.snapshot.anomaly.partition_date),
+            "demand_date": self.info.products and str(self.info.products.demand_date),
+            "products": self.info.products and self.info.products.products,
             "published_at": dt.datetime.fromtimestamp(self.published_at, dt.UTC).isoformat(
                 timespec="seconds"
             ),
@@ -197,7 +214,9 @@ class LookupService:
             }
         )
         if current is not None and current.snapshot.path.parent == self.workdir:
-            current.snapshot.path.unlink(missing_ok=True)  # a download; the mapping lives until unused
+            # A download; the mappings live until unused.
+            current.snapshot.path.unlink(missing_ok=True)
+            products_path(current.snapshot.path).unlink(missing_ok=True)
         return True
 
     async def poll(self, seconds: float) -> None:
@@ -237,7 +256,18 @@ class LookupService:
             if rest == b"users:batchGet" and method == b"POST":
                 status, payload, users = self._batch_request(client, key, body)
                 return status, payload, "batch", client, users
-            return 404 if not rest.startswith(b"users") else 405, _error("no such route"), "other", client, 0
+            if rest.startswith(b"products/") and method == b"GET":
+                product_id = unquote_to_bytes(rest[9:])
+                return (
+                    *self._guarded(client, key, lambda served: self._product(client, served, product_id)),
+                    "product",
+                    client,
+                    0,
+                )
+            if rest == b"products:batchGet" and method == b"POST":
+                return *self._batch_products(client, key, body), "products_batch", client, 0
+            known = rest.startswith((b"users", b"products"))
+            return 405 if known else 404, _error("no such route"), "other", client, 0
         if path == b"/healthz":
             return 200, b'{"status":"ok"}', "healthz", "", 0
         if path == b"/readyz":
@@ -290,29 +320,19 @@ class LookupService:
                 head
                 + b',"error":"unknown user","found":false,"coupon_tier":'
                 + served.tiers[served.default_tier]
+                + b',"flagged":null'
                 + served.tail
             )
         self.metrics.users[(client, "found")] += 1
-        score, tier = found
+        score, tier, flag = found
         return 200, head + b',"found":true,"loyal_score":' + repr(
             score
-        ).encode() + b',"coupon_tier":' + served.tiers[tier] + served.tail
+        ).encode() + b',"coupon_tier":' + served.tiers[tier] + b',"flagged":' + FLAGS[flag] + served.tail
 
     def _batch_request(self, client: str, key: bytes | None, body: bytes) -> tuple[int, bytes, int]:
-        try:
-            ids = json.loads(body)["user_ids"]
-            if not isinstance(ids, list) or not all(
-                isinstance(i, str) and 0 < len(i.encode()) <= MAX_USER_ID for i in ids
-            ):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            return (
-                400,
-                _error(f'the body must be {{"user_ids": [...]}}: strings of 1 to {MAX_USER_ID} bytes'),
-                0,
-            )
-        if len(ids) > BATCH_LIMIT:
-            return 413, _error(f"at most {BATCH_LIMIT} user ids per request"), 0
+        ids = _requested_ids(body, "user_ids")
+        if isinstance(ids, tuple):
+            return *ids, 0
         status, payload = self._guarded(client, key, lambda served: self._batch(client, served, ids))
         return status, payload, len(ids)
 
@@ -321,10 +341,19 @@ class LookupService:
         for user_id in ids:
             found = served.snapshot.find(user_id.encode())
             if found is None:
-                users.append({"user_id": user_id, "found": False, "coupon_tier": served.default_tier})
-            else:
                 users.append(
-                    {"user_id": user_id, "found": True, "loyal_score": found[0], "coupon_tier": found[1]}
+                    {"user_id": user_id, "found": False, "coupon_tier": served.default_tier, "flagged": None}
+                )
+            else:
+                score, tier, flag = found
+                users.append(
+                    {
+                        "user_id": user_id,
+                        "found": True,
+                        "loyal_score": score,
+                        "coupon_tier": tier,
+                        "flagged": None if flag < 0 else bool(flag),
+                    }
                 )
         hits = sum(user["found"] for user in users)
         self.metrics.users[(client, "found")] += hits
@@ -332,6 +361,66 @@ class LookupService:
         return 200, b'{"client":"' + client.encode() + b'","users":' + json.dumps(
             users
         ).encode() + served.tail
+
+    # ---- products ----
+
+    def _product_answer(self, served: Served, product_id: str) -> dict[str, object]:
+        products = served.snapshot.products
+        found = products.find(product_id.encode()) if products is not None else None
+        answer: dict[str, object] = {"product_id": product_id, "found": found is not None}
+        if found is None:
+            answer["error"] = (
+                "unknown product" if products is not None else "no demand forecast for this client"
+            )
+        else:
+            answer |= found
+            answer["stock_as_of"] = found["stock_as_of"] and str(found["stock_as_of"])
+        return answer
+
+    def _products_tail(self, served: Served) -> dict[str, object]:
+        products = served.info.products
+        return {
+            "demand_date": products and str(products.demand_date),
+            "partition_date": str(served.info.partition_date),
+        }
+
+    def _product(self, client: str, served: Served, product_id: bytes) -> tuple[int, bytes]:
+        try:
+            text = product_id.decode()
+        except UnicodeDecodeError:
+            return 400, _error("the product id is not UTF-8")
+        if not 0 < len(product_id) <= MAX_USER_ID:
+            return 400, _error(f"the product id must be 1 to {MAX_USER_ID} bytes")
+        answer = {"client": client, **self._product_answer(served, text), **self._products_tail(served)}
+        return 200 if answer["found"] else 404, json.dumps(answer).encode()
+
+    def _batch_products(self, client: str, key: bytes | None, body: bytes) -> tuple[int, bytes]:
+        ids = _requested_ids(body, "product_ids")
+        if isinstance(ids, tuple):
+            return ids
+
+        def answer(served: Served) -> tuple[int, bytes]:
+            products = [self._product_answer(served, product_id) for product_id in ids]
+            return 200, json.dumps(
+                {"client": client, "products": products, **self._products_tail(served)}
+            ).encode()
+
+        return self._guarded(client, key, answer)
+
+
+def _requested_ids(body: bytes, field: str) -> list[str] | tuple[int, bytes]:
+    """The ids of a batch request's body ``{field: [...]}``, or the error answer (status, body)."""
+    try:
+        ids = json.loads(body)[field]
+        if not isinstance(ids, list) or not all(
+            isinstance(i, str) and 0 < len(i.encode()) <= MAX_USER_ID for i in ids
+        ):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        return 400, _error(f'the body must be {{"{field}": [...]}}: strings of 1 to {MAX_USER_ID} bytes')
+    if len(ids) > BATCH_LIMIT:
+        return 413, _error(f"at most {BATCH_LIMIT} ids per request")
+    return ids
 
 
 def _error(message: str, **fields: str) -> bytes:

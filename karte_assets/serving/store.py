@@ -1,7 +1,9 @@
 """Where serving snapshots are published and found: ``serving/<client>/`` in the model store.
 
 ``serving/<client>/<day>/<sha256[:16]>.arrow`` is a snapshot file, immutable: named by its content
-and written completely before anything names it. ``serving/<client>/LATEST.json`` is the pointer
+and written completely before anything names it; ``<sha256[:16]>.products.arrow`` beside it is its
+products file (the snapshot names the products' sha256, so the name covers their content too),
+written before it. ``serving/<client>/LATEST.json`` is the pointer
 the lookup service follows, written last and atomically, and only ever moved forward in time: a
 day older than the one it names is never published over it, so a backfill cannot turn the
 service back. The same day may be published again (a re-run), naming its new file.
@@ -20,7 +22,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict
 from pathlib import Path
 
-from karte_assets.serving.snapshot import SnapshotInfo, check_client
+from karte_assets.serving.snapshot import ProductsInfo, SnapshotInfo, check_client, products_path
 
 POINTER = "LATEST.json"
 log = logging.getLogger(__name__)
@@ -31,8 +33,15 @@ def object_name(info: SnapshotInfo) -> str:
     return f"{info.partition_date}/{info.sha256[:16]}.arrow"
 
 
+def products_object_name(info: SnapshotInfo) -> str:
+    """The products file's name under ``serving/<client>/`` (of a snapshot with products)."""
+    return str(products_path(Path(object_name(info))))
+
+
 def pointer_json(info: SnapshotInfo) -> bytes:
     body = {**asdict(info), "partition_date": str(info.partition_date), "object": object_name(info)}
+    if info.products is not None:
+        body["products"] = {**asdict(info.products), "demand_date": str(info.products.demand_date)}
     body["published_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return json.dumps(body, sort_keys=True).encode()
 
@@ -41,6 +50,7 @@ def parse_pointer(data: bytes, where: str) -> tuple[SnapshotInfo, dt.datetime]:
     """The snapshot a pointer names and when it was published; a clear error for a malformed one."""
     try:
         body = json.loads(data)
+        products = body.get("products")
         info = SnapshotInfo(
             client=check_client(body["client"]),
             partition_date=dt.date.fromisoformat(body["partition_date"]),
@@ -48,6 +58,14 @@ def parse_pointer(data: bytes, where: str) -> tuple[SnapshotInfo, dt.datetime]:
             users=int(body["users"]),
             sha256=str(body["sha256"]),
             size=int(body["size"]),
+            products=None
+            if products is None
+            else ProductsInfo(
+                demand_date=dt.date.fromisoformat(products["demand_date"]),
+                products=int(products["products"]),
+                sha256=str(products["sha256"]),
+                size=int(products["size"]),
+            ),
         )
         published_at = dt.datetime.fromisoformat(body["published_at"])
     except (ValueError, KeyError, TypeError) as error:
@@ -71,7 +89,8 @@ class SnapshotStore(ABC):
 
     @abstractmethod
     def publish(self, path: Path, info: SnapshotInfo) -> bool:
-        """Publish the snapshot file at ``path``; False if the pointer names a later day already."""
+        """Publish the snapshot file at ``path`` (and its products file beside it); False if the
+        pointer names a later day already."""
 
     @abstractmethod
     def latest(self, client: str) -> tuple[SnapshotInfo, dt.datetime] | None:
@@ -79,7 +98,8 @@ class SnapshotStore(ABC):
 
     @abstractmethod
     def local_copy(self, info: SnapshotInfo, workdir: Path) -> Path:
-        """A local file holding the snapshot ``info`` (downloaded into ``workdir`` if remote)."""
+        """A local file holding the snapshot ``info`` (downloaded into ``workdir`` if remote), its
+        products file beside it (``products_path``)."""
 
 
 class LocalSnapshotStore(SnapshotStore):
@@ -92,8 +112,10 @@ class LocalSnapshotStore(SnapshotStore):
         folder = self.root / check_client(info.client)
         target = folder / object_name(info)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            _atomic_copy(path, target)
+        # The products first: a snapshot file that exists has its products beside it.
+        for source, copy in ((products_path(path), products_path(target)), (path, target)):
+            if (source == path or info.products is not None) and not copy.exists():
+                _atomic_copy(source, copy)
         # One publisher at a time per client decides whether the pointer moves.
         with open(folder / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
