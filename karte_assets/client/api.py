@@ -144,18 +144,17 @@ class Platform:
         end = end or start
         if end < start:
             raise RequestError(f"the range {start}...{end} is inverted: its end is before its start")
+        tags = dict(target.tags)
         if worker_pool:
             try:
                 WorkerPool().with_overrides(worker_pool)
             except ValueError as error:  # pydantic's ValidationError is one
                 raise RequestError(f"worker pool {dict(worker_pool)}: {error}") from error
+            tags[WORKER_POOL_TAG] = json.dumps(dict(worker_pool), sort_keys=True)
         run_config = run_config_for(overrides or {})
         job = self._job(target)
         selection = [AssetKey.from_user_string(name) for name in assets or ()]
         self._check(target, job, start, end, run_config, selection, overrides or {})
-        tags = dict(target.tags)
-        if worker_pool:
-            tags[WORKER_POOL_TAG] = json.dumps(dict(worker_pool), sort_keys=True)
         if start == end:
             tags[PARTITION_NAME_TAG] = start.isoformat()
         else:
