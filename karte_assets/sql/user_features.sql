@@ -44,9 +44,9 @@ moves AS (
     )
     AND client_id IN UNNEST(@client_ids)
   UNION ALL
-  -- A returning user's windows of yesterday, summed afresh from the days they cover (the user was last
-  -- seen before yesterday; the days before that whatever @audience_days was then), so that w[D] above
-  -- holds for them too: their windows equal those of a user never left out.
+  -- A returning user's windows of yesterday, summed afresh from their activity of the days those
+  -- windows cover (D-90 .. D-2: they were not seen yesterday, whatever @audience_days was then), so
+  -- that w[D] below holds for them too: their windows equal those of a user never left out.
   SELECT
     a.*,
     IF(DATE_DIFF(@partition_date, a.partition_date, DAY) <= 7, 1, 0) AS in_7d,
