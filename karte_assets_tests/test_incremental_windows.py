@@ -198,9 +198,12 @@ def test_carried_windows_equal_the_windows_summed_afresh_over_a_hand_built_hundr
 
 
 @pytest.mark.slow
-def test_carried_windows_equal_the_windows_summed_afresh_over_a_synthetic_hundred_days(tmp_path):
+@pytest.mark.parametrize("audience_days", [0, 28])  # 28: users quiet for a while leave and come back
+def test_carried_windows_equal_the_windows_summed_afresh_over_a_synthetic_hundred_days(
+    tmp_path, audience_days
+):
     rows = activity(synthetic())
-    assert_windows_equal(build_days(tmp_path, rows, DAYS), rows)
+    assert_windows_equal(build_days(tmp_path, rows, DAYS, audience_days), rows, audience_days)
 
 
 def test_a_day_whose_previous_features_are_missing_fails_naming_the_day_to_backfill(tmp_path):
