@@ -277,7 +277,8 @@ def feature_parts_task(spec: dict) -> dict:
     with duckdb.connect(spec["db"], read_only=True) as connection:
         connection.execute("SET TimeZone = 'UTC'")
         for day in spec["days"]:
-            params = bind("user_features", {"partition_date": dt.date.fromisoformat(day)})
+            # The audience rule off (0): every user ever seen, as the graph's default.
+            params = bind("user_features", {"partition_date": dt.date.fromisoformat(day), "audience_days": 0})
             times = {}
             for name, select in (("windows", windows), ("query", query)):
                 runs = []

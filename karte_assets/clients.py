@@ -122,6 +122,12 @@ class LoyaltyClient(UseCaseClient):
         description="The shop's first day of history, YYYY-MM-DD (not before KARTE_PARTITIONS_START). "
         "Unset: that day.",
     )
+    audience_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Features, training and scores for the users seen in the last this many days only "
+        "(user_features' audience_days). Unset: every user ever seen.",
+    )
     horizon_days: int | None = Field(default=None, ge=1, description="Label horizon of the training set.")
     snapshot_every_days: int | None = Field(default=None, ge=1, description="Days between snapshots.")
     max_snapshots: int | None = Field(default=None, ge=2, description="Most labelled snapshots.")
@@ -202,6 +208,7 @@ class LoyaltyClient(UseCaseClient):
             "source": self.events_source,
             "synthetic_new_users_per_day": self.synthetic_users_per_day,
             "synthetic_seed": self.synthetic_seed,
+            "audience_days": self.audience_days,
             "horizon_days": self.horizon_days,
             "snapshot_every_days": self.snapshot_every_days,
             "max_snapshots": self.max_snapshots,

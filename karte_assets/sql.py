@@ -30,6 +30,7 @@ PARAMETER_TYPES = {
     "days": "INT64",
     "snapshot_every_days": "INT64",
     "horizon_days": "INT64",
+    "audience_days": "INT64",
     "session_gap_seconds": "INT64",
     "bins": "INT64",
     "limit": "INT64",

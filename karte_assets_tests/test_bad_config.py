@@ -15,6 +15,7 @@ from karte_assets_tests.graph import FIRST_DAY, config_with, failure_message
             "over 100 % of the audience",
         ),
         (config_with(loyalty_training_set={"horizon_days": 0}), "horizon_days"),
+        (config_with(user_features={"audience_days": 0}), "audience_days"),
         (config_with(raw_events={"synthetic_new_users_per_day": -1.0}), "synthetic_new_users_per_day"),
     ],
 )

@@ -15,7 +15,10 @@ from karte_assets.settings import load_settings
 from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
 
 SHOP_A = LoyaltyClient(client_id="shop-a", synthetic_seed=11)
-SHOP_B = LoyaltyClient(client_id="shop-b", synthetic_seed=12, tier_a_share=0.3, tier_b_share=0.3)
+# shop-b features, trains on and scores only the users seen in its last 3 days (an audience rule).
+SHOP_B = LoyaltyClient(
+    client_id="shop-b", synthetic_seed=12, tier_a_share=0.3, tier_b_share=0.3, audience_days=3
+)
 # Short horizon and snapshot spacing so that each shop's first model trains on day 7; a week of a
 # tiny shop validates near chance, so every model is accepted (this test is about isolation, not quality).
 QUICK = config_with(
@@ -96,6 +99,19 @@ def test_two_shops_with_the_same_user_ids_never_read_or_write_each_others_rows(t
         != "baseline:purchases_90d"
     ).all()
 
+    # shop-b's audience: its profile keeps every user, its features, training snapshots and scores
+    # only those seen in the 3 days up to their day (never a later one: point in time).
+    profile = shared.rows("user_profile", "shop-b")
+    recent = profile[profile["partition_date"] - profile["last_seen_date"] < pd.Timedelta(days=3)]
+    audience = recent.set_index(["partition_date", "user_id"]).index
+    features = shared.rows("user_features", "shop-b").set_index(["partition_date", "user_id"]).index
+    assert features.sort_values().equals(audience.sort_values())
+    assert len(features) < len(profile), "the rule must leave users out for this check to mean anything"
+    snapshots = shared.rows("loyalty_training_set", "shop-b")
+    assert snapshots.set_index(["snapshot_date", "user_id"]).index.isin(audience).all()
+    scored = shared.rows("loyalty_scores", "shop-b").set_index(["partition_date", "user_id"]).index
+    assert scored.sort_values().equals(audience.sort_values())
+
     # A run of shop-b alone, with other tier shares, rewrites shop-b's rows and no one else's.
     before = {table: {shop: shared.rows(table, shop) for shop in ("default", "shop-a")} for table in TABLES}
     other = {
@@ -152,6 +168,7 @@ def test_the_run_tag_selects_one_client_and_an_unknown_one_fails_naming_the_know
 
 
 def test_a_client_takes_its_own_parameters_and_the_run_config_overrides_them():
+    from karte_assets.assets.features import FeaturesConfig
     from karte_assets.assets.scores import ScoresConfig
     from karte_assets.assets.training import ModelConfig
 
@@ -160,6 +177,9 @@ def test_a_client_takes_its_own_parameters_and_the_run_config_overrides_them():
     tuned = LoyaltyClient(client_id="tuned", lightgbm={"num_leaves": 7})
     assert tuned.config(ModelConfig()).num_leaves == 7
     assert tuned.config(ModelConfig(num_leaves=15)).num_leaves == 15
+    assert SHOP_B.config(FeaturesConfig()).audience_days == 3
+    assert SHOP_B.config(FeaturesConfig(audience_days=90)).audience_days == 90
+    assert SHOP_A.config(FeaturesConfig()).audience_days is None
 
 
 LOYALTY_REFUSED = [
@@ -175,6 +195,7 @@ LOYALTY_REFUSED = [
     ("client_id: s\nfirst_day: 2026-13-01", "first_day", "'2026-13-01' is not a date in YYYY-MM-DD form"),
     ("client_id: s\nworker_pool: {gpus: 2}", "worker_pool", "unknown worker pool fields ['gpus']"),
     ("client_id: s\nhorizon_days: 0", "horizon_days", "Input should be greater than or equal to 1"),
+    ("client_id: s\naudience_days: 0", "audience_days", "Input should be greater than or equal to 1"),
     ("client_id: s\nbogus: 1", "bogus", "Extra inputs are not permitted"),
 ]
 DEMAND_REFUSED = [

@@ -1,6 +1,15 @@
 import datetime as dt
 
-from dagster import AssetDep, AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, ResourceParam
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    ResourceParam,
+)
+from pydantic import Field
 
 from karte_assets.assets.checks import FEATURES_VALID, DayChecks, spec
 from karte_assets.assets.common import (
@@ -11,9 +20,19 @@ from karte_assets.assets.common import (
     require_previous_day,
     rows_metadata,
 )
-from karte_assets.clients import ClientRegistry, run_clients
+from karte_assets.clients import ClientRegistry, grouped, run_clients
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
+
+
+class FeaturesConfig(Config):
+    audience_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="The audience: only users seen in the last this many days get features, and so are "
+        "trained on and scored (a day's cost then follows the recent users, not every user ever seen). "
+        "Unset: every user ever seen. The 7/28/90-day windows stay exact whatever the value.",
+    )
 
 
 @daily_asset(
@@ -33,20 +52,30 @@ from karte_assets.settings import current_settings
     ],
 )
 def user_features(
-    context: AssetExecutionContext, warehouse: Warehouse, loyalty_clients: ResourceParam[ClientRegistry]
+    context: AssetExecutionContext,
+    config: FeaturesConfig,
+    warehouse: Warehouse,
+    loyalty_clients: ResourceParam[ClientRegistry],
 ) -> MaterializeResult:
-    """Features of every user of each client seen up to the day: 7/28/90-day windows (carried from the day before) and lifetime recency, frequency, monetary."""
+    """Features of each client's audience (every user seen up to the day, or those of its last audience_days): 7/28/90-day windows (carried from the day before) and lifetime recency, frequency, monetary."""
     # Day D reads day D-1 of this table: on a first day it must exist, empty.
     warehouse.ensure_table("user_features_table")
     checks = DayChecks()
     settings = current_settings()
     clients = run_clients(context, loyalty_clients)
     params = {"client_ids": [client.client_id for client in clients]}
+    # Clients with the same audience share one statement; 0 is the query's "every user ever seen".
+    audiences = grouped(clients, lambda client: client.config(config).audience_days or 0)
     quality = {}
 
     def build(day: dt.date) -> int:
         require_previous_day(warehouse, "user_features", day, clients, settings)
-        rows = warehouse.replace_partition("user_features", day, "user_features", params)
+        rows = sum(
+            warehouse.replace_partition(
+                "user_features", day, "user_features", {"client_ids": client_ids, "audience_days": days}
+            )
+            for days, client_ids in audiences.items()
+        )
         quality[day] = found = warehouse.query("user_features_quality", {**params, "partition_date": day})
         bad = found[(found["null_rows"] > 0) | (found["out_of_range"] > 0)]
         checks.record(

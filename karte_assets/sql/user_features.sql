@@ -1,8 +1,10 @@
--- Features of every user of the clients @client_ids seen up to @partition_date, from days <= @partition_date only:
+-- Features of the users of the clients @client_ids seen up to @partition_date, from days <= @partition_date only:
 -- lifetime recency/frequency/monetary from user_profile, rolling 7/28/90-day windows carried from
 -- user_features[@partition_date - 1] (as user_profile is: a day's cost does not grow with the
 -- windows' days), and the gaps between purchase days (what BG/NBD and Pareto/NBD model: how often a user buys, and
 -- how long the current silence is against their own rhythm).
+-- The audience: every user seen so far when @audience_days is 0, else the users seen in the last
+-- @audience_days days (user_profile keeps everyone's lifetime state either way).
 -- (Integer sums are cast back to INT64: BigQuery already sums to INT64, DuckDB to HUGEINT.)
 WITH profile AS (
   SELECT
@@ -16,6 +18,14 @@ WITH profile AS (
 previous AS (
   SELECT * FROM user_features
   WHERE partition_date = DATE_SUB(@partition_date, INTERVAL 1 DAY) AND client_id IN UNNEST(@client_ids)
+),
+-- Users seen today, after their first day, whose windows were not carried: back in the audience
+-- after more than @audience_days days away (none without the rule).
+returners AS (
+  SELECT p.client_id, p.user_id
+  FROM profile AS p
+  LEFT JOIN previous AS w ON p.client_id = w.client_id AND p.user_id = w.user_id
+  WHERE p.last_seen_date = @partition_date AND p.first_seen_date < @partition_date AND w.user_id IS NULL
 ),
 -- Per window, +1 for the day entering it (@partition_date) and -1 for the day leaving it
 -- (@partition_date - 7, 28 or 90 days): four days of activity, whatever the history's length.
@@ -33,6 +43,19 @@ moves AS (
       DATE_SUB(@partition_date, INTERVAL 90 DAY)
     )
     AND client_id IN UNNEST(@client_ids)
+  UNION ALL
+  -- A returning user's windows of yesterday, summed afresh from their activity of the days those
+  -- windows cover (D-90 .. D-2: they were not seen yesterday, whatever @audience_days was then), so
+  -- that w[D] below holds for them too: their windows equal those of a user never left out.
+  SELECT
+    a.*,
+    IF(DATE_DIFF(@partition_date, a.partition_date, DAY) <= 7, 1, 0) AS in_7d,
+    IF(DATE_DIFF(@partition_date, a.partition_date, DAY) <= 28, 1, 0) AS in_28d,
+    1 AS in_90d
+  FROM user_daily_activity AS a
+  JOIN returners AS r ON a.client_id = r.client_id AND a.user_id = r.user_id
+  WHERE a.partition_date BETWEEN DATE_SUB(@partition_date, INTERVAL 90 DAY) AND DATE_SUB(@partition_date, INTERVAL 2 DAY)
+    AND a.client_id IN UNNEST(@client_ids)
 ),
 changes AS (
   SELECT
@@ -59,7 +82,9 @@ changes AS (
   FROM moves
   GROUP BY client_id, user_id
 ),
--- w[D] = w[D-1] + activity[D] - activity[D-N], for every user seen so far.
+-- w[D] = w[D-1] + activity[D] - activity[D-N], for the audience: the users carried from yesterday's
+-- audience or seen today, less those not seen in the last @audience_days days. (A user left out is
+-- back when seen again: raising @audience_days or setting it to 0 widens the audience from then on.)
 windows AS (
   SELECT
     p.*,
@@ -84,6 +109,9 @@ windows AS (
   FROM profile AS p
   LEFT JOIN previous AS w ON p.client_id = w.client_id AND p.user_id = w.user_id
   LEFT JOIN changes AS c ON p.client_id = c.client_id AND p.user_id = c.user_id
+  WHERE
+    (w.user_id IS NOT NULL OR p.last_seen_date = @partition_date)
+    AND (@audience_days = 0 OR DATE_DIFF(@partition_date, p.last_seen_date, DAY) < @audience_days)
 )
 SELECT
   p.client_id,
