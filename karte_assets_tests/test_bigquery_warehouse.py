@@ -232,8 +232,8 @@ def events_frame(rows: int = 3) -> pd.DataFrame:
 def writes(context: AssetExecutionContext, warehouse: Warehouse) -> None:
     warehouse.ensure_table("raw_events_table")
     warehouse.replace_partition_with_rows("raw_events", DAY, events_frame())
-    warehouse.replace_partition(
-        "user_daily_activity", DAY, "user_daily_activity", {"session_gap_seconds": 1800}
+    warehouse.replace_partitions(
+        "user_daily_activity", [DAY], "user_daily_activity", {"session_gap_seconds": 1800}
     )
 
 
@@ -287,6 +287,9 @@ def test_a_partition_write_replaces_exactly_that_partition_through_its_decorator
     }
     assert parameters == {
         "partition_date": ("DATE", "2026-06-03"),
+        # A range query, written one day per decorator write.
+        "first_date": ("DATE", "2026-06-03"),
+        "last_date": ("DATE", "2026-06-03"),
         "session_gap_seconds": ("INT64", "1800"),
         "client_ids": ("STRING", ["default"]),
         "write_clients": ("STRING", ["default"]),
@@ -294,9 +297,9 @@ def test_a_partition_write_replaces_exactly_that_partition_through_its_decorator
     assert "2026-06-03" not in write["query"] and "@partition_date" in write["query"]
 
     # A re-run and a neighbouring day: the day is replaced, never doubled; other days stay.
-    warehouse.replace_partition(
+    warehouse.replace_partitions(
         "user_daily_activity",
-        DAY - dt.timedelta(days=1),
+        [DAY - dt.timedelta(days=1)],
         "user_daily_activity",
         {"session_gap_seconds": 1800},
     )
@@ -550,8 +553,8 @@ def test_per_day_snapshots_expire_after_the_retention_set_through_the_table_api(
     warehouse.ensure_table("raw_events_table")
     warehouse.ensure_table("user_daily_activity_table")
     warehouse.replace_partition("user_profile", DAY, "user_profile")
-    warehouse.replace_partition(
-        "user_daily_activity", DAY, "user_daily_activity", {"session_gap_seconds": 1800}
+    warehouse.replace_partitions(
+        "user_daily_activity", [DAY], "user_daily_activity", {"session_gap_seconds": 1800}
     )
     client = client_of(fake)
     expirations = {
