@@ -126,7 +126,10 @@ def _classifying_select(
         "TRY_CAST(event_ts AS TIMESTAMPTZ)" if is_timestamp else _timestamp("TRIM(CAST(event_ts AS VARCHAR))")
     )
     origin = (
-        ", ".join(ORIGIN_COLUMNS) if "source_file" in columns else "NULL AS source_file, NULL AS source_line"
+        ", ".join(ORIGIN_COLUMNS)
+        if "source_file" in columns
+        # Typed: several clients' rejects share one Arrow stream, whose types the first client's set.
+        else "CAST(NULL AS VARCHAR) AS source_file, CAST(NULL AS BIGINT) AS source_line"
     )
     reasons = "\n".join(f"WHEN {condition} THEN '{reason}'" for reason, condition in REJECT_RULES)
     # Column names are quoted by quoted(); every value is a parameter.
