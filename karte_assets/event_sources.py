@@ -308,14 +308,13 @@ class RowSource(EventSource):
         A source that reads its whole history anyway (files) answers with one read."""
         if len(days) == 1:
             return self.load(connection, days[0], timezone)
-        for day in days:
+        for number, day in enumerate(days):
             files = self.load(connection, day, timezone)
             select = f"SELECT * FROM {files.relation}"  # noqa: S608 (the source's own relation name)
-            exists = connection.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'days_rows'"
-            ).fetchall()[0][0]
-            into = "INSERT INTO days_rows BY NAME" if exists else "CREATE TEMP TABLE days_rows AS"
-            connection.execute(f"{into} {select}", files.params)
+            connection.execute(f"CREATE TEMP TABLE day_rows_{number} AS {select}", files.params)
+        # BY NAME, so that a column all null on one day (typed NULL) takes its type from the others.
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM day_rows_{n}" for n in range(len(days)))  # noqa: S608
+        connection.execute(f"CREATE TEMP VIEW days_rows AS {union}")  # noqa: S608 (our own names)
         return SourceFiles("days_rows", {})
 
 

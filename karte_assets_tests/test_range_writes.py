@@ -13,8 +13,10 @@ from karte_assets.assets.events import _check_days
 from karte_assets.clients import LoyaltyClient
 from karte_assets.definitions import ASSETS
 from karte_assets.environments import local_resources
+from karte_assets.event_sources import SyntheticSource, range_events
 from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.settings import load_settings
+from karte_assets.synthetic import SyntheticWorld
 from karte_assets_tests.graph import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -24,6 +26,7 @@ from karte_assets_tests.graph import (
 
 DAYS = [FIRST_DAY + dt.timedelta(days=i) for i in range(4)]
 SELECTION = ["raw_events", "user_daily_activity"]
+NAMES = ["view", "click", "cart", "purchase"]
 # Every day loads and reports its rejects (the row without a time is all of the third day).
 CONFIG = {"ops": {"raw_events": {"config": {"max_reject_share": 1.0, "synthetic_new_users_per_day": 5.0}}}}
 
@@ -179,3 +182,12 @@ def test_a_range_write_needs_consecutive_days(tmp_path):
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     with pytest.raises(ValueError, match="consecutive days"):
         warehouse.replace_partitions_with_rows("t", [DAYS[0], DAYS[2]], frame([DAYS[0]], 1))
+
+
+def test_a_synthetic_range_whose_first_day_has_a_column_all_null_reads_every_day(tmp_path):
+    # Tiny days: product_id is null on every event of some days (NULL-typed in DuckDB) and not on others.
+    world = SyntheticWorld(start=FIRST_DAY, new_users_per_day=5.0, seed=7)
+    days = [FIRST_DAY + dt.timedelta(days=i) for i in range(20)]
+    with range_events(SyntheticSource(world), days, "Asia/Tokyo", NAMES, tmp_path / "spill") as events:
+        counts = events.counts_by_day()
+    assert sorted(counts) == days and all(c.rows > 0 for c in counts.values())

@@ -1,6 +1,7 @@
 import datetime as dt
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import product
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, ResourceParam
@@ -82,6 +83,9 @@ class RunCounts:
 # Clients whose days of events are read and written together: that many source connections are
 # open at once, and a run of N clients is ceil(N / this) loads of events and of rejects.
 CLIENTS_PER_LOAD = 50
+# Days of a source read and written together: a backfill's fixed cost is paid once per this many
+# days, while its rows (held by the source's connection, spilling past its memory limit) stay bounded.
+DAYS_PER_LOAD = 31
 
 
 def _store_days(
@@ -271,14 +275,18 @@ def raw_events(
                 start, end = day_window(day, client.zone(settings))
                 rows[day] += sources[client.client_id].copy_day(warehouse, day, start, end, client.client_id)
         # A client's history starts on its first day: before it, its source is not read. Clients
-        # that start on the same day of the range are read together, the range once.
+        # that start on the same day of the range are read together, up to DAYS_PER_LOAD days at once.
         starting = grouped(
             [client for client in from_rows if client.start(settings) <= days[-1]],
             lambda client: max(days[0], client.start(settings)),
         )
         for first, client_ids in sorted(starting.items()):
-            read_days = [day for day in days if day >= first]
-            for batch in range(0, len(client_ids), CLIENTS_PER_LOAD):
+            from_first = [day for day in days if day >= first]
+            # Oldest days first, every client's: a day that fails leaves the days before it stored.
+            for chunk, batch in product(
+                range(0, len(from_first), DAYS_PER_LOAD), range(0, len(client_ids), CLIENTS_PER_LOAD)
+            ):
+                read_days = from_first[chunk : chunk + DAYS_PER_LOAD]
                 batch_clients = [
                     by_id[client_id] for client_id in client_ids[batch : batch + CLIENTS_PER_LOAD]
                 ]
