@@ -655,3 +655,30 @@ def test_a_staging_table_expires_hours_ahead_so_a_crashed_load_leaves_nothing_fo
         if r.method == "POST" and "raw_events$" in r.body.decode("latin-1")
     ]
     assert writes and patched < min(writes)
+
+
+def test_a_range_is_written_day_by_day_each_through_its_own_decorator(fake):
+    # BigQuery replaces one partition per job (a decorator write): a range is one job per day, and
+    # the rows of a range query or of a range of rows land on their own day's partition.
+    warehouse = warehouse_on(fake)
+    warehouse.ensure_table("raw_events_table")
+    days = [DAY - dt.timedelta(days=1), DAY]
+    events = events_frame().assign(partition_date=[days[0], days[0], days[1]], client_id="default")
+    assert warehouse.replace_partitions_with_rows("raw_events", days, events) == {days[0]: 2, days[1]: 1}
+    written = warehouse.replace_partitions(
+        "user_daily_activity", days, "user_daily_activity", {"session_gap_seconds": 1800}
+    )
+    assert written == {days[0]: 1, days[1]: 1}
+    destinations = sorted(
+        q["destinationTable"]["tableId"] for q in sent_queries(fake) if q.get("destinationTable")
+    )
+    assert destinations == sorted(
+        f"{table}${day:%Y%m%d}" for table in ("raw_events", "user_daily_activity") for day in days
+    )
+    activity = fake.table(DATASET, "user_daily_activity").to_pandas()
+    assert sorted(zip(activity["partition_date"], activity["events"], strict=True)) == [
+        (days[0], 2),
+        (days[1], 1),
+    ]
+    with pytest.raises(ValueError, match="outside the days"):
+        warehouse.replace_partitions_with_rows("raw_events", days[:1], events)
