@@ -131,12 +131,16 @@ def test_the_feature_check_counts_values_out_of_range(tmp_path):
     graph.materialize(FIRST_DAY)
     features = graph.table("user_features", FIRST_DAY).drop(columns=["partition_date"])
     assert (
-        graph.warehouse.query("user_features_quality", {"partition_date": FIRST_DAY}).iloc[0]["out_of_range"]
+        graph.warehouse.query(
+            "user_features_quality", {"first_date": FIRST_DAY, "last_date": FIRST_DAY}
+        ).iloc[0]["out_of_range"]
         == 0
     )
     broken = features.assign(tenure_days=features["tenure_days"] - 5, active_days_7d=9)
     graph.warehouse.replace_partition_with_rows("user_features", FIRST_DAY, broken)
-    quality = graph.warehouse.query("user_features_quality", {"partition_date": FIRST_DAY}).iloc[0]
+    quality = graph.warehouse.query(
+        "user_features_quality", {"first_date": FIRST_DAY, "last_date": FIRST_DAY}
+    ).iloc[0]
     assert quality["out_of_range"] == len(features)
 
 

@@ -190,9 +190,9 @@ def test_bind_refuses_a_value_of_another_type_than_declared():
         bind(
             "raw_events_quality",
             {
-                "partition_date": dt.date(2026, 6, 1),
+                "first_date": dt.date(2026, 6, 1),
+                "last_date": dt.date(2026, 6, 2),
                 "event_names": [1],
-                "day_start": dt.datetime(2026, 6, 1),
-                "day_end": dt.datetime(2026, 6, 2),
+                "timezone": "Asia/Tokyo",
             },
         )
