@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from dagster import materialize
 
-from karte_assets.assets.checks import DayChecks
+from karte_assets.assets.checks import FEATURES_VALID, DayChecks
 from karte_assets.assets.events import _check_days
+from karte_assets.assets.features import _check_quality
 from karte_assets.clients import LoyaltyClient
 from karte_assets.definitions import ASSETS
 from karte_assets.environments import local_resources
@@ -191,3 +192,19 @@ def test_a_synthetic_range_whose_first_day_has_a_column_all_null_reads_every_day
     with range_events(SyntheticSource(world), days, "Asia/Tokyo", NAMES, tmp_path / "spill") as events:
         counts = events.counts_by_day()
     assert sorted(counts) == days and all(c.rows > 0 for c in counts.values())
+
+
+def test_the_feature_check_of_a_range_in_one_query_judges_each_day_as_alone(tmp_path):
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    warehouse.ensure_table("user_features_table")
+    good = {"user_id": ["u1", "u2"], "tenure_days": 3, "days_since_last_seen": 1, "lifetime_active_days": 2}
+    rows = {}
+    for day, features in zip(DAYS[:3], [good, {**good, "tenure_days": -1}, good], strict=True):
+        rows[day] = warehouse.replace_partition_with_rows("user_features", day, pd.DataFrame(features))
+    params = {"client_ids": ["default"]}
+    ranged, daily = DayChecks(), DayChecks()
+    _check_quality(warehouse, params, rows, ranged)
+    for day in rows:
+        _check_quality(warehouse, params, {day: rows[day]}, daily)
+    assert ranged._outcomes == daily._outcomes
+    assert [ranged.passed(FEATURES_VALID, day) for day in rows] == [True, False, True]
