@@ -656,9 +656,16 @@ def smallshop_section(results: dict[str, dict]) -> list[str]:
         f"{'yes' if bare['same_rows'] else 'NO'} (validation AUC {bare['validation_auc']:.4f}).",
         "",
         *table(
-            ["asset", "per-day work, median", "day 1", "day 90", "all days"],
+            ["asset", "per-day work, median", "day 1", "day 90", "all days", "step / day (target 50 ms)"],
             [
-                [asset, ms(v["median"]), ms(v["day_1"]), ms(v["day_90"]), s(v["total"])]
+                [
+                    asset,
+                    ms(v["median"]),
+                    ms(v["day_1"]),
+                    ms(v["day_90"]),
+                    s(v["total"]),
+                    ms(r["step_per_day"][asset]) if asset in r.get("step_per_day", {}) else "",
+                ]
                 for asset, v in r["per_asset"].items()
             ],
         ),

@@ -107,7 +107,7 @@ def synthetic(
         day = world.start + dt.timedelta(days=offset)
         events = generate_day(world, day, "Asia/Tokyo")[["user_id", "event_ts", "event_name", "value"]]
         warehouse.replace_partition_with_rows("raw_events", day, events.assign(properties="{}"))
-        warehouse.replace_partition("user_daily_activity", day, "user_daily_activity", PARAMS)
+        warehouse.replace_partitions("user_daily_activity", [day], "user_daily_activity", PARAMS)
     features = _features(warehouse, day)
     planted = {user: kind for kind, users in planted_user_ids(world).items() for user in users}
     print(f"synthetic shop, day {day}: {len(features):,} active users, {len(planted)} planted")

@@ -1,4 +1,4 @@
-"""Where a client's raw events come from: the seam ``EventSource``, asked for one day at a time.
+"""Where a client's raw events come from: the seam ``EventSource``, read for a run's range of days.
 
 A ``RowSource`` (the synthetic shop, the user's Parquet/CSV files, or any other source that can put
 a day's rows into DuckDB) is read through an in-memory DuckDB connection that types them to the
@@ -21,6 +21,7 @@ look exactly like a double-fired tag, and only an id tells them apart.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ __all__ = [
     "SyntheticSource",
     "TableSource",
     "day_events",
+    "range_events",
 ]
 
 REQUIRED_COLUMNS = ("user_id", "event_ts", "event_name")
@@ -124,7 +126,10 @@ def _classifying_select(
         "TRY_CAST(event_ts AS TIMESTAMPTZ)" if is_timestamp else _timestamp("TRIM(CAST(event_ts AS VARCHAR))")
     )
     origin = (
-        ", ".join(ORIGIN_COLUMNS) if "source_file" in columns else "NULL AS source_file, NULL AS source_line"
+        ", ".join(ORIGIN_COLUMNS)
+        if "source_file" in columns
+        # Typed: several clients' rejects share one Arrow stream, whose types the first client's set.
+        else "CAST(NULL AS VARCHAR) AS source_file, CAST(NULL AS BIGINT) AS source_line"
     )
     reasons = "\n".join(f"WHEN {condition} THEN '{reason}'" for reason, condition in REJECT_RULES)
     # Column names are quoted by quoted(); every value is a parameter.
@@ -145,37 +150,77 @@ def _classifying_select(
           {f"WHERE {prefilter}" if prefilter else ""}
         ),
         checked AS (
-          -- Rows without a usable timestamp cannot be placed on a day: every day that reads them reports them.
-          SELECT *, CASE {reasons} END AS reject_reason
+          SELECT *, CASE {reasons} END AS reject_reason, {_DAYS.format(ts="ts")} AS partition_date
           FROM typed
           WHERE ts IS NULL OR (ts >= $start AND ts < $end)
         )
         SELECT * EXCLUDE (raw_line), raw_line,
-          -- The first copy of an event id stays (the earliest, then the first in the files).
+          -- The first copy of an event id on its day stays (the earliest, then the first in the files).
           reject_reason IS NULL AND event_id IS NOT NULL AND ROW_NUMBER() OVER (
-            PARTITION BY reject_reason IS NULL, event_id ORDER BY ts, source_file, source_line
+            PARTITION BY partition_date, reject_reason IS NULL, event_id ORDER BY ts, source_file, source_line
           ) > 1 AS duplicate
         FROM checked
     """  # noqa: S608
 
 
+# The local day of a row of the range: rows without a usable timestamp cannot be placed on a day,
+# so every day of the range reports them (as a run of each day alone would).
+_DAYS = "unnest(CASE WHEN {ts} IS NULL THEN $days ELSE [CAST(timezone($timezone, {ts}) AS DATE)] END)"
+
+
 def _malformed_select(malformed: str) -> str:
-    """The malformed lines the day reports: those whose event_ts field still reads as a time of the day,
-    and those where it does not (like rows without a usable timestamp, every day reports them)."""
+    """The malformed lines the days report: those whose event_ts field still reads as a time of the range,
+    on that day, and those where it does not (like rows without a usable timestamp, on every day)."""
     line_ts = _timestamp("TRIM(string_split(raw_line, delimiter)[ts_field], '\" ')")
     return f"""
-        SELECT reason AS reject_reason, raw_line, source_file, source_line, FALSE AS duplicate
+        SELECT reason AS reject_reason, raw_line, source_file, source_line, FALSE AS duplicate,
+          {_DAYS.format(ts="line_ts")} AS partition_date
         FROM (SELECT *, {line_ts} AS line_ts FROM {malformed})
         WHERE line_ts IS NULL OR (line_ts >= $start AND line_ts < $end)
     """  # noqa: S608
 
 
+@dataclass(frozen=True)
+class DayCounts:
+    """What one day of a source read: every row (malformed lines and duplicates included), rejects by
+    reason, duplicates of an event id dropped, identical rows without an id kept."""
+
+    rows: int
+    rejects: dict[str, int]
+    duplicates: int
+    identical: int
+
+
 @dataclass
 class DayEvents:
-    """One day of a source: accepted rows, duplicates of an event id, and rejects with their reasons."""
+    """Days of a source: accepted rows, duplicates of an event id, and rejects with their reasons,
+    each row on its day (``partition_date``). The counts without a day are of every day read."""
 
     connection: duckdb.DuckDBPyConnection
     source: str
+    days: list[dt.date]
+
+    def counts_by_day(self) -> dict[dt.date, DayCounts]:
+        """Each day's counts, in two grouped queries whatever the number of days."""
+        rows = self.connection.execute(
+            "SELECT partition_date, reject_reason, count(*), count(*) FILTER (duplicate) "
+            "FROM classified GROUP BY ALL"
+        ).fetchall()
+        identical = dict(
+            self.connection.execute(
+                "SELECT partition_date, count(*) - count(DISTINCT (user_id, ts, event_name, value, properties)) "
+                "FROM classified WHERE reject_reason IS NULL AND event_id IS NULL GROUP BY partition_date"
+            ).fetchall()
+        )
+        return {
+            day: DayCounts(
+                rows=sum(n for d, _, n, _ in rows if d == day),
+                rejects={r: n for d, r, n, _ in sorted(rows, key=lambda row: str(row[1])) if d == day and r},
+                duplicates=sum(dup for d, _, _, dup in rows if d == day),
+                identical=identical.get(day, 0),
+            )
+            for day in self.days
+        }
 
     def _count(self, condition: str) -> int:
         return self.connection.execute(f"SELECT count(*) FROM classified WHERE {condition}").fetchall()[0][0]  # noqa: S608
@@ -202,18 +247,23 @@ class DayEvents:
             "FROM classified WHERE reject_reason IS NULL AND event_id IS NULL"
         ).fetchall()[0][0]
 
-    def accepted(self) -> pa.RecordBatchReader:
+    def accepted(self, last: dt.date | None = None) -> pa.RecordBatchReader:
+        """The rows to store, of every day (or the days up to ``last``)."""
         return self.connection.sql(
-            "SELECT user_id, CAST(ts AS TIMESTAMP) AS event_ts, event_name, COALESCE(value, 0) AS value, properties "
-            "FROM classified WHERE reject_reason IS NULL AND NOT duplicate"
+            "SELECT user_id, CAST(ts AS TIMESTAMP) AS event_ts, event_name, COALESCE(value, 0) AS value, properties, "
+            "partition_date FROM classified WHERE reject_reason IS NULL AND NOT duplicate "
+            "AND partition_date <= $last",
+            params={"last": last or self.days[-1]},
         ).to_arrow_reader()
 
-    def rejected(self) -> pa.RecordBatchReader:
+    def rejected(self, last: dt.date | None = None) -> pa.RecordBatchReader:
+        """The rejected rows with their reasons, of every day (or the days up to ``last``)."""
         return self.connection.sql(
             "SELECT reject_reason, user_id, raw_event_ts AS event_ts, event_name, raw_value AS value, properties, "
-            "$source AS source, source_file, source_line, raw_line "
-            "FROM classified WHERE reject_reason IS NOT NULL ORDER BY source_file, source_line",
-            params={"source": self.source},
+            "$source AS source, source_file, source_line, raw_line, partition_date "
+            "FROM classified WHERE reject_reason IS NOT NULL AND partition_date <= $last "
+            "ORDER BY partition_date, source_file, source_line",
+            params={"source": self.source, "last": last or self.days[-1]},
         ).to_arrow_reader()
 
 
@@ -251,6 +301,22 @@ class RowSource(EventSource):
         ``connection`` with the event schema's columns: ``user_id``, ``event_ts``, ``event_name``,
         optional ``value``, an optional event id, any other columns (kept as properties)."""
 
+    def load_days(
+        self, connection: duckdb.DuckDBPyConnection, days: Sequence[dt.date], timezone: str
+    ) -> SourceFiles:
+        """``load`` for several days at once: by default each day's rows in turn, into one table.
+        A source that reads its whole history anyway (files) answers with one read."""
+        if len(days) == 1:
+            return self.load(connection, days[0], timezone)
+        for number, day in enumerate(days):
+            files = self.load(connection, day, timezone)
+            select = f"SELECT * FROM {files.relation}"  # noqa: S608 (the source's own relation name)
+            connection.execute(f"CREATE TEMP TABLE day_rows_{number} AS {select}", files.params)
+        # BY NAME, so that a column all null on one day (typed NULL) takes its type from the others.
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM day_rows_{n}" for n in range(len(days)))  # noqa: S608
+        connection.execute(f"CREATE TEMP VIEW days_rows AS {union}")  # noqa: S608 (our own names)
+        return SourceFiles("days_rows", {})
+
 
 @dataclass(frozen=True)
 class SyntheticSource(RowSource):
@@ -275,6 +341,10 @@ class FileSource(RowSource):
 
     def load(self, connection, day, timezone):
         return load_files(connection, self.name, REQUIRED_COLUMNS, self.csv_delimiter)
+
+    def load_days(self, connection, days, timezone):
+        # One read of the files for the whole range: the classifier places each row on its day.
+        return self.load(connection, days[0], timezone)
 
 
 class TableSource(EventSource):
@@ -310,7 +380,6 @@ class BigQueryTableSource(TableSource):
         return warehouse.replace_partition("raw_events", day, "raw_events_from_table", params)
 
 
-@contextmanager
 def day_events(
     source: RowSource,
     day: dt.date,
@@ -319,18 +388,35 @@ def day_events(
     spill_directory: Path,
     event_id_column: str | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+):
+    """The rows of local day ``day`` from ``source``, classified (``range_events`` of one day)."""
+    return range_events(source, [day], timezone, event_names, spill_directory, event_id_column, memory_limit)
+
+
+@contextmanager
+def range_events(
+    source: RowSource,
+    days: Sequence[dt.date],
+    timezone: str,
+    event_names: Sequence[str],
+    spill_directory: Path,
+    event_id_column: str | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> Iterator[DayEvents]:
-    """The rows of local day ``day`` from ``source``, classified."""
-    start, end = day_window(day, timezone)
+    """The rows of the consecutive local days ``days`` from ``source``, read once and classified,
+    each on its day: what reading each day alone would give, day by day."""
+    days = sorted(days)
+    start, end = day_window(days[0], timezone)[0], day_window(days[-1], timezone)[1]
     with duckdb.connect(config=duckdb_config(memory_limit, spill_directory)) as connection:
         connection.execute("SET TimeZone = 'UTC'")
         params: dict[str, object] = {
             "start": start,
             "end": end,
+            "days": days,
             "event_names": list(event_names),
             "timezone": timezone,
         }
-        files = source.load(connection, day, timezone)
+        files = source.load_days(connection, days, timezone)
         described = connection.execute(f"DESCRIBE SELECT * FROM {files.relation}", files.params)  # noqa: S608
         types = {row[0]: row[1] for row in described.fetchall()}
         columns = [c for c in types if c not in ORIGIN_COLUMNS]
@@ -347,6 +433,7 @@ def day_events(
         # DuckDB refuses parameters a statement does not use (the time zone only reads text timestamps).
         given = {**params, **files.params, **prefilter_params}
         connection.execute(
-            f"CREATE TEMP TABLE classified AS {select}", {k: v for k, v in given.items() if f"${k}" in select}
+            f"CREATE TEMP TABLE classified AS {select}",
+            {k: v for k, v in given.items() if re.search(rf"\${k}\b", select)},
         )
-        yield DayEvents(connection, source.name)
+        yield DayEvents(connection, source.name, days)

@@ -22,6 +22,9 @@ SQL_DIR = Path(__file__).parent / "sql"
 # code cannot drift apart.
 PARAMETER_TYPES = {
     "partition_date": "DATE",
+    # The days of a range query (Warehouse.replace_partitions), both included.
+    "first_date": "DATE",
+    "last_date": "DATE",
     "anomaly_date": "DATE",
     "first_snapshot_date": "DATE",
     "last_snapshot_date": "DATE",
@@ -36,6 +39,8 @@ PARAMETER_TYPES = {
     "limit": "INT64",
     "row_count": "INT64",
     "table_name": "STRING",
+    # An IANA time zone name: a client's local day.
+    "timezone": "STRING",
     "event_names": "ARRAY<STRING>",
     "tier_a_share": "FLOAT64",
     "tier_b_share": "FLOAT64",

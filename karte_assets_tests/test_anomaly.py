@@ -181,8 +181,8 @@ def shop_day(tmp_path_factory) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     for day in [world.start + dt.timedelta(days=d) for d in range(6)]:
         events = generate_day(world, day, "Asia/Tokyo")[["user_id", "event_ts", "event_name", "value"]]
         warehouse.replace_partition_with_rows("raw_events", day, events.assign(properties="{}"))
-        warehouse.replace_partition(
-            "user_daily_activity", day, "user_daily_activity", {"session_gap_seconds": 1800}
+        warehouse.replace_partitions(
+            "user_daily_activity", [day], "user_daily_activity", {"session_gap_seconds": 1800}
         )
     warehouse.replace_partition("user_behaviour_features", day, "user_behaviour_features", FEATURE_PARAMS)
     features = warehouse.query(

@@ -232,8 +232,8 @@ def events_frame(rows: int = 3) -> pd.DataFrame:
 def writes(context: AssetExecutionContext, warehouse: Warehouse) -> None:
     warehouse.ensure_table("raw_events_table")
     warehouse.replace_partition_with_rows("raw_events", DAY, events_frame())
-    warehouse.replace_partition(
-        "user_daily_activity", DAY, "user_daily_activity", {"session_gap_seconds": 1800}
+    warehouse.replace_partitions(
+        "user_daily_activity", [DAY], "user_daily_activity", {"session_gap_seconds": 1800}
     )
 
 
@@ -287,6 +287,9 @@ def test_a_partition_write_replaces_exactly_that_partition_through_its_decorator
     }
     assert parameters == {
         "partition_date": ("DATE", "2026-06-03"),
+        # A range query, written one day per decorator write.
+        "first_date": ("DATE", "2026-06-03"),
+        "last_date": ("DATE", "2026-06-03"),
         "session_gap_seconds": ("INT64", "1800"),
         "client_ids": ("STRING", ["default"]),
         "write_clients": ("STRING", ["default"]),
@@ -294,9 +297,9 @@ def test_a_partition_write_replaces_exactly_that_partition_through_its_decorator
     assert "2026-06-03" not in write["query"] and "@partition_date" in write["query"]
 
     # A re-run and a neighbouring day: the day is replaced, never doubled; other days stay.
-    warehouse.replace_partition(
+    warehouse.replace_partitions(
         "user_daily_activity",
-        DAY - dt.timedelta(days=1),
+        [DAY - dt.timedelta(days=1)],
         "user_daily_activity",
         {"session_gap_seconds": 1800},
     )
@@ -550,8 +553,8 @@ def test_per_day_snapshots_expire_after_the_retention_set_through_the_table_api(
     warehouse.ensure_table("raw_events_table")
     warehouse.ensure_table("user_daily_activity_table")
     warehouse.replace_partition("user_profile", DAY, "user_profile")
-    warehouse.replace_partition(
-        "user_daily_activity", DAY, "user_daily_activity", {"session_gap_seconds": 1800}
+    warehouse.replace_partitions(
+        "user_daily_activity", [DAY], "user_daily_activity", {"session_gap_seconds": 1800}
     )
     client = client_of(fake)
     expirations = {
@@ -652,3 +655,30 @@ def test_a_staging_table_expires_hours_ahead_so_a_crashed_load_leaves_nothing_fo
         if r.method == "POST" and "raw_events$" in r.body.decode("latin-1")
     ]
     assert writes and patched < min(writes)
+
+
+def test_a_range_is_written_day_by_day_each_through_its_own_decorator(fake):
+    # BigQuery replaces one partition per job (a decorator write): a range is one job per day, and
+    # the rows of a range query or of a range of rows land on their own day's partition.
+    warehouse = warehouse_on(fake)
+    warehouse.ensure_table("raw_events_table")
+    days = [DAY - dt.timedelta(days=1), DAY]
+    events = events_frame().assign(partition_date=[days[0], days[0], days[1]], client_id="default")
+    assert warehouse.replace_partitions_with_rows("raw_events", days, events) == {days[0]: 2, days[1]: 1}
+    written = warehouse.replace_partitions(
+        "user_daily_activity", days, "user_daily_activity", {"session_gap_seconds": 1800}
+    )
+    assert written == {days[0]: 1, days[1]: 1}
+    destinations = sorted(
+        q["destinationTable"]["tableId"] for q in sent_queries(fake) if q.get("destinationTable")
+    )
+    assert destinations == sorted(
+        f"{table}${day:%Y%m%d}" for table in ("raw_events", "user_daily_activity") for day in days
+    )
+    activity = fake.table(DATASET, "user_daily_activity").to_pandas()
+    assert sorted(zip(activity["partition_date"], activity["events"], strict=True)) == [
+        (days[0], 2),
+        (days[1], 1),
+    ]
+    with pytest.raises(ValueError, match="outside the days"):
+        warehouse.replace_partitions_with_rows("raw_events", days[:1], events)

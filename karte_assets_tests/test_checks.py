@@ -16,7 +16,7 @@ from karte_assets.assets.checks import (
     DayChecks,
     population_stability_index,
 )
-from karte_assets.assets.events import _check_day
+from karte_assets.assets.events import _check_days
 from karte_assets.partitions import day_window
 from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets_tests.graph import FIRST_DAY, LocalGraph, config_with
@@ -41,7 +41,7 @@ def events(n: int, day: dt.date = DAY, **overrides) -> pd.DataFrame:
 
 def judge(warehouse, day=DAY) -> dict[str, tuple[bool, str]]:
     checks = DayChecks()
-    _check_day(warehouse, day, {day_window(day, "Asia/Tokyo"): ["default"]}, NAMES, checks)
+    _check_days(warehouse, [day], {"Asia/Tokyo": ["default"]}, NAMES, checks)
     return {
         result.check_name: (result.passed, result.metadata["newest_day"].value) for result in checks.results()
     }
@@ -89,15 +89,16 @@ def test_the_volume_check_warns_on_a_day_far_below_the_trailing_median(tmp_path)
 class SourceLeakingNullUsers(DuckDBWarehouse):
     """The real warehouse, with a source that slips a row without user id past the reject rules."""
 
-    def replace_partition_with_rows(self, table, day, rows, clients=("default",)):
-        count = super().replace_partition_with_rows(table, day, rows, clients)
+    def replace_partitions_with_rows(self, table, days, rows, clients=("default",)):
+        counts = super().replace_partitions_with_rows(table, days, rows, clients)
         if table == "raw_events":
             with self.connect() as connection:
-                connection.execute(
-                    "INSERT INTO raw_events VALUES ($day, 'default', NULL, $ts, 'view', 0, NULL)",
-                    {"day": day, "ts": day_window(day, "Asia/Tokyo")[0].replace(tzinfo=None)},
-                )
-        return count
+                for day in days:
+                    connection.execute(
+                        "INSERT INTO raw_events VALUES ($day, 'default', NULL, $ts, 'view', 0, NULL)",
+                        {"day": day, "ts": day_window(day, "Asia/Tokyo")[0].replace(tzinfo=None)},
+                    )
+        return counts
 
 
 def test_a_failed_blocking_check_stops_the_bad_day_from_flowing_on(tmp_path):
@@ -130,12 +131,16 @@ def test_the_feature_check_counts_values_out_of_range(tmp_path):
     graph.materialize(FIRST_DAY)
     features = graph.table("user_features", FIRST_DAY).drop(columns=["partition_date"])
     assert (
-        graph.warehouse.query("user_features_quality", {"partition_date": FIRST_DAY}).iloc[0]["out_of_range"]
+        graph.warehouse.query(
+            "user_features_quality", {"first_date": FIRST_DAY, "last_date": FIRST_DAY}
+        ).iloc[0]["out_of_range"]
         == 0
     )
     broken = features.assign(tenure_days=features["tenure_days"] - 5, active_days_7d=9)
     graph.warehouse.replace_partition_with_rows("user_features", FIRST_DAY, broken)
-    quality = graph.warehouse.query("user_features_quality", {"partition_date": FIRST_DAY}).iloc[0]
+    quality = graph.warehouse.query(
+        "user_features_quality", {"first_date": FIRST_DAY, "last_date": FIRST_DAY}
+    ).iloc[0]
     assert quality["out_of_range"] == len(features)
 
 

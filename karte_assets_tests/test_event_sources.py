@@ -25,6 +25,8 @@ def read(source: str, tmp_path, timezone: str = "Asia/Tokyo") -> tuple[pd.DataFr
         accepted = (
             events.accepted().read_all().to_pandas().sort_values(["event_ts", "user_id"], ignore_index=True)
         )
+        # Every row read for one day is on that day.
+        assert (accepted.pop("partition_date") == DAY).all()
         return accepted, events.reject_counts()
 
 

@@ -1,7 +1,7 @@
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, ResourceParam
 from pydantic import Field
 
-from karte_assets.assets.common import daily_asset, for_each_day, rows_metadata
+from karte_assets.assets.common import daily_asset, for_range, rows_metadata
 from karte_assets.clients import ClientRegistry, run_clients
 from karte_assets.resources.warehouse import Warehouse
 
@@ -26,9 +26,10 @@ def user_daily_activity(
         "session_gap_seconds": config.session_gap_minutes * 60,
         "client_ids": [client.client_id for client in run_clients(context, loyalty_clients)],
     }
-    rows = for_each_day(
+    # A day depends only on its own events: the run's days are one statement, each day still replaced whole.
+    rows = for_range(
         context,
         warehouse,
-        lambda day: warehouse.replace_partition("user_daily_activity", day, "user_daily_activity", params),
+        lambda days: warehouse.replace_partitions("user_daily_activity", days, "user_daily_activity", params),
     )
     return MaterializeResult(metadata=rows_metadata(rows))

@@ -173,6 +173,25 @@ def for_each_day(
     return rows
 
 
+def for_range(
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    write: Callable[[list[dt.date]], dict[dt.date, int]],
+) -> dict[dt.date, int]:
+    """Run ``write`` once for all the days of the run (an asset whose days do not build on each
+    other); rows per day. Checked and held as ``for_each_day`` does."""
+    check_run(context)
+    warehouse.hold_for_run(context.run_id, context.log)
+    days = partition_days(context)
+    started = time.perf_counter()
+    rows = write(days)
+    context.log.info(
+        f"{context.asset_key.to_user_string()} {days[0]}..{days[-1]}: {sum(rows.values()):,} rows "
+        f"({len(days)} days, {time.perf_counter() - started:.1f}s)"
+    )
+    return rows
+
+
 def rows_metadata(rows: dict[dt.date, int]) -> dict[str, object]:
     """Row counts of a run: of its last day, in total, and per day when there are several."""
     last = max(rows)

@@ -1,6 +1,7 @@
 import datetime as dt
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import product
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, ResourceParam
@@ -10,12 +11,12 @@ from karte_assets.assets.checks import RAW_EVENTS_VALID, RAW_EVENTS_VOLUME, DayC
 from karte_assets.assets.common import (
     clients_stream,
     daily_asset,
-    for_each_day,
+    for_range,
     markdown_table,
     rows_metadata,
 )
 from karte_assets.clients import ClientRegistry, grouped, run_clients
-from karte_assets.event_sources import DayEvents, TableSource, day_events
+from karte_assets.event_sources import DayEvents, TableSource, range_events
 from karte_assets.partitions import day_window
 from karte_assets.plots import chart_metadata, event_volume_figure
 from karte_assets.resources.event_sources import EventSources
@@ -70,7 +71,7 @@ class RawEventsConfig(Config):
 
 
 @dataclass
-class DayCounts:
+class RunCounts:
     """What the days of a run set aside: rejects by reason, dropped duplicates, identical rows kept
     (each by client, then day)."""
 
@@ -79,121 +80,141 @@ class DayCounts:
     identical: dict[tuple[str, dt.date], int] = field(default_factory=dict)
 
 
-# Clients whose day of events is read and written together: that many source connections are open
-# at once, and a day of N clients is ceil(N / this) loads of events and of rejects.
+# Clients whose days of events are read and written together: that many source connections are
+# open at once, and a run of N clients is ceil(N / this) loads of events and of rejects.
 CLIENTS_PER_LOAD = 50
+# Days of a source read and written together: a backfill's fixed cost is paid once per this many
+# days, while its rows (held by the source's connection, spilling past its memory limit) stay bounded.
+DAYS_PER_LOAD = 31
 
 
-def _store_day(
+def _store_days(
     context: AssetExecutionContext,
     warehouse: Warehouse,
-    day: dt.date,
+    days: list[dt.date],
     sources: dict[str, DayEvents],
     configs: dict[str, RawEventsConfig],
-    counts: DayCounts,
-) -> int:
-    """Keep the day's rejects of these clients; then, unless a client has too many, replace the
-    day's events of all of them (a stream of every client's rows, one load)."""
-    failures = []
+    counts: RunCounts,
+) -> dict[dt.date, int]:
+    """Keep the days' rejects of these clients; then replace the days' events of all of them (a
+    stream of every client's rows, one statement), up to the first day on which a client has too
+    many rejects: that day keeps its previous events, and the run fails naming it."""
+    failures: dict[dt.date, list[str]] = {}
     for client_id, events in sources.items():
-        key = (client_id, day)
-        reasons = counts.rejects[key] = events.reject_counts()
-        counts.duplicates[key] = events.duplicate_count()
-        counts.identical[key] = identical = events.identical_count()
-        if identical:
-            context.log.warning(
-                f"raw_events {day} client {client_id}: {identical:,} rows are exact copies of another row "
-                "and were kept: without an event id, two orders of one amount on one day look alike. If the "
-                "source has an id, name it as event_id_column and copies of one event are dropped instead."
-            )
-        total, rejected, config = events.row_count(), sum(reasons.values()), configs[client_id]
-        if total and rejected / total > config.max_reject_share:
-            listed = ", ".join(f"{reason}: {count:,}" for reason, count in reasons.items())
-            # A one-client run says it as before clients existed; several name the client.
-            failures.append(
-                ("" if len(configs) == 1 else f"client {client_id}: ")
-                + f"{rejected:,} of {total:,} rows from {config.source!r} rejected "
-                f"({rejected / total:.1%}, over max_reject_share {config.max_reject_share:.1%}): {listed}"
-            )
+        config = configs[client_id]
+        for day, found in events.counts_by_day().items():
+            key = (client_id, day)
+            counts.rejects[key], counts.duplicates[key] = found.rejects, found.duplicates
+            counts.identical[key] = found.identical
+            if found.identical:
+                context.log.warning(
+                    f"raw_events {day} client {client_id}: {found.identical:,} rows are exact copies of another "
+                    "row and were kept: without an event id, two orders of one amount on one day look alike. If "
+                    "the source has an id, name it as event_id_column and copies of one event are dropped instead."
+                )
+            total, rejected = found.rows, sum(found.rejects.values())
+            if total and rejected / total > config.max_reject_share:
+                listed = ", ".join(f"{reason}: {count:,}" for reason, count in found.rejects.items())
+                # A one-client run says it as before clients existed; several name the client.
+                failures.setdefault(day, []).append(
+                    ("" if len(configs) == 1 else f"client {client_id}: ")
+                    + f"{rejected:,} of {total:,} rows from {config.source!r} rejected "
+                    f"({rejected / total:.1%}, over max_reject_share {config.max_reject_share:.1%}): {listed}"
+                )
+    failed = min(failures, default=None)
     clients = list(sources)
-    warehouse.replace_partition_with_rows(
+    warehouse.replace_partitions_with_rows(
         "raw_event_rejects",
-        day,
-        clients_stream((client_id, events.rejected) for client_id, events in sources.items()),
+        [day for day in days if failed is None or day <= failed],
+        clients_stream(
+            (client_id, lambda e=events: e.rejected(failed)) for client_id, events in sources.items()
+        ),
         clients=clients,
     )
-    if failures:
+    stored = [day for day in days if failed is None or day < failed]
+    written = (
+        warehouse.replace_partitions_with_rows(
+            "raw_events",
+            stored,
+            clients_stream(
+                (client_id, lambda e=events: e.accepted(stored[-1])) for client_id, events in sources.items()
+            ),
+            clients=clients,
+        )
+        if stored
+        else {}
+    )
+    if failed is not None:
         raise Failure(
-            f"raw_events {day}: " + "; ".join(failures) + ". The day keeps its previous events, the days "
-            "before it in this run are stored, and the rejected rows (file, line, reason) are in table "
+            f"raw_events {failed}: "
+            + "; ".join(failures[failed])
+            + ". The day keeps its previous events, the "
+            "days before it in this run are stored, and the rejected rows (file, line, reason) are in table "
             "raw_event_rejects. Fix the source, or raise max_reject_share in the raw_events config, and "
             "run the range again: each day is replaced, never appended."
         )
-    return warehouse.replace_partition_with_rows(
-        "raw_events",
-        day,
-        clients_stream((client_id, events.accepted) for client_id, events in sources.items()),
-        clients=clients,
-    )
+    return written
 
 
-def _check_day(
+def _check_days(
     warehouse: Warehouse,
-    day: dt.date,
-    windows: dict[tuple[dt.datetime, dt.datetime], list[str]],
+    days: list[dt.date],
+    zones: dict[str, list[str]],
     names: list[str],
     checks: DayChecks,
 ) -> None:
-    """The day's quality and volume checks over every client of the run: one query per time zone."""
+    """The days' quality and volume checks over every client of the run: one grouped query per
+    time zone and check, whatever the number of days; a result per day."""
+    first, last = days[0], days[-1]
+    range_params = {"first_date": first, "last_date": last, "event_names": names}
     quality = pd.concat(
         [
             warehouse.query(
-                "raw_events_quality",
-                {
-                    "partition_date": day,
-                    "event_names": names,
-                    "day_start": start,
-                    "day_end": end,
-                    "client_ids": client_ids,
-                },
+                "raw_events_quality", {**range_params, "timezone": zone, "client_ids": client_ids}
             )
-            for (start, end), client_ids in windows.items()
+            for zone, client_ids in zones.items()
         ]
     )
-    client_ids = [client_id for ids in windows.values() for client_id in ids]
-    # A one-client run says it as before clients existed; several name the client of each problem.
-    problems = [
-        ("" if len(client_ids) == 1 else f"{row.client_id}: ")
-        + ", ".join(f"{key}: {int(getattr(row, key)):,}" for key in QUALITY_COUNTS if getattr(row, key))
-        for row in quality.itertuples()
-        if any(getattr(row, key) for key in QUALITY_COUNTS)
-    ]
-    checks.record(
-        RAW_EVENTS_VALID,
-        day,
-        not problems,
-        "; ".join(problems)
-        or f"{int(quality['events'].sum()):,} events of {len(client_ids)} clients, all valid",
-    )
+    client_ids = [client_id for ids in zones.values() for client_id in ids]
     history = warehouse.query(
-        "raw_events_volume", {"partition_date": day, "days": VOLUME_HISTORY_DAYS, "client_ids": client_ids}
+        "raw_events_volume",
+        {"first_date": first, "last_date": last, "days": VOLUME_HISTORY_DAYS, "client_ids": client_ids},
     )
-    events = dict(zip(quality["client_id"], quality["events"], strict=True))
-    notes, passed = [], True
-    for client_id in client_ids:
-        earlier = history[history["client_id"] == client_id]
-        if len(earlier) < VOLUME_MIN_HISTORY_DAYS:
-            notes.append(f"{client_id}: only {len(earlier)} earlier days, no baseline yet")
-            continue
-        median = float(earlier["events"].median())
-        count = int(events.get(client_id, 0))
-        ratio = count / median if median else float("inf")
-        ok = VOLUME_RATIO_RANGE[0] <= ratio <= VOLUME_RATIO_RANGE[1]
-        passed &= ok
-        notes.append(
-            f"{client_id}: {count:,} events, {ratio:.2f}x the median of the {len(earlier)} days before"
+    for day in days:
+        of_day = quality[quality["partition_date"] == pd.Timestamp(day)]
+        # A one-client run says it as before clients existed; several name the client of each problem.
+        problems = [
+            ("" if len(client_ids) == 1 else f"{row.client_id}: ")
+            + ", ".join(f"{key}: {int(getattr(row, key)):,}" for key in QUALITY_COUNTS if getattr(row, key))
+            for row in of_day.itertuples()
+            if any(getattr(row, key) for key in QUALITY_COUNTS)
+        ]
+        checks.record(
+            RAW_EVENTS_VALID,
+            day,
+            not problems,
+            "; ".join(problems)
+            or f"{int(of_day['events'].sum()):,} events of {len(client_ids)} clients, all valid",
         )
-    checks.record(RAW_EVENTS_VOLUME, day, passed, "; ".join(notes))
+        events = dict(zip(of_day["client_id"], of_day["events"], strict=True))
+        window = (history["partition_date"] >= pd.Timestamp(day - dt.timedelta(days=VOLUME_HISTORY_DAYS))) & (
+            history["partition_date"] < pd.Timestamp(day)
+        )
+        notes, passed = [], True
+        for client_id in client_ids:
+            earlier = history[window & (history["client_id"] == client_id)]
+            if len(earlier) < VOLUME_MIN_HISTORY_DAYS:
+                notes.append(f"{client_id}: only {len(earlier)} earlier days, no baseline yet")
+                continue
+            median = float(earlier["events"].median())
+            count = int(events.get(client_id, 0))
+            ratio = count / median if median else float("inf")
+            ok = VOLUME_RATIO_RANGE[0] <= ratio <= VOLUME_RATIO_RANGE[1]
+            passed &= ok
+            notes.append(
+                f"{client_id}: {count:,} events, {ratio:.2f}x the median of the {len(earlier)} days before"
+            )
+        checks.record(RAW_EVENTS_VOLUME, day, passed, "; ".join(notes))
 
 
 @daily_asset(
@@ -241,44 +262,60 @@ def raw_events(
                 f'source "{name}" (clients {", ".join(ids)}) {why}' for (name, why), ids in refused.items()
             )
         )
-    counts = DayCounts()
+    counts = RunCounts()
+    by_id = {client.client_id: client for client in clients}
     from_table = [c for c in clients if isinstance(sources[c.client_id], TableSource)]
     from_rows = [c for c in clients if c not in from_table]
     checks = DayChecks()
 
-    def load(day: dt.date) -> int:
-        windows = grouped(clients, lambda client: day_window(day, client.zone(settings)))
-        rows = 0
+    def load(days: list[dt.date]) -> dict[dt.date, int]:
+        rows = dict.fromkeys(days, 0)
         for client in from_table:
-            start, end = day_window(day, client.zone(settings))
-            rows += sources[client.client_id].copy_day(warehouse, day, start, end, client.client_id)
-        # A client's history starts on its first day: before it, its source is not read.
-        started = [client for client in from_rows if client.start(settings) <= day]
-        for batch in range(0, len(started), CLIENTS_PER_LOAD):
-            batch_clients = started[batch : batch + CLIENTS_PER_LOAD]
-            with ExitStack() as stack:
-                source_limit = stack.enter_context(
-                    warehouse.sharing_memory(settings.duckdb_memory_limit, len(batch_clients))
-                )
-                days = {
-                    client.client_id: stack.enter_context(
-                        day_events(
-                            sources[client.client_id],
-                            day,
-                            client.zone(settings),
-                            config.event_names,
-                            settings.home / "tmp",
-                            event_id_column=configs[client.client_id].event_id_column,
-                            memory_limit=source_limit,
-                        )
+            for day in days:
+                start, end = day_window(day, client.zone(settings))
+                rows[day] += sources[client.client_id].copy_day(warehouse, day, start, end, client.client_id)
+        # A client's history starts on its first day: before it, its source is not read. Clients
+        # that start on the same day of the range are read together, up to DAYS_PER_LOAD days at once.
+        starting = grouped(
+            [client for client in from_rows if client.start(settings) <= days[-1]],
+            lambda client: max(days[0], client.start(settings)),
+        )
+        for first, client_ids in sorted(starting.items()):
+            from_first = [day for day in days if day >= first]
+            # Oldest days first, every client's: a day that fails leaves the days before it stored.
+            for chunk, batch in product(
+                range(0, len(from_first), DAYS_PER_LOAD), range(0, len(client_ids), CLIENTS_PER_LOAD)
+            ):
+                read_days = from_first[chunk : chunk + DAYS_PER_LOAD]
+                batch_clients = [
+                    by_id[client_id] for client_id in client_ids[batch : batch + CLIENTS_PER_LOAD]
+                ]
+                with ExitStack() as stack:
+                    source_limit = stack.enter_context(
+                        warehouse.sharing_memory(settings.duckdb_memory_limit, len(batch_clients))
                     )
-                    for client in batch_clients
-                }
-                rows += _store_day(context, warehouse, day, days, configs, counts)
-        _check_day(warehouse, day, windows, config.event_names, checks)
+                    read = {
+                        client.client_id: stack.enter_context(
+                            range_events(
+                                sources[client.client_id],
+                                read_days,
+                                client.zone(settings),
+                                config.event_names,
+                                settings.home / "tmp",
+                                event_id_column=configs[client.client_id].event_id_column,
+                                memory_limit=source_limit,
+                            )
+                        )
+                        for client in batch_clients
+                    }
+                    for day, written in _store_days(
+                        context, warehouse, read_days, read, configs, counts
+                    ).items():
+                        rows[day] += written
+        _check_days(warehouse, days, grouped(clients, lambda c: c.zone(settings)), config.event_names, checks)
         return rows
 
-    rows = for_each_day(context, warehouse, load)
+    rows = for_range(context, warehouse, load)
     last = max(rows)
     client_ids = [client.client_id for client in clients]
     by_name = warehouse.query("event_counts", {"partition_date": last, "client_ids": client_ids})

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import pandas as pd
 from dagster import (
     AssetDep,
     AssetExecutionContext,
@@ -21,8 +22,37 @@ from karte_assets.assets.common import (
     rows_metadata,
 )
 from karte_assets.clients import ClientRegistry, grouped, run_clients
+from karte_assets.partitions import partition_days
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
+
+DAYS_PER_CHECK = 31
+
+
+def _check_quality(
+    warehouse: Warehouse, params: dict, rows: dict[dt.date, int], checks: DayChecks
+) -> pd.DataFrame:
+    """Record the feature check of the consecutive days of ``rows`` (rows per day), from one grouped
+    query; the newest day's counts per client."""
+    days = sorted(rows)
+    quality = warehouse.query(
+        "user_features_quality", {**params, "first_date": days[0], "last_date": days[-1]}
+    )
+    for day in days:
+        found = quality[quality["partition_date"] == pd.Timestamp(day)].drop(columns=["partition_date"])
+        bad = found[(found["null_rows"] > 0) | (found["out_of_range"] > 0)]
+        checks.record(
+            FEATURES_VALID,
+            day,
+            bad.empty,
+            "; ".join(
+                f"{row.client_id}: {int(row.null_rows):,} with missing values, {int(row.out_of_range):,} out of range"
+                for row in bad.itertuples()
+            )
+            or f"{rows[day]:,} users of {len(found)} clients, all in range; "
+            f"{int(found['never_purchased'].sum()):,} never purchased",
+        )
+    return found
 
 
 class FeaturesConfig(Config):
@@ -66,33 +96,30 @@ def user_features(
     params = {"client_ids": [client.client_id for client in clients]}
     # Clients with the same audience share one statement; 0 is the query's "every user ever seen".
     audiences = grouped(clients, lambda client: client.config(config).audience_days or 0)
-    quality = {}
+    days = partition_days(context)
+    # Days are checked in groups, one query each, before the snapshot retention can expire a group's oldest day.
+    per_check = min(DAYS_PER_CHECK, warehouse.snapshot_retention_days)
+    unchecked: dict[dt.date, int] = {}
+    newest = pd.DataFrame()
 
     def build(day: dt.date) -> int:
-        require_previous_day(warehouse, "user_features", day, clients, settings)
-        rows = sum(
+        nonlocal newest
+        # The days after the run's first build on days this run has just written.
+        if day == days[0]:
+            require_previous_day(warehouse, "user_features", day, clients, settings)
+        unchecked[day] = rows = sum(
             warehouse.replace_partition(
-                "user_features", day, "user_features", {"client_ids": client_ids, "audience_days": days}
+                "user_features", day, "user_features", {"client_ids": client_ids, "audience_days": audience}
             )
-            for days, client_ids in audiences.items()
+            for audience, client_ids in audiences.items()
         )
-        quality[day] = found = warehouse.query("user_features_quality", {**params, "partition_date": day})
-        bad = found[(found["null_rows"] > 0) | (found["out_of_range"] > 0)]
-        checks.record(
-            FEATURES_VALID,
-            day,
-            bad.empty,
-            "; ".join(
-                f"{row.client_id}: {int(row.null_rows):,} with missing values, {int(row.out_of_range):,} out of range"
-                for row in bad.itertuples()
-            )
-            or f"{rows:,} users of {len(found)} clients, all in range; "
-            f"{int(found['never_purchased'].sum()):,} never purchased",
-        )
+        if day == days[-1] or len(unchecked) >= per_check:
+            newest = _check_quality(warehouse, params, unchecked, checks)
+            unchecked.clear()
         return rows
 
     rows = for_each_day(context, warehouse, build)
     return MaterializeResult(
-        metadata={**rows_metadata(rows), "clients": MetadataValue.md(markdown_table(quality[max(rows)]))},
+        metadata={**rows_metadata(rows), "clients": MetadataValue.md(markdown_table(newest))},
         check_results=checks.results(),
     )

@@ -10,6 +10,7 @@ from karte_assets.assets.common import (
     rows_metadata,
 )
 from karte_assets.clients import ClientRegistry, run_clients
+from karte_assets.partitions import partition_days
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.settings import current_settings
 
@@ -27,8 +28,12 @@ def user_profile(
     clients = run_clients(context, loyalty_clients)
     client_ids = [client.client_id for client in clients]
 
+    first = partition_days(context)[0]
+
     def build(day: dt.date) -> int:
-        require_previous_day(warehouse, "user_profile", day, clients, settings)
+        # The days after the run's first build on days this run has just written.
+        if day == first:
+            require_previous_day(warehouse, "user_profile", day, clients, settings)
         return warehouse.replace_partition("user_profile", day, "user_profile", {"client_ids": client_ids})
 
     return MaterializeResult(metadata=rows_metadata(for_each_day(context, warehouse, build)))

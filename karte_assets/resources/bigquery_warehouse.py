@@ -24,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from typing import ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlglot
 from dagster import AssetExecutionContext, DagsterInvariantViolationError, InitResourceContext
@@ -42,6 +43,7 @@ from karte_assets.resources.warehouse import (
     Rows,
     Warehouse,
     checked_identifier,
+    consecutive_days,
     write_scope,
 )
 from karte_assets.settings import BIGQUERY_EVENTS_TABLE
@@ -170,6 +172,44 @@ class BigQueryWarehouse(Warehouse):
             finally:
                 client.delete_table(staging, not_found_ok=True)
         return self._logged(table, day, arrow.num_rows, clients)
+
+    # A range is written day by day here: a decorator write (``table$YYYYMMDD``, WRITE_TRUNCATE) is
+    # BigQuery's one atomic replacement of a partition, and a query job has one destination. Several
+    # days at once would need DML (DELETE and INSERT in a multi-statement transaction), whose
+    # concurrent-DML limits and pricing the graph's writes avoid. Each day stays old or new.
+    def replace_partitions(self, table, days, query_name, params=None):
+        written = {}
+        for day in consecutive_days(days):
+            bound = bind(query_name, {**(params or {}), "first_date": day, "last_date": day})
+            clients = write_scope(bound)
+            # The query gives each row its partition_date; the decorator refuses a row of another day.
+            select = self._sql(query_name)
+            rows = self._write_clients(
+                table, day, query_name, select, {**bound, "partition_date": day}, clients
+            )
+            written[day] = self._logged(table, day, rows, clients)
+        return written
+
+    def replace_partitions_with_rows(self, table, days, rows: Rows, clients=ONE_CLIENT):
+        arrow = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
+        arrow = arrow if isinstance(arrow, pa.Table) else pa.Table.from_pandas(arrow, preserve_index=False)
+        days = consecutive_days(days)
+        dates = arrow.column("partition_date")
+        outside = (
+            arrow.num_rows - pc.sum(pc.is_in(dates, pa.array(days, pa.date32()))).as_py()
+            if arrow.num_rows
+            else 0
+        )
+        if outside:
+            raise ValueError(
+                f"{outside} rows for {table} are outside the days {days[0]}..{days[-1]} of this write"
+            )
+        return {
+            day: self.replace_partition_with_rows(
+                table, day, arrow.filter(pc.equal(dates, day)).drop_columns(["partition_date"]), clients
+            )
+            for day in days
+        }
 
     def _from_staging(self, table: str, day: dt.date, staging: str, clients) -> int:
         project, dataset, name = staging.split(".")

@@ -113,6 +113,21 @@ class Warehouse(ConfigurableResource, ABC):
         computed outside SQL; rows without a ``client_id`` column belong to the one client given."""
 
     @abstractmethod
+    def replace_partitions(
+        self, table: str, days: Sequence[dt.date], query_name: str, params: Mapping[str, object] | None = None
+    ) -> dict[dt.date, int]:
+        """``replace_partition`` for the consecutive ``days`` at once, from a range query: one that
+        reads ``@first_date`` to ``@last_date`` and gives each row its ``partition_date``. Each day is
+        replaced whole or not at all (a reader sees it old or new, never half); the rows per day."""
+
+    @abstractmethod
+    def replace_partitions_with_rows(
+        self, table: str, days: Sequence[dt.date], rows: Rows, clients: Sequence[str] = ONE_CLIENT
+    ) -> dict[dt.date, int]:
+        """``replace_partition_with_rows`` for the consecutive ``days`` at once: each row has a
+        ``partition_date`` among them. Each day is replaced whole or not at all; the rows per day."""
+
+    @abstractmethod
     def query(self, query_name: str, params: Mapping[str, object] | None = None) -> pd.DataFrame:
         """The result of a named query, for small results (summaries, one day's scores)."""
 
@@ -288,14 +303,15 @@ class DuckDBWarehouse(Warehouse):
         bound = {**bind(query_name, {**params, "partition_date": day}), "partition_date": day}
         clients = write_scope(bound)
         with self.connect() as connection:
-            return _replace(
+            written = _replace(
                 connection, table, select, bound, self._retention(table), clients, self._run_columns_or_none()
             )
+        return written[day]
 
     def replace_partition_with_rows(self, table, day, rows, clients=ONE_CLIENT):
         with self.connect() as connection:
             connection.register("incoming_rows", rows)
-            return _replace(
+            written = _replace(
                 connection,
                 table,
                 "SELECT * FROM incoming_rows",
@@ -303,6 +319,36 @@ class DuckDBWarehouse(Warehouse):
                 self._retention(table),
                 clients,
                 self._run_columns_or_none(),
+            )
+        return written[day]
+
+    def replace_partitions(self, table, days, query_name, params=None):
+        days = consecutive_days(days)
+        bound = bind(query_name, {**(params or {}), "first_date": days[0], "last_date": days[-1]})
+        with self.connect() as connection:
+            return _replace(
+                connection,
+                table,
+                duckdb_sql(query_name),
+                bound,
+                self._retention(table),
+                write_scope(bound),
+                self._run_columns_or_none(),
+                days,
+            )
+
+    def replace_partitions_with_rows(self, table, days, rows, clients=ONE_CLIENT):
+        with self.connect() as connection:
+            connection.register("incoming_rows", rows)
+            return _replace(
+                connection,
+                table,
+                "SELECT * FROM incoming_rows",
+                {},
+                self._retention(table),
+                clients,
+                self._run_columns_or_none(),
+                consecutive_days(days),
             )
 
     def query(self, query_name, params=None):
@@ -356,7 +402,7 @@ class DuckDBWarehouse(Warehouse):
             if outside:
                 raise ValueError(f"{outside} rows under {prefix} do not belong to {table}'s partition {day}")
             select = f"SELECT * EXCLUDE (partition_date) FROM {source}"  # noqa: S608
-            return _replace(
+            written = _replace(
                 connection,
                 table,
                 select,
@@ -365,6 +411,7 @@ class DuckDBWarehouse(Warehouse):
                 clients,
                 self._run_columns_or_none(),
             )
+        return written[day]
 
 
 def _used(sql: str, params: Mapping[str, object]) -> dict[str, object]:
@@ -433,6 +480,14 @@ def scoped_select(select: str, columns: Sequence[str], clients: Sequence[str]) -
     )  # noqa: S608
 
 
+def consecutive_days(days: Sequence[dt.date]) -> list[dt.date]:
+    """``days`` in order, if they are one or more consecutive days (a range write's days)."""
+    ordered = sorted(days)
+    if not ordered or any((b - a).days != 1 for a, b in zip(ordered, ordered[1:], strict=False)):
+        raise ValueError(f"a range write needs consecutive days, not {[str(d) for d in ordered]}")
+    return ordered
+
+
 def _replace(
     connection: duckdb.DuckDBPyConnection,
     table: str,
@@ -441,45 +496,74 @@ def _replace(
     retention_days: int | None,
     clients: Sequence[str],
     known_columns: dict[str, set[str]] | None = None,
-) -> int:
-    """Replace the rows of ``clients`` in one day partition; with ``retention_days``, drop the days
-    older than that before it (BigQuery's partition expiration counts from today instead: the local
-    graph's days are often far from today, so the written day is the clock here). ``known_columns``
-    (table -> columns) spares the catalog look-ups on a connection that has written the table before."""
+    days: Sequence[dt.date] | None = None,
+) -> dict[dt.date, int]:
+    """Replace the rows of ``clients`` in day partitions in one transaction; the rows per day.
+
+    Without ``days``, the one day ``params["partition_date"]``, stamped on ``select``'s rows; with
+    them, ``select``'s rows carry their ``partition_date``, and one outside ``days`` fails the write.
+    With ``retention_days``, drop the days older than that before the newest day written (BigQuery's
+    partition expiration counts from today instead: the local graph's days are often far from today,
+    so the written day is the clock here). ``known_columns`` (table -> columns) spares the catalog
+    look-ups on a connection that has written the table before."""
     target = checked_identifier(table)
     clients = [checked_client_id(client) for client in clients]
-    params = {**params, "write_clients": clients}
-    scope = {"partition_date": params["partition_date"], "write_clients": clients}
+    if days is None:
+        days = [params["partition_date"]]
+        stamp = "CAST($partition_date AS DATE) AS partition_date, s.*"
+    else:
+        stamp = (
+            "* REPLACE (CASE WHEN s.partition_date IN (SELECT unnest($write_days)) THEN CAST(s.partition_date AS DATE) "
+            "ELSE error('row of day ' || coalesce(CAST(s.partition_date AS VARCHAR), 'NULL') "
+            "|| ' outside the days of this write') END AS partition_date)"
+        )
+    params = {**params, "write_clients": clients, "write_days": list(days)}
+    scope = {"write_days": list(days), "write_clients": clients}
     probe = f"SELECT * FROM ({select}) AS q LIMIT 0"  # noqa: S608 (our own SQL)
     connection.execute(probe, _used(probe, params))
     scoped, mine = scoped_select(select, [column[0] for column in connection.description], clients)
-    stamped = f"SELECT CAST($partition_date AS DATE) AS partition_date, s.* FROM ({scoped}) AS s"  # noqa: S608 (checked identifiers and our own SQL)
+    stamped = f"SELECT {stamp} FROM ({scoped}) AS s"  # noqa: S608 (checked identifiers and our own SQL)
+    in_days = "partition_date IN (SELECT unnest($write_days))"
     existing = (known_columns or {}).get(table)
     if existing is None and _table_exists(connection, table):
         existing = {row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()}
     connection.begin()
     try:
         if existing is not None:
-            columns = _add_new_columns(connection, target, existing, stamped, params)
-            delete = f"DELETE FROM {target} WHERE partition_date = $partition_date AND {mine}"  # noqa: S608
-            connection.execute(delete, scope)
+            columns = _add_new_columns(connection, target, existing, stamped, _used(stamped, params))
+            connection.execute(f"DELETE FROM {target} WHERE {in_days} AND {mine}", scope)  # noqa: S608
             # DuckDB answers an INSERT (and a CREATE TABLE AS) with the number of rows written: the
             # rows of the write's clients, whose old rows were just deleted.
-            rows = connection.execute(f"INSERT INTO {target} BY NAME {stamped}", params).fetchall()[0][0]
+            statement = f"INSERT INTO {target} BY NAME {stamped}"
         else:
-            rows = connection.execute(f"CREATE TABLE {target} AS {stamped}", params).fetchall()[0][0]
+            statement = f"CREATE TABLE {target} AS {stamped}"
+        rows = connection.execute(statement, _used(statement, params)).fetchall()[0][0]
+        if existing is None:
             columns = {row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()}
         connection.execute(
             f"""INSERT OR REPLACE INTO partition_log
-            SELECT $table, c.client_id, $partition_date, count(t.client_id), now()::TIMESTAMP
+            SELECT $table, c.client_id, d.partition_date, count(t.client_id), now()::TIMESTAMP
             FROM (SELECT unnest($write_clients) AS client_id) AS c
-            LEFT JOIN (SELECT client_id FROM {target} WHERE partition_date = $partition_date) AS t
-              ON t.client_id = c.client_id
-            GROUP BY c.client_id""",  # noqa: S608 (checked identifier)
+            CROSS JOIN (SELECT unnest($write_days) AS partition_date) AS d
+            LEFT JOIN (SELECT client_id, partition_date FROM {target} WHERE {in_days}) AS t
+              ON t.client_id = c.client_id AND t.partition_date = d.partition_date
+            GROUP BY c.client_id, d.partition_date""",  # noqa: S608 (checked identifier)
             {"table": table, **scope},
         )
+        # One day's rows are the INSERT's count; several days' are counted by day from the log.
+        per_day = (
+            {days[0]: int(rows)}
+            if len(days) == 1
+            else dict(
+                connection.execute(
+                    f"SELECT partition_date, sum(row_count)::BIGINT FROM partition_log WHERE table_name = $table "  # noqa: S608 (our own SQL)
+                    f"AND {in_days} AND {mine} GROUP BY partition_date",
+                    {"table": table, **scope},
+                ).fetchall()
+            )
+        )
         if retention_days is not None:
-            oldest = scope["partition_date"] - dt.timedelta(days=retention_days)
+            oldest = max(days) - dt.timedelta(days=retention_days)
             expire = f"DELETE FROM {target} WHERE partition_date < $oldest"  # noqa: S608 (checked identifier)
             connection.execute(expire, {"oldest": oldest})
             connection.execute(
@@ -492,4 +576,4 @@ def _replace(
         raise
     if known_columns is not None:
         known_columns[table] = columns
-    return int(rows)
+    return per_day

@@ -1,19 +1,22 @@
--- One row per client of @client_ids and user active on @partition_date: event counts, revenue and sessions.
--- A session ends after @session_gap_seconds without an event.
+-- One row per day of @first_date..@last_date, client of @client_ids and user active that day:
+-- event counts, revenue and sessions. A session ends after @session_gap_seconds without an event
+-- (and with the day: each day's sessions are its own, whatever range the query covers).
 WITH events AS (
   SELECT
+    partition_date,
     client_id,
     user_id,
     event_ts,
     event_name,
     value,
     TIMESTAMP_DIFF(
-      event_ts, LAG(event_ts) OVER (PARTITION BY client_id, user_id ORDER BY event_ts), SECOND
+      event_ts, LAG(event_ts) OVER (PARTITION BY partition_date, client_id, user_id ORDER BY event_ts), SECOND
     ) AS seconds_since_previous
   FROM raw_events
-  WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
+  WHERE partition_date BETWEEN @first_date AND @last_date AND client_id IN UNNEST(@client_ids)
 )
 SELECT
+  partition_date,
   client_id,
   user_id,
   COUNT(*) AS events,
@@ -26,4 +29,4 @@ SELECT
   MIN(event_ts) AS first_event_ts,
   MAX(event_ts) AS last_event_ts
 FROM events
-GROUP BY client_id, user_id
+GROUP BY partition_date, client_id, user_id

@@ -1,6 +1,7 @@
--- Per client of @client_ids, rows of user_features[@partition_date] that break what a feature can be: nulls where none may
+-- Per day of @first_date..@last_date and client of @client_ids, rows of user_features that break what a feature can be: nulls where none may
 -- be, counts below zero, windows holding more active days than they have days.
 SELECT
+  partition_date,
   client_id,
   COUNT(*) AS users,
   COUNTIF(user_id IS NULL OR tenure_days IS NULL OR days_since_last_seen IS NULL OR lifetime_active_days IS NULL) AS null_rows,
@@ -13,5 +14,5 @@ SELECT
   ) AS out_of_range,
   COUNTIF(days_since_last_purchase IS NULL) AS never_purchased
 FROM user_features
-WHERE partition_date = @partition_date AND client_id IN UNNEST(@client_ids)
-GROUP BY client_id
+WHERE partition_date BETWEEN @first_date AND @last_date AND client_id IN UNNEST(@client_ids)
+GROUP BY partition_date, client_id
