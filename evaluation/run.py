@@ -234,6 +234,7 @@ def graph_runner(
     timezone: str,
     backfill: list[str],
     training_set: dict | None = None,
+    threads: int | None = None,
 ):
     """Backfill the upstream assets ``backfill`` to D once; the returned function builds the model
     assets of D for a horizon and training seed and gives D's scores."""
@@ -281,7 +282,8 @@ def graph_runner(
 
     def scores(horizon: int, seed: int) -> pd.Series:
         config = {**(training_set or {}), "horizon_days": horizon}
-        ops = {"loyalty_training_set": {"config": config}, "loyalty_model": {"config": {"seed": seed}}}
+        model = {"seed": seed, **({"num_threads": threads} if threads else {})}
+        ops = {"loyalty_training_set": {"config": config}, "loyalty_model": {"config": model}}
         run(cutoff, MODEL, {"ops": ops})
         with resources["warehouse"].connect() as connection:
             return (
@@ -328,7 +330,7 @@ def judged(
         "buyers": int(labels.sum()),
         "base_rate": round(float(labels.mean()), 4),
         # A top decile of buyers only: its rate is 1, or all buyers when they are under a tenth.
-        "lift_ceiling": round(min(1 / labels.mean(), 10.0), 3),
+        "lift_ceiling": round(float(min(1 / labels.mean(), 10.0)), 3),
     }
     return results, facts, table.assign(label=labels)
 
@@ -360,6 +362,13 @@ def main(argv: list[str] | None = None) -> None:
         choices=UPSTREAM,
         default=[],
         help="with --reuse: backfill these upstream assets again (a changed feature)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="loyalty_model.num_threads (default: every CPU); 1 on a machine other jobs load, where "
+        "LightGBM's threads wait on each other",
     )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[7], help="loyalty_model.seed: one model per seed (default 7)"
@@ -394,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
             log.timezone,
             backfill=args.rebuild if args.reuse else UPSTREAM,
             training_set=training_set,
+            threads=args.threads,
         )
         print(
             f"{args.log}: upstream backfill {log.first_day}..{cutoff}: {time.perf_counter() - started:.0f}s",
