@@ -84,30 +84,6 @@ windows AS (
   FROM profile AS p
   LEFT JOIN previous AS w ON p.client_id = w.client_id AND p.user_id = w.user_id
   LEFT JOIN changes AS c ON p.client_id = c.client_id AND p.user_id = c.user_id
-),
--- Purchase days on tomorrow's weekday in the last 12 weeks (@partition_date - 6, - 13, ..., - 83): a
--- household that shops on fixed weekdays (a grocery's weekly shop) is likely to buy tomorrow. Twelve
--- fixed days of activity, a cost that does not grow with the history, as the windows'.
-next_weekday AS (
-  SELECT client_id, user_id, COUNT(*) AS next_weekday_purchase_days_12w
-  FROM user_daily_activity
-  WHERE partition_date IN (
-      DATE_SUB(@partition_date, INTERVAL 6 DAY),
-      DATE_SUB(@partition_date, INTERVAL 13 DAY),
-      DATE_SUB(@partition_date, INTERVAL 20 DAY),
-      DATE_SUB(@partition_date, INTERVAL 27 DAY),
-      DATE_SUB(@partition_date, INTERVAL 34 DAY),
-      DATE_SUB(@partition_date, INTERVAL 41 DAY),
-      DATE_SUB(@partition_date, INTERVAL 48 DAY),
-      DATE_SUB(@partition_date, INTERVAL 55 DAY),
-      DATE_SUB(@partition_date, INTERVAL 62 DAY),
-      DATE_SUB(@partition_date, INTERVAL 69 DAY),
-      DATE_SUB(@partition_date, INTERVAL 76 DAY),
-      DATE_SUB(@partition_date, INTERVAL 83 DAY)
-    )
-    AND purchases > 0
-    AND client_id IN UNNEST(@client_ids)
-  GROUP BY client_id, user_id
 )
 SELECT
   p.client_id,
@@ -156,7 +132,5 @@ SELECT
   p.last_purchase_gap_days,
   SAFE_DIVIDE(DATE_DIFF(@partition_date, p.last_purchase_date, DAY), p.mean_purchase_gap_days)
     AS days_since_last_purchase_per_gap,
-  SAFE_DIVIDE(p.purchase_days, DATE_DIFF(@partition_date, p.first_purchase_date, DAY) + 1) AS purchase_day_rate,
-  COALESCE(n.next_weekday_purchase_days_12w, 0) AS next_weekday_purchase_days_12w
+  SAFE_DIVIDE(p.purchase_days, DATE_DIFF(@partition_date, p.first_purchase_date, DAY) + 1) AS purchase_day_rate
 FROM windows AS p
-LEFT JOIN next_weekday AS n ON p.client_id = n.client_id AND p.user_id = n.user_id

@@ -43,8 +43,7 @@ CREATE TABLE IF NOT EXISTS user_features (
   purchase_gap_std_days FLOAT64,
   last_purchase_gap_days INT64,
   days_since_last_purchase_per_gap FLOAT64,  -- the current silence over the mean gap
-  purchase_day_rate FLOAT64,          -- purchase days per day since the first purchase
-  next_weekday_purchase_days_12w INT64  -- purchase days on tomorrow's weekday in the last 12 weeks
+  purchase_day_rate FLOAT64           -- purchase days per day since the first purchase
 )
 PARTITION BY partition_date
 CLUSTER BY client_id, user_id
