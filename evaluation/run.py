@@ -119,8 +119,8 @@ class Log:
 LOGS = {
     # The classical 39-week calibration period; 13 weeks after it.
     "cdnow": Log(cdnow_purchases, cdnow_events, dt.date(1997, 1, 1), dt.date(1997, 9, 30), (28, 91)),
-    # Half the year as history; most households shop weekly, so 7 days is a horizon where
-    # not buying is common (41 % at D) and 28 days the default one (16 %).
+    # Half the year as history; most households shop weekly: 84 % buy within the default 28 days and
+    # 60 % within 7, so 1 and 3 days (17 % and 38 %) are where a top decile has room to differ.
     "completejourney": Log(
         completejourney_purchases,
         completejourney_events,
@@ -300,7 +300,8 @@ def graph_runner(
 
 def judged(
     purchases: pd.DataFrame, baseline_scores: pd.DataFrame, model: pd.Series, cutoff: dt.date, horizon: int
-) -> tuple[pd.DataFrame, dict]:
+) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Every ranking's metrics and intervals, facts about the customers, and the rankings with labels."""
     table = baseline_scores.copy()
     table.insert(0, "karte_assets model", model.reindex(table.index))
     end = cutoff + dt.timedelta(days=horizon)
@@ -385,6 +386,8 @@ def main(argv: list[str] | None = None) -> None:
         return demand.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.rebuild and not args.reuse:
+        parser.error("--rebuild needs --reuse (without it every upstream asset is backfilled)")
     training_set = {"max_snapshots": args.max_snapshots} if args.max_snapshots else {}
     log = LOGS[args.log]
     cutoff = args.cutoff or log.cutoff
