@@ -1,0 +1,233 @@
+"""LightGBM's ``predict`` of a float64 matrix, reproduced step for step in compiled code (numba).
+
+The scores are LightGBM's by construction, not by sampling: every step below follows LightGBM's C++
+(github.com/microsoft/LightGBM at bae0b7b, the source of the 4.x releases; file:line cited) with the
+same IEEE double operations in the same order. A model with anything this walker does not implement
+(categorical splits, linear trees, several trees per iteration, random forest averaging, another
+objective) is refused with the reason, and the caller uses LightGBM's predict.
+
+1. The row: ``RowPairFunctionFromDenseMatrix`` (src/c_api.cpp:2877-2890) keeps a value only if
+   ``fabs(x) > kZeroThreshold || isnan(x)``; the predictor's buffer is zero elsewhere
+   (src/application/predictor.hpp:259-265), so values within kZeroThreshold of 0 read as 0.
+   ``kZeroThreshold = 1e-35f`` (include/LightGBM/meta.h:56): a float literal, widened to double.
+2. One tree: ``Tree::GetLeaf`` / ``NumericalDecision`` (include/LightGBM/tree.h:337-355, 700-712):
+   NaN reads as 0 unless the node's missing type is NaN; a missing value (Zero: ``IsZero``,
+   tree.h:254-256; NaN: NaN) goes to the default side (decision_type bit 2); otherwise
+   ``x <= threshold`` goes left. Missing type is ``(decision_type >> 2) & 3`` (tree.h:274-276) of
+   ``enum MissingType {None, Zero, NaN}`` (include/LightGBM/bin.h:27-31). A one-leaf tree is its
+   leaf's value (tree.h:607-614).
+3. The sum: ``GBDT::PredictRaw`` (src/boosting/gbdt_prediction.cpp:15-34) starts at 0.0 and adds
+   the trees' outputs in model order, in double.
+4. The probability: ``BinaryLogloss::ConvertOutput`` (src/objective/binary_objective.hpp:175-177),
+   ``1.0 / (1.0 + exp(-sigmoid * raw))`` with libm's ``exp`` (the wheel's lib_lightgbm.so imports
+   glibc's ``exp``; numba calls the same libm function for ``math.exp``).
+
+The model's numbers come from its text (``Booster.model_to_string``): thresholds and leaf values
+are printed with ``{:.17g}`` (include/LightGBM/utils/common.h:1231-1235, tree.cpp's
+``Tree::ToString``), which round-trips a double, and read back by LightGBM with a correctly rounded
+parser (``AtofPrecise``, common.h:1126-1137) as by Python's ``float``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import weakref
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+
+if "KARTE_HOME" in os.environ:
+    # numba caches compiled code next to this module unless told otherwise; in an image that
+    # directory may be read-only, $KARTE_HOME is the project's writable place.
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.environ["KARTE_HOME"], "numba"))
+
+import numba
+from numba import njit, prange
+
+log = logging.getLogger(__name__)
+
+# include/LightGBM/meta.h:56: ``const double kZeroThreshold = 1e-35f;``
+ZERO_THRESHOLD = float(np.float32(1e-35))
+# include/LightGBM/tree.h:20-21 and bin.h:27-31.
+_DEFAULT_LEFT_MASK = 2
+_MISSING_ZERO, _MISSING_NAN = 1, 2
+# Rows walked together through one tree while it is in cache (each row's sum stays in tree order).
+_BLOCK_ROWS = 128
+_NODE_ARRAYS = {
+    "split_feature": np.int32,
+    "threshold": np.float64,
+    "missing_type": np.int8,
+    "default_left": np.bool_,
+    "left": np.int32,
+    "right": np.int32,
+}
+
+
+class Unsupported(Exception):
+    """The model has something this walker does not implement; LightGBM must predict it."""
+
+
+@dataclass(frozen=True)
+class Forest:
+    """A binary model's trees as flat arrays. Child and root indices >= 0 are nodes; a negative
+    index ``i`` is the leaf ``~i`` (LightGBM's encoding, tree.h:712)."""
+
+    num_features: int
+    sigmoid: float
+    roots: np.ndarray  # int32, one per tree, in model order
+    split_feature: np.ndarray  # int32, per node
+    threshold: np.ndarray  # float64, per node
+    missing_type: np.ndarray  # int8, per node
+    default_left: np.ndarray  # bool, per node
+    left: np.ndarray  # int32, per node
+    right: np.ndarray  # int32, per node
+    leaf_value: np.ndarray  # float64, per leaf
+
+
+def _sections(model: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The model text's header and trees, each as its ``key=value`` lines."""
+    body = model.split("end of trees", 1)[0]
+    blocks = body.split("\nTree=")
+    parse = lambda block: dict(line.split("=", 1) for line in block.splitlines() if "=" in line)  # noqa: E731
+    return parse(blocks[0]), [parse(block) for block in blocks[1:]]
+
+
+def load(booster: lgb.Booster) -> Forest:
+    """The trees that ``booster.predict`` uses by default (its best iteration where it has one, as
+    ``model_to_string``'s default); ``Unsupported`` with the reason otherwise."""
+    header, trees = _sections(booster.model_to_string(num_iteration=booster.best_iteration))
+    objective = header.get("objective", "").split()
+    if header.get("num_tree_per_iteration") != "1" or header.get("num_class") != "1":
+        raise Unsupported(
+            f"{header.get('num_class')} classes, {header.get('num_tree_per_iteration')} trees per iteration"
+        )
+    if "average_output" in header:
+        raise Unsupported("random forest (average_output): outputs are averaged")
+    sigmoid = [part.split(":", 1)[1] for part in objective[1:] if part.startswith("sigmoid:")]
+    # LightGBM reads the sigmoid with its own Atof (binary_objective.hpp:48), not correctly rounded
+    # in general; for a whole number such as the default 1 it is exact, as Python's int.
+    if objective[:1] != ["binary"] or len(sigmoid) != 1 or not sigmoid[0].isdigit():
+        raise Unsupported(f"objective {' '.join(objective)!r} (only binary with a whole-number sigmoid)")
+    roots: list[int] = []
+    nodes: dict[str, list] = {key: [] for key in _NODE_ARRAYS}
+    leaves: list[float] = []
+    for number, tree in enumerate(trees):
+        if tree.get("num_cat", "0") != "0":
+            raise Unsupported(f"tree {number} has categorical splits")
+        if tree.get("is_linear", "0") != "0":
+            raise Unsupported(f"tree {number} is a linear tree")
+        node_base, leaf_base = len(nodes["threshold"]), len(leaves)
+        roots.append(~leaf_base if tree["num_leaves"] == "1" else node_base)
+        if tree["num_leaves"] != "1":
+            decision = [int(d) for d in tree["decision_type"].split()]
+            nodes["split_feature"] += map(int, tree["split_feature"].split())
+            nodes["threshold"] += map(float, tree["threshold"].split())
+            nodes["missing_type"] += [(d >> 2) & 3 for d in decision]
+            nodes["default_left"] += [(d & _DEFAULT_LEFT_MASK) > 0 for d in decision]
+            for key, side in (("left_child", "left"), ("right_child", "right")):
+                nodes[side] += [
+                    c + node_base if c >= 0 else ~(~c + leaf_base) for c in map(int, tree[key].split())
+                ]
+        leaves += map(float, tree["leaf_value"].split())
+    return Forest(
+        num_features=booster.num_feature(),
+        sigmoid=float(int(sigmoid[0])),
+        roots=np.array(roots, dtype=np.int32),
+        **{key: np.array(values, dtype=_NODE_ARRAYS[key]) for key, values in nodes.items()},
+        leaf_value=np.array(leaves, dtype=np.float64),
+    )
+
+
+_forests: weakref.WeakKeyDictionary[lgb.Booster, Forest | None] = weakref.WeakKeyDictionary()
+
+
+def forest(booster: lgb.Booster) -> Forest | None:
+    """``booster``'s forest, read once per booster; None, with the reason logged once, where
+    LightGBM must predict it."""
+    if booster not in _forests:
+        try:
+            _forests[booster] = load(booster)
+        except Unsupported as reason:
+            log.warning("LightGBM's predict, not the compiled tree walker: %s", reason)
+            _forests[booster] = None
+    return _forests[booster]
+
+
+@njit(parallel=True, cache=True)
+def _raw_scores(
+    matrix, roots, split_feature, threshold, missing_type, default_left, left, right, leaf_value, out
+):  # pragma: no cover - compiled; tested through raw_scores
+    rows, columns = matrix.shape
+    for block in prange((rows + _BLOCK_ROWS - 1) // _BLOCK_ROWS):
+        start = block * _BLOCK_ROWS
+        count = min(rows, start + _BLOCK_ROWS) - start
+        values = np.empty((count, columns))
+        for r in range(count):
+            for j in range(columns):
+                x = matrix[start + r, j]
+                # c_api.cpp:2883: kept if fabs(x) > kZeroThreshold or NaN, else the buffer's 0.
+                values[r, j] = x if (math.fabs(x) > ZERO_THRESHOLD or math.isnan(x)) else 0.0
+        sums = np.zeros(count)  # gbdt_prediction.cpp:18, memset to 0
+        for tree in range(roots.shape[0]):  # gbdt_prediction.cpp:20-24, model order
+            for r in range(count):
+                node = roots[tree]
+                while node >= 0:  # tree.h:707-710
+                    x = values[r, split_feature[node]]
+                    kind = missing_type[node]
+                    if math.isnan(x) and kind != _MISSING_NAN:  # tree.h:339-341
+                        x = 0.0
+                    if (kind == _MISSING_ZERO and x >= -ZERO_THRESHOLD and x <= ZERO_THRESHOLD) or (
+                        kind == _MISSING_NAN and math.isnan(x)
+                    ):  # tree.h:342-348
+                        node = left[node] if default_left[node] else right[node]
+                    elif x <= threshold[node]:  # tree.h:349-353
+                        node = left[node]
+                    else:
+                        node = right[node]
+                sums[r] += leaf_value[~node]
+        out[start : start + count] = sums
+
+
+@njit(parallel=True, cache=True)
+def _sigmoid(raw, sigmoid, out):  # pragma: no cover - compiled; tested through probabilities
+    for i in prange(raw.shape[0]):
+        out[i] = 1.0 / (1.0 + math.exp(-sigmoid * raw[i]))  # binary_objective.hpp:176
+
+
+def raw_scores(model: Forest, matrix: np.ndarray, threads: int) -> np.ndarray:
+    """``booster.predict(matrix, raw_score=True)``, with ``threads`` threads."""
+    if matrix.dtype != np.float64 or matrix.ndim != 2:
+        # LightGBM casts other types to float32 first (basic.py, __pred_for_np2d): not this walker.
+        raise TypeError(f"a 2-D float64 matrix is needed, not {matrix.ndim}-D {matrix.dtype}")
+    if matrix.shape[1] != model.num_features:
+        raise ValueError(f"the matrix has {matrix.shape[1]} columns, the model {model.num_features} features")
+    out = np.empty(matrix.shape[0])
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    _raw_scores(
+        np.ascontiguousarray(matrix),
+        model.roots,
+        model.split_feature,
+        model.threshold,
+        model.missing_type,
+        model.default_left,
+        model.left,
+        model.right,
+        model.leaf_value,
+        out,
+    )
+    return out
+
+
+def probabilities(model: Forest, raw: np.ndarray) -> np.ndarray:
+    """The binary objective's probabilities of raw scores."""
+    out = np.empty_like(raw)
+    _sigmoid(raw, model.sigmoid, out)
+    return out
+
+
+def predict(model: Forest, matrix: np.ndarray, threads: int) -> np.ndarray:
+    """``booster.predict(matrix)``: the probabilities."""
+    return probabilities(model, raw_scores(model, matrix, threads))
