@@ -15,6 +15,7 @@ from karte_assets.training import trees
 from karte_assets.training.loyalty import train_loyalty_model
 from karte_assets.training.scoring import feature_matrix, score_batch
 from karte_assets.training.uris import ParquetSink, parquet_batches
+from karte_assets_tests.test_trees import splits
 
 DAY = dt.date(2026, 8, 31)
 # Features as user_features has them: integer counts, NULL where a user never purchased, and
@@ -88,8 +89,9 @@ def test_the_compiled_walker_gives_lightgbms_raw_scores_and_probabilities(booste
     names = booster.feature_name()
     matrix = feature_matrix(pq.read_table(export(tmp_path, 10_000)).to_batches()[0], names)
     model = trees.load(booster)
-    at_thresholds = np.repeat(matrix[:1], len(model.threshold), axis=0)
-    at_thresholds[np.arange(len(model.threshold)), model.split_feature] = model.threshold
+    features, thresholds = splits(booster)
+    at_thresholds = np.repeat(matrix[:1], len(thresholds), axis=0)
+    at_thresholds[np.arange(len(thresholds)), features] = thresholds
     matrix = np.concatenate([matrix, at_thresholds])
     raw = trees.raw_scores(model, matrix, threads=2)
     assert np.array_equal(raw, booster.predict(matrix, raw_score=True, num_threads=2))

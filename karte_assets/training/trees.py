@@ -16,6 +16,11 @@ objective) is refused with the reason, and the caller uses LightGBM's predict.
    ``x <= threshold`` goes left. Missing type is ``(decision_type >> 2) & 3`` (tree.h:274-276) of
    ``enum MissingType {None, Zero, NaN}`` (include/LightGBM/bin.h:27-31). A one-leaf tree is its
    leaf's value (tree.h:607-614).
+   Walked here without branches: after step 1 a value is NaN, exactly 0 (what ``IsZero`` holds,
+   the complement of step 1's test) or neither, so each node's decision is ``x > threshold`` for
+   the last and a fixed side, worked out from the node's missing type once, for 0 and for NaN
+   (``_special_sides``). Leaves point to themselves, so a block of rows walks each tree in
+   lock-step for the tree's depth (independent rows overlap in the CPU; no mispredicted branches).
 3. The sum: ``GBDT::PredictRaw`` (src/boosting/gbdt_prediction.cpp:15-34) starts at 0.0 and adds
    the trees' outputs in model order, in double.
 4. The probability: ``BinaryLogloss::ConvertOutput`` (src/objective/binary_objective.hpp:175-177),
@@ -56,14 +61,8 @@ _DEFAULT_LEFT_MASK = 2
 _MISSING_ZERO, _MISSING_NAN = 1, 2
 # Rows walked together through one tree while it is in cache (each row's sum stays in tree order).
 _BLOCK_ROWS = 128
-_NODE_ARRAYS = {
-    "split_feature": np.int32,
-    "threshold": np.float64,
-    "missing_type": np.int8,
-    "default_left": np.bool_,
-    "left": np.int32,
-    "right": np.int32,
-}
+# Bits of a node's ``special``: the right side for a value 0, for NaN.
+_ZERO_RIGHT, _NAN_RIGHT = 1, 2
 
 
 class Unsupported(Exception):
@@ -72,19 +71,37 @@ class Unsupported(Exception):
 
 @dataclass(frozen=True)
 class Forest:
-    """A binary model's trees as flat arrays. Child and root indices >= 0 are nodes; a negative
-    index ``i`` is the leaf ``~i`` (LightGBM's encoding, tree.h:712)."""
+    """A binary model's trees as one array of nodes, leaves included: a leaf's two children are
+    itself, so walking a tree for its depth from its root ends on the row's leaf."""
 
     num_features: int
     sigmoid: float
     roots: np.ndarray  # int32, one per tree, in model order
-    split_feature: np.ndarray  # int32, per node
+    depths: np.ndarray  # int32, per tree: the most splits from its root to a leaf
+    feature: np.ndarray  # int32, per node (0 for a leaf)
     threshold: np.ndarray  # float64, per node
-    missing_type: np.ndarray  # int8, per node
-    default_left: np.ndarray  # bool, per node
-    left: np.ndarray  # int32, per node
-    right: np.ndarray  # int32, per node
-    leaf_value: np.ndarray  # float64, per leaf
+    special: np.ndarray  # uint8, per node: _ZERO_RIGHT | _NAN_RIGHT
+    children: np.ndarray  # int32, per node: left at 2 * node, right at 2 * node + 1
+    value: np.ndarray  # float64, per node: a leaf's output
+
+
+def _special_sides(decision_type: int, threshold: float) -> int:
+    """Where ``NumericalDecision`` (tree.h:337-355) sends 0 and NaN at this node, as _ZERO_RIGHT |
+    _NAN_RIGHT. Missing type None: NaN reads 0, and 0 <= threshold goes left. Zero: both are
+    missing (NaN reads 0, IsZero(0)) and go the default side. NaN: NaN goes the default side, 0 is
+    compared."""
+    missing_type = (decision_type >> 2) & 3  # tree.h:274-276
+    default_right = not decision_type & _DEFAULT_LEFT_MASK
+    zero_compared_right = not 0.0 <= threshold
+    zero_right = default_right if missing_type == _MISSING_ZERO else zero_compared_right
+    nan_right = default_right if missing_type in (_MISSING_ZERO, _MISSING_NAN) else zero_compared_right
+    return _ZERO_RIGHT * zero_right | _NAN_RIGHT * nan_right
+
+
+def _depth(left: list[int], right: list[int], node: int) -> int:
+    if node < 0:
+        return 0
+    return 1 + max(_depth(left, right, left[node]), _depth(left, right, right[node]))
 
 
 def _sections(model: str) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -111,33 +128,48 @@ def load(booster: lgb.Booster) -> Forest:
     # in general; for a whole number such as the default 1 it is exact, as Python's int.
     if objective[:1] != ["binary"] or len(sigmoid) != 1 or not sigmoid[0].isdigit():
         raise Unsupported(f"objective {' '.join(objective)!r} (only binary with a whole-number sigmoid)")
-    roots: list[int] = []
-    nodes: dict[str, list] = {key: [] for key in _NODE_ARRAYS}
-    leaves: list[float] = []
+    roots, depths, nodes = [], [], []  # nodes: (feature, threshold, special, left, right, value)
     for number, tree in enumerate(trees):
         if tree.get("num_cat", "0") != "0":
             raise Unsupported(f"tree {number} has categorical splits")
         if tree.get("is_linear", "0") != "0":
             raise Unsupported(f"tree {number} is a linear tree")
-        node_base, leaf_base = len(nodes["threshold"]), len(leaves)
-        roots.append(~leaf_base if tree["num_leaves"] == "1" else node_base)
-        if tree["num_leaves"] != "1":
-            decision = [int(d) for d in tree["decision_type"].split()]
-            nodes["split_feature"] += map(int, tree["split_feature"].split())
-            nodes["threshold"] += map(float, tree["threshold"].split())
-            nodes["missing_type"] += [(d >> 2) & 3 for d in decision]
-            nodes["default_left"] += [(d & _DEFAULT_LEFT_MASK) > 0 for d in decision]
-            for key, side in (("left_child", "left"), ("right_child", "right")):
-                nodes[side] += [
-                    c + node_base if c >= 0 else ~(~c + leaf_base) for c in map(int, tree[key].split())
-                ]
-        leaves += map(float, tree["leaf_value"].split())
+        splits = int(tree["num_leaves"]) - 1
+        base = len(nodes)
+        # This tree's splits are nodes base .. base + splits - 1, then its leaves; LightGBM's child
+        # index c >= 0 is split c, c < 0 is leaf ~c (tree.h:712).
+        index = lambda c: base + (c if c >= 0 else splits + ~c)  # noqa: E731, B023 (used in this loop only)
+        if splits:
+            left, right = ([int(c) for c in tree[key].split()] for key in ("left_child", "right_child"))
+            for feature, threshold, decision, lo, hi in zip(
+                tree["split_feature"].split(),
+                tree["threshold"].split(),
+                tree["decision_type"].split(),
+                left,
+                right,
+                strict=True,
+            ):
+                bound = float(threshold)
+                nodes.append(
+                    (int(feature), bound, _special_sides(int(decision), bound), index(lo), index(hi), 0.0)
+                )
+            depths.append(_depth(left, right, 0))
+        else:
+            depths.append(0)  # tree.h:611-613: a one-leaf tree is its leaf
+        for leaf, output in enumerate(tree["leaf_value"].split()):
+            nodes.append((0, 0.0, 0, index(~leaf), index(~leaf), float(output)))
+        roots.append(base)
+    feature, threshold, special, left, right, value = zip(*nodes, strict=True) if nodes else ([],) * 6
     return Forest(
         num_features=booster.num_feature(),
         sigmoid=float(int(sigmoid[0])),
         roots=np.array(roots, dtype=np.int32),
-        **{key: np.array(values, dtype=_NODE_ARRAYS[key]) for key, values in nodes.items()},
-        leaf_value=np.array(leaves, dtype=np.float64),
+        depths=np.array(depths, dtype=np.int32),
+        feature=np.array(feature, dtype=np.int32),
+        threshold=np.array(threshold, dtype=np.float64),
+        special=np.array(special, dtype=np.uint8),
+        children=np.column_stack([left, right]).astype(np.int32).reshape(-1),
+        value=np.array(value, dtype=np.float64),
     )
 
 
@@ -158,7 +190,7 @@ def forest(booster: lgb.Booster) -> Forest | None:
 
 @njit(parallel=True, cache=True)
 def _raw_scores(
-    matrix, roots, split_feature, threshold, missing_type, default_left, left, right, leaf_value, out
+    matrix, roots, depths, feature, threshold, special, children, value, out
 ):  # pragma: no cover - compiled; tested through raw_scores
     rows, columns = matrix.shape
     for block in prange((rows + _BLOCK_ROWS - 1) // _BLOCK_ROWS):
@@ -171,23 +203,23 @@ def _raw_scores(
                 # c_api.cpp:2883: kept if fabs(x) > kZeroThreshold or NaN, else the buffer's 0.
                 values[r, j] = x if (math.fabs(x) > ZERO_THRESHOLD or math.isnan(x)) else 0.0
         sums = np.zeros(count)  # gbdt_prediction.cpp:18, memset to 0
+        at = np.empty(count, np.int32)
         for tree in range(roots.shape[0]):  # gbdt_prediction.cpp:20-24, model order
+            at[:] = roots[tree]
+            for _ in range(depths[tree]):
+                for r in range(count):
+                    node = at[r]
+                    x = values[r, feature[node]]
+                    sides = special[node]
+                    # x > threshold (tree.h:349-353) unless x is 0 or NaN (never > anything).
+                    right = (
+                        (x > threshold[node]) * (x != 0.0)
+                        + (sides & _ZERO_RIGHT) * (x == 0.0)
+                        + (sides >> 1) * (x != x)
+                    )
+                    at[r] = children[2 * node + right]
             for r in range(count):
-                node = roots[tree]
-                while node >= 0:  # tree.h:707-710
-                    x = values[r, split_feature[node]]
-                    kind = missing_type[node]
-                    if math.isnan(x) and kind != _MISSING_NAN:  # tree.h:339-341
-                        x = 0.0
-                    if (kind == _MISSING_ZERO and x >= -ZERO_THRESHOLD and x <= ZERO_THRESHOLD) or (
-                        kind == _MISSING_NAN and math.isnan(x)
-                    ):  # tree.h:342-348
-                        node = left[node] if default_left[node] else right[node]
-                    elif x <= threshold[node]:  # tree.h:349-353
-                        node = left[node]
-                    else:
-                        node = right[node]
-                sums[r] += leaf_value[~node]
+                sums[r] += value[at[r]]
         out[start : start + count] = sums
 
 
@@ -209,13 +241,12 @@ def raw_scores(model: Forest, matrix: np.ndarray, threads: int) -> np.ndarray:
     _raw_scores(
         np.ascontiguousarray(matrix),
         model.roots,
-        model.split_feature,
+        model.depths,
+        model.feature,
         model.threshold,
-        model.missing_type,
-        model.default_left,
-        model.left,
-        model.right,
-        model.leaf_value,
+        model.special,
+        model.children,
+        model.value,
         out,
     )
     return out
