@@ -76,12 +76,12 @@ class Forest:
 
     num_features: int
     sigmoid: float
-    roots: np.ndarray  # int32, one per tree, in model order
+    roots: np.ndarray  # uint32, one per tree, in model order
     depths: np.ndarray  # int32, per tree: the most splits from its root to a leaf
-    feature: np.ndarray  # int32, per node (0 for a leaf)
+    feature: np.ndarray  # uint32, per node (0 for a leaf)
     threshold: np.ndarray  # float64, per node
     special: np.ndarray  # uint8, per node: _ZERO_RIGHT | _NAN_RIGHT
-    children: np.ndarray  # int32, per node: left at 2 * node, right at 2 * node + 1
+    children: np.ndarray  # uint32, per node: left at 2 * node, right at 2 * node + 1
     value: np.ndarray  # float64, per node: a leaf's output
 
 
@@ -163,12 +163,12 @@ def load(booster: lgb.Booster) -> Forest:
     return Forest(
         num_features=booster.num_feature(),
         sigmoid=float(int(sigmoid[0])),
-        roots=np.array(roots, dtype=np.int32),
+        roots=np.array(roots, dtype=np.uint32),
         depths=np.array(depths, dtype=np.int32),
-        feature=np.array(feature, dtype=np.int32),
+        feature=np.array(feature, dtype=np.uint32),
         threshold=np.array(threshold, dtype=np.float64),
         special=np.array(special, dtype=np.uint8),
-        children=np.column_stack([left, right]).astype(np.int32).reshape(-1),
+        children=np.column_stack([left, right]).astype(np.uint32).reshape(-1),
         value=np.array(value, dtype=np.float64),
     )
 
@@ -196,20 +196,21 @@ def _raw_scores(
     for block in prange((rows + _BLOCK_ROWS - 1) // _BLOCK_ROWS):
         start = block * _BLOCK_ROWS
         count = min(rows, start + _BLOCK_ROWS) - start
-        values = np.empty((count, columns))
+        # Feature-major, and unsigned indices (numba adds a wrap-around test to each signed one).
+        values = np.empty(columns * _BLOCK_ROWS)
         for r in range(count):
             for j in range(columns):
                 x = matrix[start + r, j]
                 # c_api.cpp:2883: kept if fabs(x) > kZeroThreshold or NaN, else the buffer's 0.
-                values[r, j] = x if (math.fabs(x) > ZERO_THRESHOLD or math.isnan(x)) else 0.0
+                values[j * _BLOCK_ROWS + r] = x if (math.fabs(x) > ZERO_THRESHOLD or math.isnan(x)) else 0.0
         sums = np.zeros(count)  # gbdt_prediction.cpp:18, memset to 0
-        at = np.empty(count, np.int32)
+        at = np.empty(_BLOCK_ROWS, np.uint32)
         for tree in range(roots.shape[0]):  # gbdt_prediction.cpp:20-24, model order
-            at[:] = roots[tree]
+            at[:count] = roots[tree]
             for _ in range(depths[tree]):
                 for r in range(count):
-                    node = at[r]
-                    x = values[r, feature[node]]
+                    node = np.uint64(at[r])
+                    x = values[np.uint64(feature[node]) * _BLOCK_ROWS + r]
                     sides = special[node]
                     # x > threshold (tree.h:349-353) unless x is 0 or NaN (never > anything).
                     right = (
@@ -217,9 +218,9 @@ def _raw_scores(
                         + (sides & _ZERO_RIGHT) * (x == 0.0)
                         + (sides >> 1) * (x != x)
                     )
-                    at[r] = children[2 * node + right]
+                    at[r] = children[np.uint64(2) * node + np.uint64(right)]
             for r in range(count):
-                sums[r] += value[at[r]]
+                sums[r] += value[np.uint64(at[r])]
         out[start : start + count] = sums
 
 
