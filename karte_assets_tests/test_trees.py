@@ -68,7 +68,7 @@ def assert_identical(booster: lgb.Booster, rows: np.ndarray) -> None:
     assert np.array_equal(trees.probabilities(model, raw), booster.predict(rows))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     features=hnp.arrays(np.float64, st.tuples(st.integers(40, 80), st.integers(1, 4)), elements=VALUES),
     missing=st.sampled_from([params for params, _ in MISSING]),

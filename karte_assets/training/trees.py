@@ -98,18 +98,23 @@ def _special_sides(decision_type: int, threshold: float) -> int:
     return _ZERO_RIGHT * zero_right | _NAN_RIGHT * nan_right
 
 
-def _depth(left: list[int], right: list[int], node: int) -> int:
-    if node < 0:
-        return 0
-    return 1 + max(_depth(left, right, left[node]), _depth(left, right, right[node]))
+def _depth(left: list[int], right: list[int]) -> int:
+    """The most splits from the root (split 0) to a leaf, level by level."""
+    depth, level = 0, [0]
+    while level:
+        level = [child for node in level for child in (left[node], right[node]) if child >= 0]
+        depth += 1
+    return depth
 
 
 def _sections(model: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     """The model text's header and trees, each as its ``key=value`` lines."""
     body = model.split("end of trees", 1)[0]
-    blocks = body.split("\nTree=")
-    parse = lambda block: dict(line.split("=", 1) for line in block.splitlines() if "=" in line)  # noqa: E731
-    return parse(blocks[0]), [parse(block) for block in blocks[1:]]
+    header, *trees = [
+        dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        for block in body.split("\nTree=")
+    ]
+    return header, trees
 
 
 def load(booster: lgb.Booster) -> Forest:
@@ -138,7 +143,7 @@ def load(booster: lgb.Booster) -> Forest:
         base = len(nodes)
         # This tree's splits are nodes base .. base + splits - 1, then its leaves; LightGBM's child
         # index c >= 0 is split c, c < 0 is leaf ~c (tree.h:712).
-        index = lambda c: base + (c if c >= 0 else splits + ~c)  # noqa: E731, B023 (used in this loop only)
+        index = {c: base + (c if c >= 0 else splits + ~c) for c in range(-splits - 1, splits)}
         if splits:
             left, right = ([int(c) for c in tree[key].split()] for key in ("left_child", "right_child"))
             for feature, threshold, decision, lo, hi in zip(
@@ -151,13 +156,13 @@ def load(booster: lgb.Booster) -> Forest:
             ):
                 bound = float(threshold)
                 nodes.append(
-                    (int(feature), bound, _special_sides(int(decision), bound), index(lo), index(hi), 0.0)
+                    (int(feature), bound, _special_sides(int(decision), bound), index[lo], index[hi], 0.0)
                 )
-            depths.append(_depth(left, right, 0))
+            depths.append(_depth(left, right))
         else:
             depths.append(0)  # tree.h:611-613: a one-leaf tree is its leaf
         for leaf, output in enumerate(tree["leaf_value"].split()):
-            nodes.append((0, 0.0, 0, index(~leaf), index(~leaf), float(output)))
+            nodes.append((0, 0.0, 0, index[~leaf], index[~leaf], float(output)))
         roots.append(base)
     feature, threshold, special, left, right, value = zip(*nodes, strict=True) if nodes else ([],) * 6
     return Forest(
