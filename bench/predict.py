@@ -8,8 +8,12 @@ On one model and one exported audience (the Parquet file the scoring job reads),
   (``training.scoring.feature_matrix``), ``predict`` with the threads of this machine: the job now;
 - *LightGBM, float32 matrix*: the same in float32 (half the bytes; thresholds are doubles, so
   scores can differ where a value is not a float32);
-- *lleaves* and *treelite + tl2cgen*: the model compiled to machine code (compile time given
-  apart), on the float64 matrix; measured where installed (``uv sync --group bench``).
+- *compiled tree walker*: ``training.trees`` (numba), LightGBM's prediction reproduced step by step,
+  the job's path where it implements the model; also alternated with LightGBM's predict (A B A B),
+  and its start in a fresh process: numba's compile into an empty cache, then from that cache;
+- *treelite + tl2cgen*: the model compiled to machine code (compile time given apart), on the
+  float64 matrix; measured where installed (``uv sync --group bench``). lleaves, measured before
+  (BENCHMARKS.md), is no longer: not identical, and its llvmlite pin excluded numba.
 
 Every candidate's scores are compared with LightGBM's predict on the pandas frame: equal bit for
 bit, or the largest difference.
@@ -20,6 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from karte_assets.training import trees
 from karte_assets.training.scoring import BATCH_ROWS, feature_matrix, predict, scores_record
 from karte_assets.training.uris import ParquetSink, parquet_batches
 
@@ -46,30 +53,9 @@ def _timed(function: Callable[[], np.ndarray], repeats: int) -> tuple[tuple[floa
     return (statistics.median(seconds), statistics.median(cpu)), result
 
 
-def _compiled(
-    model_path: str, threads: int, workdir: Path, failures: dict[str, str]
-) -> dict[str, tuple[float, Callable]]:
-    """Compiled predictors that are installed: name -> (compile seconds, predict(matrix)); those
-    that fail to compile go to ``failures`` with the reason."""
+def _compiled(model_path: str, threads: int, workdir: Path) -> dict[str, tuple[float, Callable]]:
+    """Compiled predictors that are installed: name -> (compile seconds, predict(matrix))."""
     found: dict[str, tuple[float, Callable]] = {}
-    try:
-        import lleaves
-        import llvmlite
-    except ImportError:
-        pass
-    else:
-        started = time.perf_counter()
-        compiled = lleaves.Model(model_file=model_path)
-        try:
-            compiled.compile(cache=str(workdir / "lleaves.o"))
-        except AttributeError as error:
-            # lleaves 1.3.0 calls llvmlite's legacy pass manager, which llvmlite 0.45+ removed.
-            failures["lleaves"] = f"does not compile with llvmlite {llvmlite.__version__}: {error}"
-        else:
-            found["lleaves"] = (
-                time.perf_counter() - started,
-                lambda matrix: compiled.predict(matrix, n_jobs=threads),
-            )
     try:
         import tl2cgen
         import treelite
@@ -88,6 +74,28 @@ def _compiled(
                 lambda matrix, predictor=predictor: predictor.predict(tl2cgen.DMatrix(matrix)).reshape(-1),
             )
     return found
+
+
+def _walker_start(model_path: str, workdir: Path) -> dict[str, float]:
+    """Seconds (wall) a fresh process takes to import the walker and predict one row: first into an
+    empty numba cache (the compile), then again from that cache (every later scoring process)."""
+    probe = (
+        "import time; started = time.perf_counter()\n"
+        "import lightgbm as lgb, numpy as np\n"
+        "from karte_assets.training import trees\n"
+        f"booster = lgb.Booster(model_file={model_path!r})\n"
+        "imported = time.perf_counter()\n"
+        "trees.predict(trees.load(booster), np.zeros((1, booster.num_feature())), 1)\n"
+        "print(imported - started, time.perf_counter() - imported)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(workdir / "numba")}
+    start: dict[str, float] = {}
+    for name in ("compile", "cached"):
+        done = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+        )
+        start[f"imports_{name}"], start[f"first_predict_{name}"] = map(float, done.stdout.split())
+    return start
 
 
 def _previous_job(booster: lgb.Booster, path: str, out: Path, day: dt.date) -> dict[str, float]:
@@ -161,7 +169,6 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
 
     (convert, _), matrix = _timed(matrix64, repeats)
     candidates: dict[str, dict] = {}
-    failures: dict[str, str] = {}
 
     def add(name: str, timing: tuple[float, float], scores: np.ndarray, **extra: object) -> None:
         seconds, cpu_seconds = timing
@@ -194,6 +201,17 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
             repeats,
         )
         add(f"LightGBM, float64 matrix in batches of {rows:,}", seconds, scores)
+    forest = trees.load(booster)
+    seconds, scores = _timed(lambda: trees.predict(forest, matrix, threads), repeats)
+    add("compiled tree walker (numba), float64 matrix", seconds, scores, with_conversion=seconds[0] + convert)
+    seconds, scores = _timed(lambda: trees.predict(forest, matrix, 1), repeats)
+    add("compiled tree walker (numba), 1 thread", seconds, scores)
+    raw = trees.raw_scores(forest, matrix, threads)
+    raw_identical = bool(np.array_equal(raw, booster.predict(matrix, raw_score=True, num_threads=threads)))
+    alternated: dict[str, list[tuple[float, float]]] = {"LightGBM": [], "walker": []}
+    for _ in range(repeats):  # A B A B: both see the same load
+        alternated["LightGBM"].append(_timed(lambda: booster.predict(matrix, num_threads=threads), 1)[0])
+        alternated["walker"].append(_timed(lambda: trees.predict(forest, matrix, threads), 1)[0])
     matrix32 = np.ascontiguousarray(matrix, dtype=np.float32)
     seconds, scores = _timed(lambda: booster.predict(matrix32, num_threads=threads), repeats)
     add("LightGBM, float32 matrix", seconds, scores)
@@ -211,9 +229,8 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
                 for _ in range(repeats)
             ],
         }
-        for name, (compile_seconds, predict) in _compiled(
-            model_path, threads, Path(workdir), failures
-        ).items():
+        walker_start = _walker_start(model_path, Path(workdir))
+        for name, (compile_seconds, predict) in _compiled(model_path, threads, Path(workdir)).items():
             seconds, scores = _timed(lambda predict=predict: predict(matrix), repeats)
             add(name, seconds, scores, compile_seconds=compile_seconds)
     return {
@@ -224,7 +241,10 @@ def measure(model_path: str, features_path: str, repeats: int = 3, copies: int =
         "features": len(names),
         "arrow_to_matrix_seconds": convert,
         "candidates": candidates,
-        "failed": failures,
+        "walker_raw_scores_identical": raw_identical,
+        # (wall, CPU) seconds of each round, the two alternated
+        "alternated": alternated,
+        "walker_start_seconds": walker_start,
         # median of each stage over the repeats
         "job_stages": {
             job: {stage: statistics.median(run[stage] for run in runs) for stage in runs[0]}

@@ -11,9 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from karte_assets.assets.training import ModelConfig
+from karte_assets.training import trees
 from karte_assets.training.loyalty import train_loyalty_model
-from karte_assets.training.scoring import score_batch
+from karte_assets.training.scoring import feature_matrix, score_batch
 from karte_assets.training.uris import ParquetSink, parquet_batches
+from karte_assets_tests.test_trees import splits
 
 DAY = dt.date(2026, 8, 31)
 # Features as user_features has them: integer counts, NULL where a user never purchased, and
@@ -69,6 +71,7 @@ def export(tmp_path, users: int) -> str:
 def test_batched_scores_equal_lightgbms_predict_on_the_whole_frame(booster, tmp_path):
     audience = export(tmp_path, 10_000)
     frame = pq.read_table(audience).to_pandas()
+    assert trees.forest(booster) is not None  # the job's scores come from the compiled walker
     expected = booster.predict(frame[booster.feature_name()])  # the job's previous path
     scored = [score_batch(booster, batch, DAY, threads=2) for batch in parquet_batches(audience, 3_000)]
     assert [b.num_rows for b in scored] == [3_000, 3_000, 3_000, 1_000]
@@ -78,6 +81,21 @@ def test_batched_scores_equal_lightgbms_predict_on_the_whole_frame(booster, tmp_
     assert [u for b in scored for u in b.column("user_id").to_pylist()] == frame["user_id"].tolist()
     assert {d for b in scored for d in b.column("partition_date").to_pylist()} == {DAY}
     assert scored[0].schema.names == ["partition_date", "user_id", "loyal_score"]
+
+
+def test_the_compiled_walker_gives_lightgbms_raw_scores_and_probabilities(booster, tmp_path):
+    """On the project's model with its many trees, where the order of the sum shows in the last
+    bits, and features at each of its thresholds."""
+    names = booster.feature_name()
+    matrix = feature_matrix(pq.read_table(export(tmp_path, 10_000)).to_batches()[0], names)
+    model = trees.load(booster)
+    features, thresholds = splits(booster)
+    at_thresholds = np.repeat(matrix[:1], len(thresholds), axis=0)
+    at_thresholds[np.arange(len(thresholds)), features] = thresholds
+    matrix = np.concatenate([matrix, at_thresholds])
+    raw = trees.raw_scores(model, matrix, threads=2)
+    assert np.array_equal(raw, booster.predict(matrix, raw_score=True, num_threads=2))
+    assert np.array_equal(trees.probabilities(model, raw), booster.predict(matrix, num_threads=2))
 
 
 def test_an_empty_audience_gives_a_scores_file_with_the_columns_and_no_rows(booster, tmp_path):

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster_pipes import PipesContext, open_dagster_pipes
 
+from karte_assets.training import trees
 from karte_assets.training.entrypoint import pipes_channels
 from karte_assets.training.uris import ParquetSink, parquet_batches, parquet_files, read_bytes
 
@@ -45,11 +46,16 @@ def feature_matrix(batch: pa.RecordBatch, names: list[str]) -> np.ndarray:
 
 
 def predict(booster: lgb.Booster, matrix: np.ndarray, threads: int) -> np.ndarray:
-    """LightGBM's own prediction of ``matrix``; the model's num_threads is that of the machine it
-    trained on, so the scoring machine's count is given here."""
+    """LightGBM's prediction of ``matrix`` with ``threads`` threads: by the compiled tree walker
+    (``trees``, identical by construction and several times faster) where it implements the model,
+    else by LightGBM's own predict (the model's num_threads is that of the machine it trained on,
+    so the scoring machine's count is given)."""
     if not len(matrix):
         return np.empty(0)
-    return booster.predict(matrix, num_threads=threads)
+    forest = trees.forest(booster)
+    if forest is None:
+        return booster.predict(matrix, num_threads=threads)
+    return trees.predict(forest, matrix, threads)
 
 
 def score_batch(booster: lgb.Booster, batch: pa.RecordBatch, day: dt.date, threads: int) -> pa.RecordBatch:
