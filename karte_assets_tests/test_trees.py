@@ -137,3 +137,12 @@ def test_a_matrix_of_another_shape_or_type_is_refused():
         trees.raw_scores(model, features[:, :2], threads=1)
     with pytest.raises(TypeError, match="float32"):
         trees.raw_scores(model, features.astype(np.float32), threads=1)
+
+
+def test_numba_with_intel_svml_is_refused(monkeypatch):
+    # SVML's vectorised exp is not libm's: the probabilities could differ from LightGBM's in the last bit.
+    features = np.random.default_rng(2).normal(size=(100, 3))
+    booster = train(features, 2, 4)
+    monkeypatch.setattr(trees.numba.config, "USING_SVML", True)
+    with pytest.raises(trees.Unsupported, match="SVML"):
+        trees.load(booster)

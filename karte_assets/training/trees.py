@@ -48,6 +48,9 @@ if "KARTE_HOME" in os.environ:
     # numba caches compiled code next to this module unless told otherwise; in an image that
     # directory may be read-only, $KARTE_HOME is the project's writable place.
     os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.environ["KARTE_HOME"], "numba"))
+# With Intel's SVML installed numba may vectorise math.exp into SVML's, which is not libm's exp
+# (step 4): keep it off, and refuse to walk if it is on anyway (numba imported earlier without this).
+os.environ.setdefault("NUMBA_DISABLE_INTEL_SVML", "1")
 
 import numba
 from numba import njit, prange
@@ -120,6 +123,8 @@ def _sections(model: str) -> tuple[dict[str, str], list[dict[str, str]]]:
 def load(booster: lgb.Booster) -> Forest:
     """The trees that ``booster.predict`` uses by default (its best iteration where it has one, as
     ``model_to_string``'s default); ``Unsupported`` with the reason otherwise."""
+    if numba.config.USING_SVML:
+        raise Unsupported("numba uses Intel SVML, whose exp is not libm's")
     header, trees = _sections(booster.model_to_string(num_iteration=booster.best_iteration))
     objective = header.get("objective", "").split()
     if header.get("num_tree_per_iteration") != "1" or header.get("num_class") != "1":
