@@ -23,6 +23,8 @@ SQL_DIR = Path(__file__).parent / "sql"
 PARAMETER_TYPES = {
     "partition_date": "DATE",
     "anomaly_date": "DATE",
+    "first_partition_date": "DATE",
+    "last_partition_date": "DATE",
     "first_snapshot_date": "DATE",
     "last_snapshot_date": "DATE",
     "day_start": "TIMESTAMP",
