@@ -98,11 +98,14 @@ def _check_day(
     tiers: pd.DataFrame,
     configs: dict[str, ScoresConfig],
     checks: DayChecks,
+    bins: dict[dt.date, dict[str, np.ndarray]],
 ) -> set[str]:
-    """Record the day's checks; returns the clients whose scores are not valid."""
+    """Record the day's checks; returns the clients whose scores are not valid. ``bins`` keeps the
+    day's score bins for the next day's drift check (the day before is read only on a run's first day)."""
     problems, drifts, drifted, invalid_clients = [], [], False, set()
-    today = bins_by_client(warehouse, day, list(configs))
-    before = bins_by_client(warehouse, day - dt.timedelta(days=1), list(configs))
+    previous = day - dt.timedelta(days=1)
+    before = bins.pop(previous, None) or bins_by_client(warehouse, previous, list(configs))
+    today = bins[day] = bins_by_client(warehouse, day, list(configs))
     for client_id, config in configs.items():
         mine = tiers[tiers["client_id"] == client_id]
         n = int(mine["users"].sum())
@@ -281,6 +284,7 @@ def loyalty_scores(
     servable: dict[str, tuple[dt.date, str]] = {}
     models: dict[dt.date, pd.DataFrame] = {}  # each day's latest_model rows
     newest_tiers: dict[str, pd.DataFrame] = {}  # the last scored day's score_tiers, for the metadata
+    bins: dict[dt.date, dict[str, np.ndarray]] = {}  # the day's score bins, for the next day's drift check
     checks = DayChecks()
 
     # loyalty_model of every day of the run is written before this step: each day's models are
@@ -320,7 +324,7 @@ def loyalty_scores(
             client_id: int(users) - excluded.get(client_id, 0)
             for client_id, users in zip(audience["client_id"], audience["users"], strict=True)
         }
-        invalid = _check_day(warehouse, day, sizes, tiers, configs, checks)
+        invalid = _check_day(warehouse, day, sizes, tiers, configs, checks, bins)
         versions = dict(zip(models[day]["client_id"], models[day]["model_version"], strict=True))
         for client_id in servable_clients(warehouse, day, [c for c in versions if c not in invalid]):
             servable[client_id] = (day, versions[client_id])
