@@ -54,7 +54,9 @@ def train_task(spec: dict) -> dict:
 
     # The audience exported as the scoring job receives it, repeated to at least 1M users.
     with tempfile.TemporaryDirectory(prefix="karte-bench-audience-") as folder:
-        warehouse.export_query("scoring_features", {"partition_date": day}, f"{folder}/")
+        warehouse.export_query(
+            "scoring_features", {"first_partition_date": day, "last_partition_date": day}, f"{folder}/"
+        )
         audience = f"{folder}/{EXPORT_FILE}"
         users = pq.ParquetFile(audience).metadata.num_rows
         scoring = predict.measure(

@@ -26,6 +26,8 @@ PARAMETER_TYPES = {
     "first_date": "DATE",
     "last_date": "DATE",
     "anomaly_date": "DATE",
+    "first_partition_date": "DATE",
+    "last_partition_date": "DATE",
     "first_snapshot_date": "DATE",
     "last_snapshot_date": "DATE",
     "day_start": "TIMESTAMP",

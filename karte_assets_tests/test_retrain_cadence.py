@@ -3,13 +3,14 @@ newest accepted model, and the score table says which model and from which day."
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 from dagster import Definitions
 
 from karte_assets.assets.training import ModelConfig, why_not_due
 from karte_assets.definitions import ASSETS
 from karte_assets.presets import PRESET_JOBS
-from karte_assets_tests.graph import FIRST_DAY, config_with
+from karte_assets_tests.graph import FIRST_DAY, config_with, days
 
 DAY = dt.date(2026, 7, 10)
 # With the tests' fast config the first labelled history is on FIRST_DAY + 14 (see graph.py).
@@ -57,6 +58,25 @@ def test_a_backfill_trains_only_the_days_the_cadence_asks_for_and_scores_with_th
     assert before["model_version"] == {"baseline:purchases_90d"}
     scored = result.asset_materializations_for_node("loyalty_scores")[0].metadata
     assert scored["model_day"].value == str(FIRST_MODEL_DAY + dt.timedelta(days=3))
+
+    # One scoring job per model, not per day: days 14-16 in one, 17-18 in the other ...
+    assert scoring_jobs(graph, result) == 2
+    # ... and the same scores, ranks and tiers as scoring each of those days in a run of its own.
+    range_run = {name: graph.table(name) for name in ("loyalty_raw_scores", "loyalty_scores")}
+    for day in days(FIRST_MODEL_DAY, last):
+        alone = graph.materialize(day, run_config=config, selection=["loyalty_scores"])
+        assert scoring_jobs(graph, alone) == 1
+    for name, table in range_run.items():
+        pd.testing.assert_frame_equal(graph.table(name), table, obj=name)
+
+
+def scoring_jobs(graph, result) -> int:
+    """The scoring jobs loyalty_scores started in the run of ``result`` (each opens Dagster Pipes once)."""
+    return sum(
+        entry.step_key == "loyalty_scores"
+        and "successfully opened dagster pipes" in (entry.user_message or "")
+        for entry in graph.instance.all_logs(result.run_id)
+    )
 
 
 @pytest.mark.slow

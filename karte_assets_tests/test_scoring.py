@@ -7,13 +7,14 @@ import sys
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from karte_assets.assets.training import ModelConfig
 from karte_assets.training import trees
 from karte_assets.training.loyalty import train_loyalty_model
-from karte_assets.training.scoring import feature_matrix, score_batch
+from karte_assets.training.scoring import feature_matrix, score_batch, score_job
 from karte_assets.training.uris import ParquetSink, parquet_batches
 from karte_assets_tests.test_trees import splits
 
@@ -123,3 +124,55 @@ def test_a_jobs_process_starts_without_scikit_learn(module):
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_one_job_scores_each_day_of_its_stretch_as_a_job_of_that_day_alone(booster, tmp_path):
+    """A backfill's days that one model scores go to one job: the audience of every day in one
+    export, the scores of each day in its own folder, equal to scoring that day alone; a day
+    without users (here the middle one) still gets its empty file for the warehouse to load."""
+    later = DAY + dt.timedelta(days=2)
+    export = tmp_path / "audience" / "part-0.parquet"
+    export.parent.mkdir()
+    duckdb.sql(
+        f"SELECT DATE '{DAY}' AS partition_date, 'default' AS client_id, * FROM ({FEATURES_SQL.replace('$users', '500').replace('$seed', '1')}) "
+        f"UNION ALL SELECT DATE '{later}', 'default', * FROM ({FEATURES_SQL.replace('$users', '300').replace('$seed', '2')}) "
+        "ORDER BY 1, 2, 3"
+    ).to_parquet(str(export))
+    model = tmp_path / "model.txt"
+    model.write_text(booster.model_to_string())
+    job = {
+        "partition_dates": [str(DAY), str(DAY + dt.timedelta(days=1)), str(later)],
+        "features_uri": f"{export.parent}/",
+        "models": {"default": str(model)},
+        "scores_uri": f"{tmp_path}/scores/",
+    }
+    logged = []
+    assert score_job(job, logged.append) == 800 and len(logged) == 1
+    for day, users in ((DAY, 500), (DAY + dt.timedelta(days=1), 0), (later, 300)):
+        scores = pq.read_table(tmp_path / "scores" / str(day) / "part-00000.parquet")
+        assert scores.schema.names == ["partition_date", "client_id", "user_id", "loyal_score"]
+        audience = pq.read_table(export)
+        alone = audience.filter(pc.equal(audience["partition_date"], day)).to_pandas()
+        assert scores.num_rows == len(alone) == users
+        expected = booster.predict(alone[booster.feature_name()]) if users else []
+        assert np.array_equal(scores["loyal_score"].to_numpy(), expected)
+        assert scores["user_id"].to_pylist() == alone["user_id"].tolist()
+        assert set(scores["partition_date"].to_pylist()) <= {day}
+
+
+def test_a_job_refuses_rows_of_a_day_it_was_not_given(booster, tmp_path):
+    export = tmp_path / "audience" / "part-0.parquet"
+    export.parent.mkdir()
+    duckdb.sql(
+        f"SELECT DATE '{DAY}' AS partition_date, 'default' AS client_id, * FROM ({FEATURES_SQL.replace('$users', '5').replace('$seed', '1')})"
+    ).to_parquet(str(export))
+    model = tmp_path / "model.txt"
+    model.write_text(booster.model_to_string())
+    job = {
+        "partition_dates": [str(DAY + dt.timedelta(days=1))],
+        "features_uri": f"{export.parent}/",
+        "models": {"default": str(model)},
+        "scores_uri": f"{tmp_path}/scores/",
+    }
+    with pytest.raises(ValueError, match=f"rows of {DAY}, which is not a day of this job"):
+        score_job(job, print)

@@ -23,6 +23,8 @@ ACTIVITY = pd.DataFrame(
     }
 )
 
+# The audience of DAY alone (scoring_features exports a range of days).
+ONE_DAY = {"first_partition_date": DAY, "last_partition_date": DAY}
 
 SCORES = pd.DataFrame(
     {"user_id": [f"u{i:03d}" for i in range(30)], "loyal_score": [i / 30 for i in range(30)]}
@@ -74,7 +76,7 @@ def engine(request, tmp_path):
 def test_an_export_writes_the_days_rows_as_parquet_under_the_prefix(engine):
     warehouse, prefix, fake = engine
     seed(warehouse, "user_features")
-    assert warehouse.export_query("scoring_features", {"partition_date": DAY}, prefix) == prefix
+    assert warehouse.export_query("scoring_features", ONE_DAY, prefix) == prefix
     pd.testing.assert_frame_equal(read_all(prefix), ACTIVITY, check_dtype=False)
     if fake is None:
         return
@@ -89,7 +91,7 @@ def test_an_export_writes_the_days_rows_as_parquet_under_the_prefix(engine):
         and "query" in r.json()["configuration"]
         and r.json()["configuration"]["labels"]["karte_query"] == "scoring_features"
     ]
-    assert "@partition_date" in query["query"] and str(DAY) not in query["query"]
+    assert "@first_partition_date" in query["query"] and str(DAY) not in query["query"]
     assert query["destinationTable"]["tableId"].startswith("export_scoring_features_")
     (extract,) = [
         j["configuration"]["extract"] for j in fake.jobs.values() if "extract" in j["configuration"]
@@ -107,7 +109,7 @@ def test_bigquery_shards_a_wildcard_export_into_numbered_files(bigquery):
     bigquery.extract_rows_per_file = 7
     warehouse = on_bigquery(bigquery)
     seed(warehouse, "user_features")
-    prefix = warehouse.export_query("scoring_features", {"partition_date": DAY}, f"gs://{BUCKET}/x/")
+    prefix = warehouse.export_query("scoring_features", ONE_DAY, f"gs://{BUCKET}/x/")
     assert bigquery.gcs.names(BUCKET, "x/") == [f"x/part-{n:012d}.parquet" for n in range(5)]
     pd.testing.assert_frame_equal(read_all(prefix), ACTIVITY, check_dtype=False)
 

@@ -17,12 +17,14 @@ from karte_assets.assets.checks import SCORES_DRIFT, SCORES_VALID, DayChecks, po
 from karte_assets.assets.common import daily_asset, for_each_day, markdown_table, rows_metadata
 from karte_assets.assets.snapshots import publish_snapshot, servable_clients
 from karte_assets.clients import DEFAULT_CLIENT, ClientRegistry, grouped, run_clients
+from karte_assets.partitions import partition_days
 from karte_assets.plots import chart_metadata, score_change_figure, score_distribution_figure
 from karte_assets.resources.model_store import ModelStore
 from karte_assets.resources.trainer import ScoringJob, Trainer
 from karte_assets.resources.warehouse import Warehouse
 from karte_assets.tiers import NO_COUPON, tier_ranks
 from karte_assets.training.loyalty import BASELINE_FEATURE
+from karte_assets.training.uris import day_folder
 
 # Before the first model exists the audience is still ranked, by the baseline the model must beat.
 BASELINE_VERSION = f"baseline:{BASELINE_FEATURE}"
@@ -96,11 +98,14 @@ def _check_day(
     tiers: pd.DataFrame,
     configs: dict[str, ScoresConfig],
     checks: DayChecks,
+    bins: dict[dt.date, dict[str, np.ndarray]],
 ) -> set[str]:
-    """Record the day's checks; returns the clients whose scores are not valid."""
+    """Record the day's checks; returns the clients whose scores are not valid. ``bins`` keeps the
+    day's score bins for the next day's drift check (the day before is read only on a run's first day)."""
     problems, drifts, drifted, invalid_clients = [], [], False, set()
-    today = bins_by_client(warehouse, day, list(configs))
-    before = bins_by_client(warehouse, day - dt.timedelta(days=1), list(configs))
+    previous = day - dt.timedelta(days=1)
+    before = bins.pop(previous, None) or bins_by_client(warehouse, previous, list(configs))
+    today = bins[day] = bins_by_client(warehouse, day, list(configs))
     for client_id, config in configs.items():
         mine = tiers[tiers["client_id"] == client_id]
         n = int(mine["users"].sum())
@@ -154,45 +159,93 @@ def flagged_users_left_out(warehouse: Warehouse, day: dt.date, client_ids: list[
     }
 
 
-def raw_scores(
-    context: AssetExecutionContext,
-    day: dt.date,
-    models: pd.DataFrame,
-    client_ids: list[str],
-    warehouse: Warehouse,
-    trainer: Trainer,
-    model_store: ModelStore,
-) -> int:
-    """Replace ``loyalty_raw_scores`` of ``day`` for ``client_ids``: the scores of the clients with a
-    model (``models``: their ``latest_model`` rows), computed by one scoring job on their exported
-    audience, and the baseline's for the others, computed in the warehouse; returns the users scored."""
-    modelled = dict(zip(models["client_id"], models["model_uri"], strict=True))
-    baseline = [client_id for client_id in client_ids if client_id not in modelled]
-    scored = 0
-    if baseline:
-        scored += warehouse.replace_partition(
-            "loyalty_raw_scores", day, "baseline_scores", {"client_ids": baseline}
+def model_stretches(models: dict[dt.date, pd.DataFrame]) -> dict[dt.date, list[dt.date]]:
+    """Each day of ``models`` (a run's days and their ``latest_model`` rows) scored by a model, to
+    the stretch of consecutive days it belongs to: the days scored by the same models of the same
+    clients, which one scoring job scores together."""
+    stretches: dict[dt.date, list[dt.date]] = {}
+    stretch, previous = [], None
+    for day in sorted(models):
+        uris = dict(zip(models[day]["client_id"], models[day]["model_uri"], strict=True))
+        if uris and (uris != previous or day - stretch[-1] != dt.timedelta(days=1)):
+            stretch = []
+        if uris:
+            stretch.append(day)
+            stretches[day] = stretch
+        previous = uris
+    return stretches
+
+
+class RawScores:
+    """Writes ``loyalty_raw_scores`` day by day for a run: the clients with a model are scored by
+    one scoring job per stretch of days with the same models (started on the stretch's first day,
+    on the audience exported for all its days), the others by the baseline in the warehouse. A
+    job's process or machine costs seconds to minutes to start: a backfill pays it per model."""
+
+    def __init__(
+        self,
+        context: AssetExecutionContext,
+        models: dict[dt.date, pd.DataFrame],
+        warehouse: Warehouse,
+        trainer: Trainer,
+        model_store: ModelStore,
+    ):
+        self.context, self.models, self.warehouse = context, models, warehouse
+        self.trainer, self.model_store = trainer, model_store
+        self.stretches = model_stretches(models)
+        self.staged: tuple[str, ScoringJob] | None = None  # the current stretch's job key and job
+
+    def write(self, day: dt.date, client_ids: list[str]) -> int:
+        """Replace ``loyalty_raw_scores`` of ``day`` for ``client_ids``; returns the users scored."""
+        modelled = dict(zip(self.models[day]["client_id"], self.models[day]["model_uri"], strict=True))
+        baseline = [client_id for client_id in client_ids if client_id not in modelled]
+        scored = 0
+        if baseline:
+            scored += self.warehouse.replace_partition(
+                "loyalty_raw_scores", day, "baseline_scores", {"client_ids": baseline}
+            )
+        if not modelled:
+            return scored
+        stretch = self.stretches[day]
+        if day == stretch[0]:
+            self.discard()
+            self.staged = self._score(stretch, modelled)
+        _, job = self.staged
+        scored += self.warehouse.replace_partition_from_files(
+            "loyalty_raw_scores", day, day_folder(job.scores_uri, day.isoformat()), clients=list(modelled)
         )
-    if not modelled:
+        if day == stretch[-1]:
+            self.discard()
         return scored
-    job_key = f"{context.run_id}/scores/{day}"
-    try:
-        job = ScoringJob(
-            partition_date=day.isoformat(),
-            features_uri=warehouse.export_query(
-                "scoring_features",
-                {"partition_date": day, "client_ids": list(modelled)},
-                model_store.staging_prefix(job_key, "audience"),
-            ),
-            models=modelled,
-            scores_uri=model_store.staging_prefix(job_key, "scores"),
-        )
-        trainer.score(context, job)
-        return scored + warehouse.replace_partition_from_files(
-            "loyalty_raw_scores", day, job.scores_uri, clients=list(modelled)
-        )
-    finally:
-        model_store.discard_staging(job_key)
+
+    def _score(self, stretch: list[dt.date], modelled: dict[str, str]) -> tuple[str, ScoringJob]:
+        job_key = f"{self.context.run.run_id}/scores/{stretch[0]}"
+        try:
+            job = ScoringJob(
+                partition_dates=tuple(day.isoformat() for day in stretch),
+                features_uri=self.warehouse.export_query(
+                    "scoring_features",
+                    {
+                        "first_partition_date": stretch[0],
+                        "last_partition_date": stretch[-1],
+                        "client_ids": list(modelled),
+                    },
+                    self.model_store.staging_prefix(job_key, "audience"),
+                ),
+                models=modelled,
+                scores_uri=self.model_store.staging_prefix(job_key, "scores"),
+            )
+            self.trainer.score(self.context, job)
+        except BaseException:
+            self.model_store.discard_staging(job_key)
+            raise
+        return job_key, job
+
+    def discard(self) -> None:
+        """Remove the current stretch's staged files."""
+        if self.staged:
+            self.model_store.discard_staging(self.staged[0])
+            self.staged = None
 
 
 @daily_asset(
@@ -231,11 +284,17 @@ def loyalty_scores(
     servable: dict[str, tuple[dt.date, str]] = {}
     models: dict[dt.date, pd.DataFrame] = {}  # each day's latest_model rows
     newest_tiers: dict[str, pd.DataFrame] = {}  # the last scored day's score_tiers, for the metadata
+    bins: dict[dt.date, dict[str, np.ndarray]] = {}  # the day's score bins, for the next day's drift check
     checks = DayChecks()
 
-    def score(day: dt.date) -> int:
+    # loyalty_model of every day of the run is written before this step: each day's models are
+    # known up front, so the days that share them are scored by one job.
+    for day in partition_days(context):
         models[day] = warehouse.query("latest_model", {"partition_date": day, "client_ids": client_ids})
-        raw_scores(context, day, models[day], client_ids, warehouse, trainer, model_store)
+    raw = RawScores(context, models, warehouse, trainer, model_store)
+
+    def score(day: dt.date) -> int:
+        raw.write(day, client_ids)
         excluding = [c for c in client_ids if configs[c].exclude_flagged_users]
         excluded = flagged_users_left_out(warehouse, day, excluding) if excluding else {}
         rows = 0
@@ -265,13 +324,16 @@ def loyalty_scores(
             client_id: int(users) - excluded.get(client_id, 0)
             for client_id, users in zip(audience["client_id"], audience["users"], strict=True)
         }
-        invalid = _check_day(warehouse, day, sizes, tiers, configs, checks)
+        invalid = _check_day(warehouse, day, sizes, tiers, configs, checks, bins)
         versions = dict(zip(models[day]["client_id"], models[day]["model_version"], strict=True))
         for client_id in servable_clients(warehouse, day, [c for c in versions if c not in invalid]):
             servable[client_id] = (day, versions[client_id])
         return rows
 
-    rows = for_each_day(context, warehouse, score)
+    try:
+        rows = for_each_day(context, warehouse, score)
+    finally:
+        raw.discard()
     # Only each client's newest servable day: the service never goes back to an older one, so a
     # backfill's earlier days would be published only to be passed over.
     snapshots = {

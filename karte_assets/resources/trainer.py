@@ -31,11 +31,12 @@ class TrainingJob:
 @dataclass(frozen=True)
 class ScoringJob:
     """What a scoring run needs: the folder of the exported audience features of one or many
-    clients, each client's model file, and the folder for the raw scores (``partition_date``,
-    ``client_id``, ``user_id``, ``loyal_score`` Parquet files). One job scores every client of a
-    run's day that has a model: jobs grow with days, not with clients."""
+    clients on one or many days, each client's model file, and the folder for the raw scores
+    (``partition_date``, ``client_id``, ``user_id``, ``loyal_score`` Parquet files, one folder per
+    day: ``uris.day_folder``). One job scores every client with a model on every consecutive day
+    of a run that the same models score: jobs grow with models, not with days or clients."""
 
-    partition_date: str
+    partition_dates: tuple[str, ...]  # consecutive days, oldest first
     features_uri: str
     models: Mapping[str, str]  # client_id -> model URI
     scores_uri: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -84,7 +84,7 @@ class VertexTrainer(Trainer):
         job = replace(job, lightgbm_params={**job.lightgbm_params, "device_type": device})
         return outcome_from_messages(
             self._run_module(
-                context, job.partition_date, ENTRYPOINT_MODULE, pool, asdict(job), client_id=job.client_id
+                context, [job.partition_date], ENTRYPOINT_MODULE, pool, asdict(job), client_id=job.client_id
             )
         )
 
@@ -115,13 +115,13 @@ class VertexTrainer(Trainer):
         # Prediction needs no GPU: the scoring machine, in the training pool's image and network.
         pool = self.worker_pool.with_overrides(self.scoring_worker_pool.overrides())
         return scored_from_messages(
-            self._run_module(context, job.partition_date, SCORING_MODULE, pool, asdict(job))
+            self._run_module(context, job.partition_dates, SCORING_MODULE, pool, asdict(job))
         )
 
     def _run_module(
         self,
         context: AssetExecutionContext,
-        partition_date: str,
+        partition_dates: Sequence[str],
         module: str,
         pool: WorkerPool,
         extras: dict,
@@ -129,11 +129,13 @@ class VertexTrainer(Trainer):
     ) -> list:
         """Run ``python -m module`` as a CustomJob under Pipes; the custom messages it reported.
 
-        One job per (run, asset, day), and per client when it is one client's job: a retried step
+        One job per (run, asset, days), and per client when it is one client's job: a retried step
         finds its running job by that key and re-attaches to it instead of starting a second one.
+        A job of several days (scoring) is named by its first and last day.
         """
         asset = context.asset_key.to_python_identifier()
-        run_id, day = context.run.run_id, partition_date
+        run_id = context.run.run_id
+        day = "_".join(dict.fromkeys([partition_dates[0], partition_dates[-1]]))
         # A client's model is its own job, under its own key and Pipes folder: with one per day, the
         # second client's job would read the first one's messages left in the folder, and a retried
         # step would re-attach one client's training to another's running job.
@@ -156,13 +158,14 @@ class VertexTrainer(Trainer):
             command=["python", "-m", module],
             labels={
                 "dagster_asset": label(asset),
-                "dagster_partition": label(partition_date),
+                "dagster_partition": label(day),
                 "dagster_run_id": label(context.run.run_id),
             },
             extras=extras,
             deadline_seconds=self.max_wait_seconds or pool.timeout_seconds + 3600,
         )
-        context.add_asset_metadata(
-            {**invocation.metadata, "worker_pool": pool.overrides()}, partition_key=partition_date
-        )
+        for partition_date in partition_dates:
+            context.add_asset_metadata(
+                {**invocation.metadata, "worker_pool": pool.overrides()}, partition_key=partition_date
+            )
         return list(invocation.get_custom_messages())

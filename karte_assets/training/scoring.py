@@ -4,7 +4,9 @@ Runs where the data is, in the training image (a Vertex AI CustomJob, or a local
 reads the audience's features that the warehouse exported in Arrow batches, so memory is one batch
 whatever the audience, predicts each client's users with that client's model from the model store
 and writes raw scores (``partition_date``, the audience's key columns ``client_id`` and
-``user_id``, ``loyal_score``) as Parquet files for the warehouse to load. Ranks, deciles and tiers
+``user_id``, ``loyal_score``) as Parquet files for the warehouse to load, in one folder per day
+(``day_folder``). One job scores every day of a backfill that the same models score, so a job
+(a process, a Vertex AI CustomJob) is started per model, not per day. Ranks, deciles and tiers
 are computed afterwards in the warehouse (``sql/loyalty_scores.sql``).
 """
 
@@ -20,6 +22,9 @@ if __name__ == "__main__":
 
 import datetime as dt
 import os
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -29,7 +34,7 @@ from dagster_pipes import PipesContext, open_dagster_pipes
 
 from karte_assets.training import trees
 from karte_assets.training.entrypoint import pipes_channels
-from karte_assets.training.uris import ParquetSink, parquet_batches, parquet_files, read_bytes
+from karte_assets.training.uris import ParquetSink, day_folder, parquet_batches, parquet_files, read_bytes
 
 # Rows per batch: 31 float64 features make 64 MB of matrix per batch.
 BATCH_ROWS = 262_144
@@ -86,29 +91,58 @@ def client_batches(batch: pa.RecordBatch) -> list[tuple[str, pa.RecordBatch]]:
     return [(client, batch.filter(pc.equal(batch.column("client_id"), client))) for client in clients]
 
 
-def run(pipes: PipesContext) -> None:
-    job = pipes.extras
-    day = dt.date.fromisoformat(job["partition_date"])
+def day_batches(batch: pa.RecordBatch) -> list[tuple[dt.date, pa.RecordBatch]]:
+    """``batch``'s rows by their ``partition_date``, without that column: each day is scored and
+    written on its own. The export orders rows by day, so a batch is mostly one day's."""
+    dates = batch.column("partition_date")
+    rows = batch.drop_columns(["partition_date"])
+    days = pc.unique(dates).to_pylist()
+    if len(days) == 1:
+        return [(days[0], rows)]
+    return [(day, rows.filter(pc.equal(dates, pa.scalar(day, dates.type)))) for day in days]
+
+
+def score_job(job: Mapping[str, Any], log: Callable[[str], None]) -> int:
+    """Score the audience of ``job`` (a ``ScoringJob`` as Pipes extras) into a folder per day;
+    returns the users scored, all days together."""
+    days = [dt.date.fromisoformat(day) for day in job["partition_dates"]]
     boosters = {
         client_id: lgb.Booster(model_str=read_bytes(uri).decode()) for client_id, uri in job["models"].items()
     }
     threads = len(os.sched_getaffinity(0))
-    scored = 0
+    scored, empty, written = 0, None, set()
     files = parquet_files(job["features_uri"])
     for number, uri in enumerate(files):
-        with ParquetSink(f"{job['scores_uri']}part-{number:05d}.parquet") as sink:
+        with ExitStack() as stack:
+            sinks: dict[dt.date, ParquetSink] = {}  # this file's scores of each day, in the day's folder
             for batch in parquet_batches(uri, BATCH_ROWS):
-                for client_id, rows in client_batches(batch):
-                    if client_id not in boosters:
+                for day, day_rows in day_batches(batch):
+                    if day not in days:
                         raise ValueError(
-                            f"{uri}: rows of client {client_id!r} that this job has no model for"
+                            f"{uri}: rows of {day}, which is not a day of this job {job['partition_dates']}"
                         )
-                    sink.write(score_batch(boosters[client_id], rows, day, threads))
+                    if day not in sinks:
+                        target = f"{day_folder(job['scores_uri'], day.isoformat())}part-{number:05d}.parquet"
+                        sinks[day] = stack.enter_context(ParquetSink(target))
+                    for client_id, rows in client_batches(day_rows):
+                        if client_id not in boosters:
+                            raise ValueError(
+                                f"{uri}: rows of client {client_id!r} that this job has no model for"
+                            )
+                        sinks[day].write(score_batch(boosters[client_id], rows, day, threads))
+                empty = batch.drop_columns(["partition_date"]).slice(0, 0)
                 scored += batch.num_rows
-        pipes.log.info(
-            f"scored {scored:,} users of {len(boosters)} clients ({number + 1} of {len(files)} files)"
-        )
-    pipes.report_custom_message({"scored": scored})
+            written |= sinks.keys()
+        log(f"scored {scored:,} users of {len(boosters)} clients ({number + 1} of {len(files)} files)")
+    # A day without users still gets its (empty) scores file: the warehouse loads every day.
+    for day in sorted(set(days) - written):
+        with ParquetSink(f"{day_folder(job['scores_uri'], day.isoformat())}part-00000.parquet") as sink:
+            sink.write(score_batch(next(iter(boosters.values())), empty, day, threads))
+    return scored
+
+
+def run(pipes: PipesContext) -> None:
+    pipes.report_custom_message({"scored": score_job(pipes.extras, pipes.log.info)})
 
 
 def main() -> None:

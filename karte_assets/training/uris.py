@@ -23,6 +23,12 @@ def split_gs_uri(uri: str) -> tuple[str, str]:
     return bucket, name
 
 
+def day_folder(prefix: str, day: str) -> str:
+    """The folder of one day's files under ``prefix`` (a folder ending in ``/``), e.g. a scoring
+    job's scores of one of its days."""
+    return f"{prefix}{day}/"
+
+
 def read_bytes(uri: str, client: storage.Client | None = None) -> bytes:
     if not uri.startswith(GS_SCHEME):
         return Path(uri).read_bytes()
