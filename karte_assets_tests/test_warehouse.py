@@ -128,6 +128,48 @@ def test_a_retention_shorter_than_the_training_window_fails_before_writing(tmp_p
 
 
 @daily_asset()
+def profile_days(context, warehouse: Warehouse) -> MaterializeResult:
+    """A snapshot table written day by day, as user_profile is."""
+
+    def write(day: dt.date) -> int:
+        return warehouse.replace_partition_with_rows("user_profile", day, pd.DataFrame({"x": [day.day]}))
+
+    return MaterializeResult(metadata=rows_metadata(for_each_day(context, warehouse, write)))
+
+
+@daily_asset(deps=[profile_days])
+def features_days(context, warehouse: Warehouse) -> MaterializeResult:
+    """Reads each day's profile snapshot, as user_features does."""
+
+    def write(day: dt.date) -> int:
+        profile = rows_of(warehouse, "user_profile", day)[["x"]]
+        return warehouse.replace_partition_with_rows("user_features", day, profile)
+
+    return MaterializeResult(metadata=rows_metadata(for_each_day(context, warehouse, write)))
+
+
+def test_a_range_run_longer_than_the_retention_keeps_its_own_days_until_the_next_run(tmp_path):
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), snapshot_retention_days=2)
+    first, last = DAY, DAY + dt.timedelta(days=5)
+    tags = {
+        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+    }
+    assert materialize([profile_days, features_days], resources={"warehouse": warehouse}, tags=tags).success
+    # The profile's six days were written before the features read them: none expired meanwhile
+    # (expiring by the newest day written emptied days 1-3 of a range run's features).
+    days = [first + dt.timedelta(days=n) for n in range(6)]
+    assert [rows_of(warehouse, "user_features", day)["x"].tolist() for day in days] == [[d.day] for d in days]
+    # The next run's write expires them by the retention as usual.
+    later = last + dt.timedelta(days=1)
+    assert materialize(
+        [profile_days], resources={"warehouse": warehouse}, partition_key=later.isoformat()
+    ).success
+    kept = sorted(d for d in days + [later] if warehouse.partition_exists("user_profile", d))
+    assert kept == [later - dt.timedelta(days=2), later - dt.timedelta(days=1), later]
+
+
+@daily_asset()
 def writes_every_day(context, warehouse: Warehouse) -> MaterializeResult:
     """Two statements per day of the run, as a graph asset issues them."""
 

@@ -159,8 +159,8 @@ def for_each_day(
     Before the first day: the run's config is checked, and the warehouse is held for this run.
     """
     check_run(context)
-    warehouse.hold_for_run(context.run_id, context.log)
     days = partition_days(context)
+    warehouse.hold_for_run(context.run_id, context.log, days[0])
     name = context.asset_key.to_user_string()
     started = time.perf_counter()
     rows: dict[dt.date, int] = {}
@@ -181,8 +181,8 @@ def for_range(
     """Run ``write`` once for all the days of the run (an asset whose days do not build on each
     other); rows per day. Checked and held as ``for_each_day`` does."""
     check_run(context)
-    warehouse.hold_for_run(context.run_id, context.log)
     days = partition_days(context)
+    warehouse.hold_for_run(context.run_id, context.log, days[0])
     started = time.perf_counter()
     rows = write(days)
     context.log.info(

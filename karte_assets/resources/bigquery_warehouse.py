@@ -103,8 +103,9 @@ class BigQueryWarehouse(Warehouse):
     # The labels given by labelled(): the asset and run the jobs belong to.
     _labels: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
+    def hold_for_run(self, run_id: str, log: logging.Logger, first_day: dt.date | None = None) -> None:
         # Runs on BigQuery are kept apart by the run queue; what a run needs first is the location.
+        # (Snapshot partitions expire by BigQuery's clock, from today, whatever the run's days.)
         if run_id not in self._located_runs:
             self._check_location()
             self._located_runs.add(run_id)

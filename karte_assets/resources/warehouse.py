@@ -17,6 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -46,6 +47,23 @@ _TIMEZONE = "SET TimeZone = 'UTC'"
 ONE_CLIENT = (DEFAULT_CLIENT,)
 # Per-day full snapshots: every day holds every user, so old days expire (``snapshot_retention_days``).
 SNAPSHOT_TABLES = frozenset({"user_profile", "user_features", "loyalty_training_set", "loyalty_raw_scores"})
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long a snapshot table keeps its days: ``days`` before the newest day written, and none
+    from ``run_first_day`` on. A single-run backfill writes user_profile's 273 days before
+    user_features reads day 1 of them: expiring by the newest day alone emptied every day the
+    retention did not reach and restarted the carried windows there."""
+
+    days: int
+    run_first_day: dt.date | None = None
+
+    def oldest_kept(self, newest_written: dt.date) -> dt.date:
+        oldest = newest_written - dt.timedelta(days=self.days)
+        return min(oldest, self.run_first_day) if self.run_first_day else oldest
+
+
 # Run locks this process holds: lock file -> (run id, file descriptor).
 _RUN_LOCKS: dict[str, tuple[str, int]] = {}
 # The file name of a local export; BigQuery names its files by a wildcard (bigquery_warehouse.py).
@@ -73,12 +91,14 @@ class Warehouse(ConfigurableResource, ABC):
         "(KARTE_SNAPSHOT_RETENTION_DAYS); must cover the training set's snapshot window.",
     )
 
-    def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
+    def hold_for_run(self, run_id: str, log: logging.Logger, first_day: dt.date | None = None) -> None:
         """Wait until no other run writes this warehouse, then keep it for run ``run_id``.
 
         Each write is atomic, but two runs of the same days would otherwise interleave theirs
         (one's events, the other's features). Where runs execute on other machines, the run
-        queue's concurrency limits do this instead, and this does nothing.
+        queue's concurrency limits do this instead, and this does nothing. ``first_day``, the run's
+        oldest day: no snapshot day from it on expires while the run writes (a range run writes one
+        asset's days before the next asset reads them).
         """
 
     @contextmanager
@@ -176,6 +196,7 @@ class DuckDBWarehouse(Warehouse):
     _run_connection: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
     _run_columns: dict[str, set[str]] = PrivateAttr(default_factory=dict)
     _lent_memory_limit: str | None = PrivateAttr(default=None)
+    _run_first_day: dt.date | None = PrivateAttr(default=None)
     memory_limit: str = Field(
         default=DEFAULT_MEMORY_LIMIT,
         description="Most memory a connection may use, a share of the machine ('10%') or a size ('2GB') "
@@ -252,7 +273,8 @@ class DuckDBWarehouse(Warehouse):
             self._run_connection = None
             self._run_columns.clear()
 
-    def hold_for_run(self, run_id: str, log: logging.Logger) -> None:
+    def hold_for_run(self, run_id: str, log: logging.Logger, first_day: dt.date | None = None) -> None:
+        self._run_first_day = first_day
         path = f"{self.path}.run-lock"
         held = _RUN_LOCKS.get(path)
         if held and held[0] == run_id:
@@ -370,8 +392,10 @@ class DuckDBWarehouse(Warehouse):
         warehouse); None outside a run, where another process may have changed them."""
         return self._run_columns if self._run_connection is not None else None
 
-    def _retention(self, table: str) -> int | None:
-        return self.snapshot_retention_days if table in SNAPSHOT_TABLES else None
+    def _retention(self, table: str) -> Retention | None:
+        if table not in SNAPSHOT_TABLES:
+            return None
+        return Retention(self.snapshot_retention_days, self._run_first_day if self._run_connection else None)
 
     def export_query(self, query_name, params, destination_prefix):
         select, bound = duckdb_sql(query_name), bind(query_name, dict(params))
@@ -493,7 +517,7 @@ def _replace(
     table: str,
     select: str,
     params: Mapping[str, object],
-    retention_days: int | None,
+    retention: Retention | None,
     clients: Sequence[str],
     known_columns: dict[str, set[str]] | None = None,
     days: Sequence[dt.date] | None = None,
@@ -502,9 +526,9 @@ def _replace(
 
     Without ``days``, the one day ``params["partition_date"]``, stamped on ``select``'s rows; with
     them, ``select``'s rows carry their ``partition_date``, and one outside ``days`` fails the write.
-    With ``retention_days``, drop the days older than that before the newest day written (BigQuery's
-    partition expiration counts from today instead: the local graph's days are often far from today,
-    so the written day is the clock here). ``known_columns`` (table -> columns) spares the catalog
+    With ``retention``, drop the days older than its days before the newest day written, but none
+    from the holding run's first day on (BigQuery's partition expiration counts from today instead:
+    the local graph's days are often far from today, so the written day is the clock here). ``known_columns`` (table -> columns) spares the catalog
     look-ups on a connection that has written the table before."""
     target = checked_identifier(table)
     clients = [checked_client_id(client) for client in clients]
@@ -562,8 +586,8 @@ def _replace(
                 ).fetchall()
             )
         )
-        if retention_days is not None:
-            oldest = max(days) - dt.timedelta(days=retention_days)
+        if retention is not None:
+            oldest = retention.oldest_kept(max(days))
             expire = f"DELETE FROM {target} WHERE partition_date < $oldest"  # noqa: S608 (checked identifier)
             connection.execute(expire, {"oldest": oldest})
             connection.execute(
