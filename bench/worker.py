@@ -235,19 +235,37 @@ def bare_task(spec: dict) -> dict:
     from karte_assets.sql import bind, duckdb_sql
 
     day = dt.date.fromisoformat(spec["day"])
-    params = {"partition_date": day, "session_gap_seconds": spec.get("session_gap_seconds", 1800)}
+    params = {
+        "partition_date": day,
+        # user_daily_activity covers a range of days (its rows carry their day); here the one day.
+        "first_date": day,
+        "last_date": day,
+        "audience_days": 0,
+        "session_gap_seconds": spec.get("session_gap_seconds", 1800),
+    }
     times = {}
     started = time.perf_counter()
     connection = duckdb.connect(spec["db"])
     connection.execute("SET TimeZone = 'UTC'")
+    # user_profile and user_features read their own day before (carried state): the tables must exist.
     connection.execute(duckdb_sql("user_profile_table"))
+    connection.execute(duckdb_sql("user_features_table"))
     for table in FEATURE_TABLES:
         query_started = time.perf_counter()
         stamped = (
-            f"SELECT CAST($partition_date AS DATE) AS partition_date, q.* FROM ({duckdb_sql(table)}) AS q"
+            duckdb_sql(table)
+            if table == "user_daily_activity"
+            else f"SELECT CAST($partition_date AS DATE) AS partition_date, q.* FROM ({duckdb_sql(table)}) AS q"
         )
-        verb = f"INSERT INTO {table} BY NAME" if table == "user_profile" else f"CREATE TABLE {table} AS"
-        connection.execute(f"{verb} {stamped}", {**bind(table, params), "partition_date": day})
+        verb = (
+            f"INSERT INTO {table} BY NAME"
+            if table in ("user_profile", "user_features")
+            else f"CREATE TABLE {table} AS"
+        )
+        bound = bind(table, params)
+        if table != "user_daily_activity":
+            bound["partition_date"] = day
+        connection.execute(f"{verb} {stamped}", bound)
         times[table] = time.perf_counter() - query_started
     connection.close()  # includes the checkpoint that makes the tables durable, as every asset write does
     total = time.perf_counter() - started
