@@ -6,21 +6,17 @@ import datetime as dt
 import duckdb
 import pandas as pd
 import pytest
-from dagster import materialize
 
 from karte_assets.assets.checks import FEATURES_VALID, DayChecks
 from karte_assets.assets.events import _check_days
 from karte_assets.assets.features import _check_quality
 from karte_assets.clients import LoyaltyClient
-from karte_assets.definitions import ASSETS
 from karte_assets.environments import local_resources
 from karte_assets.event_sources import SyntheticSource, range_events
 from karte_assets.resources.warehouse import DuckDBWarehouse
 from karte_assets.settings import load_settings
 from karte_assets.synthetic import SyntheticWorld
 from karte_assets_tests.graph import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
     FIRST_DAY,
     LocalGraph,
 )
@@ -83,18 +79,7 @@ def shops(home, tmp_path) -> LocalGraph:
 
 
 def run(graph: LocalGraph, first: dt.date, last: dt.date) -> None:
-    tags = {
-        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-    }
-    assert materialize(
-        ASSETS,
-        resources=graph.resources,
-        run_config=CONFIG,
-        instance=graph.instance,
-        tags=tags,
-        selection=SELECTION,
-    ).success
+    assert graph.materialize(first, last, run_config=CONFIG, selection=SELECTION).success
 
 
 def outcomes(warehouse, days: list[dt.date]) -> dict:
